@@ -1,0 +1,161 @@
+"""An in-process store: a dict under a lock, with an expiry heap so cleanup costs O(expired)."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from dataclasses import dataclass
+
+from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+
+__all__ = ["AsyncMemoryStore"]
+
+# Expired records are also evicted a few at a time on every create, so a process that never
+# calls cleanup() still returns to its baseline memory (abandoned sessions are the common case).
+_EVICT_ON_WRITE = 8
+
+
+@dataclass(slots=True)
+class _Entry:
+    payload: bytes
+    version: int
+    accessed_at: float
+    expires_at: float
+    lock_token: str | None = None
+    lock_expires: float = 0.0
+
+
+class AsyncMemoryStore:
+    """Sessions in this process's memory: for tests, the demo and single-process apps.
+
+    Thread-safe; the async flavour never awaits while holding its lock, so it is safe on an event
+    loop too. Nothing survives a restart and nothing is shared between processes.
+    """
+
+    unavailable_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self.name = "memory://"
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        # (expires_at, key): a record's current deadline, plus stale pairs left by touch and
+        # update; a popped pair counts only if it still matches the entry.
+        self._heap: list[tuple[float, str]] = []
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncMemoryStore:
+        """``memory://``: the URL carries no options."""
+        return cls()
+
+    def _push(self, expires_at: float, key: str) -> None:
+        heapq.heappush(self._heap, (expires_at, key))
+        if len(self._heap) > 2 * len(self._entries) + 64:
+            self._heap = [(e.expires_at, k) for k, e in self._entries.items()]
+            heapq.heapify(self._heap)
+
+    def _evict(self, now: float, limit: int | None) -> int:
+        removed = 0
+        heap, entries = self._heap, self._entries
+        while heap and heap[0][0] <= now and (limit is None or removed < limit):
+            expires_at, key = heapq.heappop(heap)
+            entry = entries.get(key)
+            if entry is not None and entry.expires_at == expires_at:
+                del entries[key]
+                removed += 1
+        return removed
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if lock is not None:
+                if (
+                    entry.lock_token is not None
+                    and entry.lock_token != lock.token
+                    and entry.lock_expires > now
+                ):
+                    return LOCKED
+                entry.lock_token, entry.lock_expires = lock.token, now + lock.ttl
+            return Record(entry.payload, entry.version, entry.accessed_at, entry.expires_at)
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool:
+        with self._lock:
+            self._evict(now, _EVICT_ON_WRITE)
+            if key in self._entries:
+                return False
+            self._entries[key] = _Entry(payload, 1, accessed_at, expires_at)
+            self._push(expires_at, key)
+            return True
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or (expected_version is not None and entry.version != expected_version):
+                return None
+            entry.payload, entry.accessed_at = payload, accessed_at
+            entry.version += 1
+            if entry.expires_at != expires_at:
+                entry.expires_at = expires_at
+                self._push(expires_at, key)
+            if unlock is not None and entry.lock_token == unlock:
+                entry.lock_token = None
+            return entry.version
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            entry.accessed_at = accessed_at
+            if entry.expires_at != expires_at:
+                entry.expires_at = expires_at
+                self._push(expires_at, key)
+            if unlock is not None and entry.lock_token == unlock:
+                entry.lock_token = None
+            return True
+
+    async def unlock(self, key: str, token: str) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.lock_token == token:
+                entry.lock_token = None
+
+    async def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    async def clear_expired(self, now: float) -> int:
+        with self._lock:
+            return self._evict(now, None)
+
+    async def count(self, now: float) -> int | None:
+        with self._lock:
+            return sum(1 for e in self._entries.values() if e.expires_at > now)
+
+    async def stats(self, now: float) -> StoreStats:
+        with self._lock:
+            live = sum(1 for e in self._entries.values() if e.expires_at > now)
+            size = sum(len(e.payload) for e in self._entries.values())
+            return StoreStats(live, len(self._entries) - live, size)
+
+    async def aclose(self) -> None:
+        """Nothing to release; the data stays until the object is dropped."""

@@ -1,0 +1,216 @@
+"""The store contract: what every session store does, exactly.
+
+A store keeps opaque session payloads under a *key*. The key is the SHA-256 hex digest of the
+session id (64 characters of ``[0-9a-f]``), computed and validated by the core, so a store never
+sees a raw id, a cookie, a request or a response. Payloads are opaque bytes; stores never decode
+them.
+
+Every record carries:
+
+``payload``      the encoded session (bytes, opaque to the store)
+``version``      an integer the *store* assigns: 1 on create, +1 on every successful update
+``accessed_at``  seconds since the epoch, written by create, update and touch
+``expires_at``   seconds since the epoch; after it the record is dead
+
+Operations (async flavour shown; the sync flavour is the same without ``async`` and with
+``close`` instead of ``aclose``). ``now`` is the caller's clock, so tests can freeze time; stores
+with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at least one second.
+
+``load(key, now, lock=None) -> Record | LOCKED | None``
+    The record, or ``None`` if there is none. A record whose ``expires_at`` has passed may be
+    returned (the core deletes it) or treated as absent (stores with native TTL). With ``lock``,
+    the per-session lock is taken in the same atomic step when it is free, expired, or already
+    held by ``lock.token``, and the record is returned; when another token holds an unexpired
+    lock, ``LOCKED`` is returned and nothing changes. No lock is taken when there is no record.
+
+``create(key, payload, accessed_at, expires_at, now) -> bool``
+    Create-if-absent. ``True``: stored with version 1. ``False``: a record already exists under
+    ``key`` (dead or alive); nothing was changed and the caller must pick another id.
+
+``update(key, payload, accessed_at, expires_at, now, expected_version, unlock=None) -> int | None``
+    Update-if-present, compare-and-set. When a record exists and ``expected_version`` is
+    ``None`` or equals its version, the payload and times are replaced, the version is
+    incremented, and the new version is returned. Otherwise (no record: destroyed, rotated or
+    expired; or another version) nothing changes and ``None`` is returned, so a late save can
+    never resurrect a destroyed session. ``unlock=token`` also releases the lock held by
+    ``token`` in the same atomic step, only when the update succeeds.
+
+``touch(key, accessed_at, expires_at, now, unlock=None) -> bool``
+    Moves ``accessed_at`` and ``expires_at`` without rewriting the payload or changing the
+    version. ``False`` when there is no record (nothing is created). ``unlock`` as for update.
+
+``unlock(key, token) -> None``
+    Releases the lock when ``token`` holds it; otherwise does nothing.
+
+``delete(key) -> None``
+    Removes the record and its lock. Idempotent: deleting a missing key is not an error.
+
+``clear_expired(now) -> int``
+    Removes records whose ``expires_at <= now`` (and debris such as stale temp files) and returns
+    how many records it removed. Stores whose backend expires records itself return 0.
+    Large stores delete in bounded batches so no long lock is held.
+
+``count(now) -> int | None``
+    Live records (``expires_at > now``), or ``None`` when the backend cannot enumerate keys.
+
+``stats(now) -> StoreStats``
+    Live and expired record counts and total payload bytes, each ``None`` where unknown.
+
+``aclose()`` / ``close()``
+    Releases connections the store opened itself; a client passed in by the caller is left open.
+
+Every store also has ``name`` (a description for error messages, never with a password) and
+``unavailable_errors`` (the driver exceptions that mean "server down or timed out"): the core
+wraps any other driver exception in :class:`~coatcheck.errors.StoreError`, and those in
+:class:`~coatcheck.errors.StoreUnavailable`, naming the store.
+
+The contract test suite in ``tests/contract`` checks all of this against every store.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "LOCKED",
+    "AsyncStore",
+    "LockRequest",
+    "Locked",
+    "LoadResult",
+    "Record",
+    "Store",
+    "StoreStats",
+]
+
+
+class Locked(enum.Enum):
+    """Type of the :data:`LOCKED` marker returned by ``load`` when another request holds the lock."""
+
+    LOCKED = "locked"
+
+
+LOCKED = Locked.LOCKED
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored session, as a store returns it."""
+
+    payload: bytes
+    version: int
+    accessed_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LockRequest:
+    """Ask ``load`` to take the per-session lock for ``token`` for at most ``ttl`` seconds."""
+
+    token: str
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What ``coatcheck stats`` prints; ``None`` where the backend cannot tell."""
+
+    live: int | None
+    expired: int | None
+    payload_bytes: int | None
+
+
+LoadResult = Record | Literal[Locked.LOCKED] | None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A synchronous session store; see the module docstring for the exact semantics."""
+
+    name: str
+    unavailable_errors: tuple[type[BaseException], ...]
+
+    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult: ...
+
+    def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool: ...
+
+    def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None: ...
+
+    def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool: ...
+
+    def unlock(self, key: str, token: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def clear_expired(self, now: float) -> int: ...
+
+    def count(self, now: float) -> int | None: ...
+
+    def stats(self, now: float) -> StoreStats: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """An asyncio session store; the same contract as :class:`Store`, awaited."""
+
+    name: str
+    unavailable_errors: tuple[type[BaseException], ...]
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult: ...
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool: ...
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None: ...
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool: ...
+
+    async def unlock(self, key: str, token: str) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def clear_expired(self, now: float) -> int: ...
+
+    async def count(self, now: float) -> int | None: ...
+
+    async def stats(self, now: float) -> StoreStats: ...
+
+    async def aclose(self) -> None: ...

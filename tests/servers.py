@@ -1,0 +1,45 @@
+"""Where the test servers are, and what to do when one is missing.
+
+Under ``CI=true`` a missing server fails the test (CI must never pass by skipping); locally it
+skips with the reason, so a developer without, say, memcached can still run the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+__all__ = ["SERVERS", "require_server"]
+
+# name -> (host, port); overridable so a developer can point at other servers.
+SERVERS: dict[str, tuple[str, int]] = {
+    "postgresql": (os.environ.get("COATCHECK_TEST_PG_HOST", "127.0.0.1"), 5432),
+    "mysql": (os.environ.get("COATCHECK_TEST_MYSQL_HOST", "127.0.0.1"), 3306),
+    "redis": (os.environ.get("COATCHECK_TEST_REDIS_HOST", "127.0.0.1"), 6379),
+    "memcached": (os.environ.get("COATCHECK_TEST_MEMCACHED_HOST", "127.0.0.1"), 11211),
+}
+
+_seen: dict[str, bool] = {}
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str) -> tuple[str, int]:
+    """Return the server's address, or fail (CI) / skip (locally) when nothing listens there."""
+    host, port = SERVERS[name]
+    if name not in _seen:
+        _seen[name] = _answers(host, port)
+    if not _seen[name]:
+        message = f"{name} server not reachable at {host}:{port}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " (CI=true: servers are required; .ci/run starts them)")
+        pytest.skip(message + " (start it, or run .ci/run which does)")
+    return host, port
