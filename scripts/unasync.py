@@ -48,8 +48,18 @@ SUBS: list[tuple[str, str]] = [
     (r"asynccontextmanager", "contextmanager"),
     (r"@pytest\.mark\.asyncio\n *", ""),
     (r"pytest_asyncio\.fixture", "pytest.fixture"),
+    (r"import pytest_asyncio\n", ""),
 ]
-COMPILED = [(re.compile(r"(?<![A-Za-z0-9_])" + pat + r"(?![A-Za-z0-9_])"), rep) for pat, rep in SUBS]
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    # Whole words only: no word character may touch the match on a side that ends in one.
+    head = r"(?<![A-Za-z0-9_])" if re.match(r"[A-Za-z0-9_]", pattern) else ""
+    tail = r"(?![A-Za-z0-9_])" if re.search(r"[A-Za-z0-9_)]$", pattern) else ""
+    return re.compile(head + pattern + tail)
+
+
+COMPILED = [(_compile(pat), rep) for pat, rep in SUBS]
 
 
 def transform(text: str, used: set[int]) -> str:

@@ -36,11 +36,11 @@ def sync_store_for(name: str, tmp_path: Path) -> Iterator[Store]:
         store = FileStore(tmp_path / f"sessions-{unique}")
     elif name == "sqlite":
         sqlite_store = SQLiteStore(tmp_path / f"sessions-{unique}.db")
-        await sqlite_store.create_tables()
+        sqlite_store.create_tables()
         store = sqlite_store
     else:
         raise ValueError(f"unknown backend {name}")
     try:
         yield store
     finally:
-        await store.close()
+        store.close()

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from coatcheck.stores import LOCKED, Store, LockRequest, Record
 
@@ -37,18 +36,16 @@ def sync_store(backend: str, tmp_path: Path) -> Iterator[Store]:
 
 
 def put(store: Store, k: str, payload: bytes = b"data", ttl: float = HOUR) -> None:
-    assert await store.create(k, payload, NOW, NOW + ttl, NOW) is True
+    assert store.create(k, payload, NOW, NOW + ttl, NOW) is True
 
 
-@pytest.mark.asyncio
 def test_load_of_missing_key_is_none(sync_store: Store) -> None:
-    assert await sync_store.load(key("missing"), NOW) is None
+    assert sync_store.load(key("missing"), NOW) is None
 
 
-@pytest.mark.asyncio
 def test_create_then_load_returns_version_1(sync_store: Store) -> None:
-    await put(sync_store, key(1), b"hello")
-    record = await sync_store.load(key(1), NOW)
+    put(sync_store, key(1), b"hello")
+    record = sync_store.load(key(1), NOW)
     assert isinstance(record, Record)
     assert record.payload == b"hello"
     assert record.version == 1
@@ -56,198 +53,181 @@ def test_create_then_load_returns_version_1(sync_store: Store) -> None:
     assert record.expires_at == pytest.approx(NOW + HOUR, abs=1e-3)
 
 
-@pytest.mark.asyncio
 def test_create_reports_collision_and_changes_nothing(sync_store: Store) -> None:
-    await put(sync_store, key(1), b"first")
-    assert await sync_store.create(key(1), b"second", NOW + 1, NOW + 2 * HOUR, NOW + 1) is False
-    record = await sync_store.load(key(1), NOW + 1)
+    put(sync_store, key(1), b"first")
+    assert sync_store.create(key(1), b"second", NOW + 1, NOW + 2 * HOUR, NOW + 1) is False
+    record = sync_store.load(key(1), NOW + 1)
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"first", 1)
 
 
-@pytest.mark.asyncio
 def test_update_is_compare_and_set_on_version(sync_store: Store) -> None:
-    await put(sync_store, key(1), b"v1")
-    assert await sync_store.update(key(1), b"v2", NOW + 5, NOW + HOUR + 5, NOW + 5, 1) == 2
+    put(sync_store, key(1), b"v1")
+    assert sync_store.update(key(1), b"v2", NOW + 5, NOW + HOUR + 5, NOW + 5, 1) == 2
     # A writer that loaded version 1 lost the race: nothing changes.
-    assert await sync_store.update(key(1), b"stale", NOW + 6, NOW + HOUR, NOW + 6, 1) is None
-    record = await sync_store.load(key(1), NOW + 6)
+    assert sync_store.update(key(1), b"stale", NOW + 6, NOW + HOUR, NOW + 6, 1) is None
+    record = sync_store.load(key(1), NOW + 6)
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"v2", 2)
     assert record.accessed_at == pytest.approx(NOW + 5, abs=1e-3)
     assert record.expires_at == pytest.approx(NOW + HOUR + 5, abs=1e-3)
     # No expected version: last writer wins, but the version still moves.
-    assert await sync_store.update(key(1), b"v3", NOW + 7, NOW + HOUR, NOW + 7, None) == 3
+    assert sync_store.update(key(1), b"v3", NOW + 7, NOW + HOUR, NOW + 7, None) == 3
 
 
-@pytest.mark.asyncio
 def test_update_never_resurrects_a_deleted_record(sync_store: Store) -> None:
-    await put(sync_store, key(1))
-    await sync_store.delete(key(1))
-    assert await sync_store.update(key(1), b"late", NOW, NOW + HOUR, NOW, 1) is None
-    assert await sync_store.update(key(1), b"late", NOW, NOW + HOUR, NOW, None) is None
-    assert await sync_store.load(key(1), NOW) is None
-    assert await sync_store.update(key("never"), b"x", NOW, NOW + HOUR, NOW, None) is None
-    assert await sync_store.load(key("never"), NOW) is None
+    put(sync_store, key(1))
+    sync_store.delete(key(1))
+    assert sync_store.update(key(1), b"late", NOW, NOW + HOUR, NOW, 1) is None
+    assert sync_store.update(key(1), b"late", NOW, NOW + HOUR, NOW, None) is None
+    assert sync_store.load(key(1), NOW) is None
+    assert sync_store.update(key("never"), b"x", NOW, NOW + HOUR, NOW, None) is None
+    assert sync_store.load(key("never"), NOW) is None
 
 
-@pytest.mark.asyncio
 def test_delete_is_idempotent_and_isolated(sync_store: Store) -> None:
-    await put(sync_store, key(1), b"one")
-    await put(sync_store, key(2), b"two")
-    await sync_store.delete(key(1))
-    await sync_store.delete(key(1))
-    await sync_store.delete(key("never"))
-    assert await sync_store.load(key(1), NOW) is None
-    other = await sync_store.load(key(2), NOW)
+    put(sync_store, key(1), b"one")
+    put(sync_store, key(2), b"two")
+    sync_store.delete(key(1))
+    sync_store.delete(key(1))
+    sync_store.delete(key("never"))
+    assert sync_store.load(key(1), NOW) is None
+    other = sync_store.load(key(2), NOW)
     assert isinstance(other, Record)
     assert other.payload == b"two"
 
 
-@pytest.mark.asyncio
 def test_touch_moves_times_only(sync_store: Store) -> None:
-    await put(sync_store, key(1), b"keep")
-    assert await sync_store.touch(key(1), NOW + 60, NOW + 60 + HOUR, NOW + 60) is True
-    record = await sync_store.load(key(1), NOW + 60)
+    put(sync_store, key(1), b"keep")
+    assert sync_store.touch(key(1), NOW + 60, NOW + 60 + HOUR, NOW + 60) is True
+    record = sync_store.load(key(1), NOW + 60)
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"keep", 1)
     assert record.accessed_at == pytest.approx(NOW + 60, abs=1e-3)
     assert record.expires_at == pytest.approx(NOW + 60 + HOUR, abs=1e-3)
 
 
-@pytest.mark.asyncio
 def test_touch_of_missing_record_creates_nothing(sync_store: Store) -> None:
-    assert await sync_store.touch(key("never"), NOW, NOW + HOUR, NOW) is False
-    assert await sync_store.load(key("never"), NOW) is None
+    assert sync_store.touch(key("never"), NOW, NOW + HOUR, NOW) is False
+    assert sync_store.load(key("never"), NOW) is None
 
 
-@pytest.mark.asyncio
 def test_payload_bytes_round_trip_exactly(sync_store: Store) -> None:
     payloads = [b"", bytes(range(256)), b"\x00" * 10, "ünï\u2028".encode(), b"x" * 500_000]
     for n, payload in enumerate(payloads):
-        await put(sync_store, key(f"bytes-{n}"), payload)
+        put(sync_store, key(f"bytes-{n}"), payload)
     for n, payload in enumerate(payloads):
-        record = await sync_store.load(key(f"bytes-{n}"), NOW)
+        record = sync_store.load(key(f"bytes-{n}"), NOW)
         assert isinstance(record, Record)
         assert record.payload == payload
 
 
-@pytest.mark.asyncio
 def test_lock_excludes_other_tokens_until_released(sync_store: Store) -> None:
-    await put(sync_store, key(1))
+    put(sync_store, key(1))
     a, b = LockRequest("token-a", 30.0), LockRequest("token-b", 30.0)
-    assert isinstance(await sync_store.load(key(1), NOW, a), Record)
-    assert await sync_store.load(key(1), NOW, b) is LOCKED
+    assert isinstance(sync_store.load(key(1), NOW, a), Record)
+    assert sync_store.load(key(1), NOW, b) is LOCKED
     # The holder may load again; a plain load is never blocked (locks are advisory).
-    assert isinstance(await sync_store.load(key(1), NOW, a), Record)
-    assert isinstance(await sync_store.load(key(1), NOW), Record)
-    await sync_store.unlock(key(1), "token-b")  # not the holder: no effect
-    assert await sync_store.load(key(1), NOW, b) is LOCKED
-    await sync_store.unlock(key(1), "token-a")
-    assert isinstance(await sync_store.load(key(1), NOW, b), Record)
+    assert isinstance(sync_store.load(key(1), NOW, a), Record)
+    assert isinstance(sync_store.load(key(1), NOW), Record)
+    sync_store.unlock(key(1), "token-b")  # not the holder: no effect
+    assert sync_store.load(key(1), NOW, b) is LOCKED
+    sync_store.unlock(key(1), "token-a")
+    assert isinstance(sync_store.load(key(1), NOW, b), Record)
 
 
-@pytest.mark.asyncio
 def test_lock_expires_by_the_callers_clock(sync_store: Store) -> None:
-    await put(sync_store, key(1))
-    assert isinstance(await sync_store.load(key(1), NOW, LockRequest("a", 10.0)), Record)
-    assert await sync_store.load(key(1), NOW + 5, LockRequest("b", 10.0)) is LOCKED
-    assert isinstance(await sync_store.load(key(1), NOW + 11, LockRequest("b", 10.0)), Record)
-    assert await sync_store.load(key(1), NOW + 12, LockRequest("a", 10.0)) is LOCKED
+    put(sync_store, key(1))
+    assert isinstance(sync_store.load(key(1), NOW, LockRequest("a", 10.0)), Record)
+    assert sync_store.load(key(1), NOW + 5, LockRequest("b", 10.0)) is LOCKED
+    assert isinstance(sync_store.load(key(1), NOW + 11, LockRequest("b", 10.0)), Record)
+    assert sync_store.load(key(1), NOW + 12, LockRequest("a", 10.0)) is LOCKED
 
 
-@pytest.mark.asyncio
 def test_successful_update_and_touch_release_the_lock(sync_store: Store) -> None:
-    await put(sync_store, key(1))
-    assert isinstance(await sync_store.load(key(1), NOW, LockRequest("a", 30.0)), Record)
-    assert await sync_store.update(key(1), b"new", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2
-    assert isinstance(await sync_store.load(key(1), NOW, LockRequest("b", 30.0)), Record)
-    assert await sync_store.touch(key(1), NOW + 1, NOW + HOUR, NOW + 1, unlock="b") is True
-    assert isinstance(await sync_store.load(key(1), NOW + 1, LockRequest("c", 30.0)), Record)
+    put(sync_store, key(1))
+    assert isinstance(sync_store.load(key(1), NOW, LockRequest("a", 30.0)), Record)
+    assert sync_store.update(key(1), b"new", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2
+    assert isinstance(sync_store.load(key(1), NOW, LockRequest("b", 30.0)), Record)
+    assert sync_store.touch(key(1), NOW + 1, NOW + HOUR, NOW + 1, unlock="b") is True
+    assert isinstance(sync_store.load(key(1), NOW + 1, LockRequest("c", 30.0)), Record)
 
 
-@pytest.mark.asyncio
 def test_failed_update_keeps_the_lock(sync_store: Store) -> None:
-    await put(sync_store, key(1))
-    assert isinstance(await sync_store.load(key(1), NOW, LockRequest("a", 30.0)), Record)
-    assert await sync_store.update(key(1), b"x", NOW, NOW + HOUR, NOW, 7, unlock="a") is None
-    assert await sync_store.load(key(1), NOW, LockRequest("b", 30.0)) is LOCKED
+    put(sync_store, key(1))
+    assert isinstance(sync_store.load(key(1), NOW, LockRequest("a", 30.0)), Record)
+    assert sync_store.update(key(1), b"x", NOW, NOW + HOUR, NOW, 7, unlock="a") is None
+    assert sync_store.load(key(1), NOW, LockRequest("b", 30.0)) is LOCKED
 
 
-@pytest.mark.asyncio
 def test_no_lock_without_a_record_and_delete_drops_the_lock(
     sync_store: Store,
 ) -> None:
-    assert await sync_store.load(key(1), NOW, LockRequest("a", 30.0)) is None
-    await put(sync_store, key(1))
-    assert isinstance(await sync_store.load(key(1), NOW, LockRequest("b", 30.0)), Record)
-    await sync_store.delete(key(1))
-    await put(sync_store, key(1))
-    assert isinstance(await sync_store.load(key(1), NOW, LockRequest("c", 30.0)), Record)
+    assert sync_store.load(key(1), NOW, LockRequest("a", 30.0)) is None
+    put(sync_store, key(1))
+    assert isinstance(sync_store.load(key(1), NOW, LockRequest("b", 30.0)), Record)
+    sync_store.delete(key(1))
+    put(sync_store, key(1))
+    assert isinstance(sync_store.load(key(1), NOW, LockRequest("c", 30.0)), Record)
 
 
-@pytest.mark.asyncio
 def test_clear_expired_removes_only_the_dead(sync_store: Store, backend: str) -> None:
-    await put(sync_store, key("short-1"), ttl=10)
-    await put(sync_store, key("short-2"), ttl=10)
-    await put(sync_store, key("long"), ttl=HOUR)
+    put(sync_store, key("short-1"), ttl=10)
+    put(sync_store, key("short-2"), ttl=10)
+    put(sync_store, key("long"), ttl=HOUR)
     later = NOW + 20
-    removed = await sync_store.clear_expired(later)
+    removed = sync_store.clear_expired(later)
     if backend in NATIVE_TTL:
         assert removed == 0
     else:
         assert removed == 2
-        assert await sync_store.load(key("short-1"), later) is None
-        assert await sync_store.clear_expired(later) == 0
-    assert isinstance(await sync_store.load(key("long"), later), Record)
-    count = await sync_store.count(later)
+        assert sync_store.load(key("short-1"), later) is None
+        assert sync_store.clear_expired(later) == 0
+    assert isinstance(sync_store.load(key("long"), later), Record)
+    count = sync_store.count(later)
     assert count is None or count == 1
 
 
-@pytest.mark.asyncio
 def test_count_and_stats(sync_store: Store, backend: str) -> None:
-    await put(sync_store, key(1), b"12345", ttl=10)
-    await put(sync_store, key(2), b"123", ttl=HOUR)
-    count = await sync_store.count(NOW)
-    stats = await sync_store.stats(NOW + 20)
+    put(sync_store, key(1), b"12345", ttl=10)
+    put(sync_store, key(2), b"123", ttl=HOUR)
+    count = sync_store.count(NOW)
+    stats = sync_store.stats(NOW + 20)
     if count is not None:
         assert count == 2
-        assert await sync_store.count(NOW + 20) == (2 if backend in NATIVE_TTL else 1)
+        assert sync_store.count(NOW + 20) == (2 if backend in NATIVE_TTL else 1)
     if stats.live is not None and backend not in NATIVE_TTL:
         assert (stats.live, stats.expired) == (1, 1)
     if stats.payload_bytes is not None:
         assert stats.payload_bytes == 8
 
 
-@pytest.mark.asyncio
 def test_writes_with_a_past_deadline_do_not_fail(sync_store: Store) -> None:
     # The core never asks for this, but a store must not turn it into a backend error.
-    assert await sync_store.create(key(1), b"x", NOW, NOW - 5, NOW) is True
-    await sync_store.update(key(1), b"y", NOW, NOW - 5, NOW, None)
-    await sync_store.touch(key(1), NOW, NOW - 5, NOW)
+    assert sync_store.create(key(1), b"x", NOW, NOW - 5, NOW) is True
+    sync_store.update(key(1), b"y", NOW, NOW - 5, NOW, None)
+    sync_store.touch(key(1), NOW, NOW - 5, NOW)
 
 
-@pytest.mark.asyncio
 def test_hostile_keys_never_match_another_record(sync_store: Store) -> None:
     # The core validates ids before any store call; with that bypassed, a store must either
     # refuse the key (ValueError) or treat it as just another key.
-    await put(sync_store, key(1), b"victim")
+    put(sync_store, key(1), b"victim")
     hostile = ["' OR '1'='1", "%", "_", "*", "?", "[a-f]*", "../" + key(1), "a b", "", "\x00"]
     for bad in hostile:
         try:
-            result = await sync_store.load(bad, NOW)
+            result = sync_store.load(bad, NOW)
         except ValueError:
             continue
         assert result is None, bad
-    record = await sync_store.load(key(1), NOW)
+    record = sync_store.load(key(1), NOW)
     assert isinstance(record, Record)
     assert record.payload == b"victim"
 
 
-@pytest.mark.asyncio
 def test_versions_are_per_record(sync_store: Store) -> None:
-    await put(sync_store, key(1))
-    await put(sync_store, key(2))
-    assert await sync_store.update(key(1), b"a", NOW, NOW + HOUR, NOW, 1) == 2
-    assert await sync_store.update(key(1), b"b", NOW, NOW + HOUR, NOW, 2) == 3
-    assert await sync_store.update(key(2), b"c", NOW, NOW + HOUR, NOW, 1) == 2
+    put(sync_store, key(1))
+    put(sync_store, key(2))
+    assert sync_store.update(key(1), b"a", NOW, NOW + HOUR, NOW, 1) == 2
+    assert sync_store.update(key(1), b"b", NOW, NOW + HOUR, NOW, 2) == 3
+    assert sync_store.update(key(2), b"c", NOW, NOW + HOUR, NOW, 1) == 2
