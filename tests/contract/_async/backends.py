@@ -12,9 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from coatcheck.stores import AsyncStore
-from coatcheck.stores._async.files import AsyncFileStore
-from coatcheck.stores._async.memory import AsyncMemoryStore
-from coatcheck.stores._async.sqlite import AsyncSQLiteStore
 
 __all__ = ["BACKENDS", "NATIVE_TTL", "async_store_for"]
 
@@ -29,11 +26,18 @@ async def async_store_for(name: str, tmp_path: Path) -> AsyncIterator[AsyncStore
     """Build the named store, isolated from every other test, and dispose of it afterwards."""
     unique = uuid.uuid4().hex[:12]
     store: AsyncStore
+    # Imports stay inside the branches: a store's driver loads only when its tests run.
     if name == "memory":
+        from coatcheck.stores._async.memory import AsyncMemoryStore
+
         store = AsyncMemoryStore()
     elif name == "file":
+        from coatcheck.stores._async.files import AsyncFileStore
+
         store = AsyncFileStore(tmp_path / f"sessions-{unique}")
     elif name == "sqlite":
+        from coatcheck.stores._async.sqlite import AsyncSQLiteStore
+
         sqlite_store = AsyncSQLiteStore(tmp_path / f"sessions-{unique}.db")
         await sqlite_store.create_tables()
         store = sqlite_store

@@ -13,9 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from coatcheck.stores import Store
-from coatcheck.stores._sync.files import FileStore
-from coatcheck.stores._sync.memory import MemoryStore
-from coatcheck.stores._sync.sqlite import SQLiteStore
 
 __all__ = ["BACKENDS", "NATIVE_TTL", "sync_store_for"]
 
@@ -30,11 +27,18 @@ def sync_store_for(name: str, tmp_path: Path) -> Iterator[Store]:
     """Build the named store, isolated from every other test, and dispose of it afterwards."""
     unique = uuid.uuid4().hex[:12]
     store: Store
+    # Imports stay inside the branches: a store's driver loads only when its tests run.
     if name == "memory":
+        from coatcheck.stores._sync.memory import MemoryStore
+
         store = MemoryStore()
     elif name == "file":
+        from coatcheck.stores._sync.files import FileStore
+
         store = FileStore(tmp_path / f"sessions-{unique}")
     elif name == "sqlite":
+        from coatcheck.stores._sync.sqlite import SQLiteStore
+
         sqlite_store = SQLiteStore(tmp_path / f"sessions-{unique}.db")
         sqlite_store.create_tables()
         store = sqlite_store

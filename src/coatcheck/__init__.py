@@ -1,0 +1,61 @@
+"""coatcheck: server-side HTTP sessions for Python.
+
+The browser holds a ticket (the session id cookie); coatcheck keeps the state behind it in a
+store and hands it back, safely and fast, on every later request. Public names only live here.
+"""
+
+from __future__ import annotations
+
+from ._async.manager import AsyncSessionManager
+from ._sync.manager import SessionManager
+from .config import ConcurrencyMode, SessionConfig
+from .cookies import CookieConfig
+from .errors import (
+    CoatcheckError,
+    ConfigurationError,
+    InvalidKey,
+    PayloadTooLarge,
+    ReservedNamespace,
+    SerializationError,
+    SessionConflict,
+    SessionDestroyed,
+    SessionError,
+    SessionInterrupted,
+    SessionLocked,
+    StoreError,
+    StoreUnavailable,
+)
+from .flow import SaveOutcome
+from .serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
+from .session import Namespace, Reservation, Session
+
+__all__ = [
+    "AsyncSessionManager",
+    "CoatcheckError",
+    "ConcurrencyMode",
+    "ConfigurationError",
+    "CookieConfig",
+    "InvalidKey",
+    "JSONSerializer",
+    "MsgpackSerializer",
+    "Namespace",
+    "PayloadTooLarge",
+    "PickleSerializer",
+    "Reservation",
+    "ReservedNamespace",
+    "SaveOutcome",
+    "SerializationError",
+    "Serializer",
+    "Session",
+    "SessionConfig",
+    "SessionConflict",
+    "SessionDestroyed",
+    "SessionError",
+    "SessionInterrupted",
+    "SessionLocked",
+    "SessionManager",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,116 @@
+"""AsyncSessionManager: opens and saves sessions against an asyncio store.
+
+Every decision lives in :class:`coatcheck.flow.SessionCore`; this class only runs its flows.
+The sync ``SessionManager`` is generated from this file by ``scripts/unasync.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from ..config import SessionConfig
+from ..cookies import cookie_values
+from ..errors import ConfigurationError
+from ..flow import SaveOutcome, SessionCore
+from ..session import Reservation, Session
+from ..stores import async_store_from_url
+from ..stores.base import AsyncStore
+from .driver import run_async
+
+__all__ = ["AsyncSessionManager"]
+
+
+class AsyncSessionManager:
+    """Opens, saves, destroys and purges sessions in one store.
+
+    ``store`` is a store object or a store URL (``sqlite:///sessions.db``, ``redis://...``).
+    Settings come as a :class:`SessionConfig` or as its fields by keyword; ``clock`` returns
+    seconds since the epoch and exists so tests can freeze time.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore | str,
+        config: SessionConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        **settings: Any,
+    ) -> None:
+        if config is not None and settings:
+            raise ConfigurationError("pass either a SessionConfig or settings, not both")
+        self.store: AsyncStore = async_store_from_url(store) if isinstance(store, str) else store
+        self.config = config if config is not None else SessionConfig(**settings)
+        self.core = SessionCore(self.config, clock, self.store.name)
+
+    async def open(
+        self,
+        cookie_value: str | None = None,
+        *,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+    ) -> Session:
+        """The session for what the client presented (a cookie value, or an id from a header).
+
+        Never adopts an unknown, expired, malformed or forged id: those give a fresh session.
+        """
+        return await run_async(
+            self.core.open_flow(cookie_value, remote_addr, user_agent), self.store
+        )
+
+    async def open_from_cookie_header(
+        self,
+        cookie_header: str | None,
+        *,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+    ) -> Session:
+        """Like :meth:`open`, reading the session cookie out of a raw ``Cookie`` header.
+
+        Two different values under the session cookie's name (cookie tossing from a sibling
+        domain) are ambiguous: the request gets a fresh session and a security log line.
+        """
+        values = cookie_values(cookie_header, self.config.cookie.name) if cookie_header else []
+        ticket = values[0] if values else None
+        if len(values) > 1 and any(v != ticket for v in values):
+            self.core.security_event("ambiguous-cookie", ticket)
+            session = self.core.fresh(self.core.now(), remote_addr, user_agent)
+            session.had_ticket = True
+            return session
+        return await self.open(ticket, remote_addr=remote_addr, user_agent=user_agent)
+
+    async def save(self, session: Session) -> SaveOutcome:
+        """Store what the request changed; returns the headers the response needs."""
+        return await run_async(self.core.save_flow(session), self.store)
+
+    async def cleanup(self) -> int:
+        """Delete every expired session now; returns how many were removed."""
+        return await run_async(self.core.cleanup_flow(), self.store)
+
+    def adjust_time(self, delta: float) -> None:
+        """The system clock moved by ``delta`` seconds; see :meth:`SessionCore.adjust_time`."""
+        self.core.adjust_time(delta)
+
+    def reserve(self, name: str) -> Reservation:
+        """Reserve namespace ``name``; only the returned object can write it."""
+        return self.core.reserve(name)
+
+    def release(self, name: str) -> None:
+        """Free a reserved namespace."""
+        self.core.release(name)
+
+    async def aclose(self) -> None:
+        """Close the store (a client passed to the store by the caller stays open)."""
+        await self.store.aclose()
+
+    async def __aenter__(self) -> AsyncSessionManager:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,80 @@
+"""Session settings: one frozen dataclass, checked when it is built."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .cookies import CookieConfig
+from .errors import ConfigurationError
+from .serializers import JSONSerializer, Serializer
+
+__all__ = ["ConcurrencyMode", "SessionConfig"]
+
+ConcurrencyMode = Literal["none", "merge", "lock"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Everything a :class:`~coatcheck.SessionManager` needs to know, besides its store.
+
+    Times are in seconds. ``None`` turns a timeout off; at least one must stay on, since a
+    server-side session with no end is a standing credential.
+    """
+
+    #: Sliding timeout: the session dies this long after its last use.
+    idle_timeout: float | None = 30 * 60
+    #: Hard cap from creation, however active the session is.
+    absolute_timeout: float | None = 12 * 60 * 60
+    #: A read-only request refreshes the stored access time only when it is older than this
+    #: (Quixote's access-time resolution), so most reads write nothing.
+    access_resolution: float = 60.0
+    #: Random bytes in a session id (256 bits by default; never fewer than 128).
+    id_bytes: int = 32
+    #: Secret keys, newest first. With ``sign_cookie`` the cookie value carries an HMAC and a
+    #: forged id is refused without a store lookup. They also key the log fingerprints.
+    secret_keys: Sequence[str | bytes] = ()
+    sign_cookie: bool = False
+    cookie: CookieConfig = field(default_factory=CookieConfig)
+    serializer: Serializer = field(default_factory=JSONSerializer)
+    #: Largest encoded session accepted at save; ``PayloadTooLarge`` above it.
+    max_payload_bytes: int | None = 256 * 1024
+    #: Refuse the session when the client's address or User-Agent differs from the one that
+    #: created it (the request gets a fresh session; the original is left alone).
+    bind_remote_addr: bool = False
+    bind_user_agent: bool = False
+    #: Issue a new id on every request that uses a stored session (web.py's ``regenerate_id``).
+    regenerate_every_request: bool = False
+    #: Chance per saved request of also purging expired sessions (lemon's ``cleanup``):
+    #: 0 never, 1 always, 0.01 one request in a hundred.
+    cleanup_probability: float = 0.0
+    #: What happens when two requests on one session save concurrently.
+    concurrency: ConcurrencyMode = "none"
+
+    def __post_init__(self) -> None:
+        if self.idle_timeout is None and self.absolute_timeout is None:
+            raise ConfigurationError("idle_timeout and absolute_timeout cannot both be off")
+        for name in ("idle_timeout", "absolute_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigurationError(f"{name} must be a positive number of seconds or None")
+        if not (0 <= self.access_resolution < math.inf):
+            raise ConfigurationError("access_resolution must be >= 0")
+        if self.id_bytes < 16:
+            raise ConfigurationError("id_bytes must be at least 16 (128 bits)")
+        if not (0.0 <= self.cleanup_probability <= 1.0):
+            raise ConfigurationError("cleanup_probability must be between 0 and 1")
+        if self.sign_cookie and not self.secret_keys:
+            raise ConfigurationError("sign_cookie needs at least one secret key")
+        if isinstance(self.secret_keys, (str, bytes)):
+            raise ConfigurationError("secret_keys is a sequence of keys, newest first")
+        if self.max_payload_bytes is not None and self.max_payload_bytes <= 0:
+            raise ConfigurationError("max_payload_bytes must be positive or None")
+        if self.concurrency not in ("none", "merge", "lock"):
+            raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+        if not callable(getattr(self.serializer, "dumps", None)) or not callable(
+            getattr(self.serializer, "loads", None)
+        ):
+            raise ConfigurationError("serializer needs dumps(obj) -> bytes and loads(bytes)")

@@ -1,0 +1,377 @@
+"""The session protocol, written once: every decision, no I/O.
+
+:class:`SessionCore` holds the rules — which ticket to trust, when a session has expired, what to
+write and when, which headers to send. Its ``*_flow`` methods are generators that *yield* store
+operations as ``(method_name, args)`` and receive their results; a short sync driver and a short
+async driver (``coatcheck._sync.driver`` / ``coatcheck._async.driver``) run them against a store.
+This is httpx's ``auth_flow`` idea: the sync and async managers cannot drift apart, because
+neither contains any logic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from .config import SessionConfig
+from .cookies import delete_cookie_header, set_cookie_header
+from .errors import (
+    ConfigurationError,
+    PayloadTooLarge,
+    SerializationError,
+    SessionInterrupted,
+    StoreError,
+)
+from .ids import fingerprint, is_valid_session_id, new_session_id, storage_key
+from .session import DEFAULT_NAMESPACE, Reservation, Session
+from .signing import Signer
+from .stores.base import Record
+
+__all__ = ["FORMAT_VERSION", "Op", "SaveOutcome", "SessionCore", "security_log"]
+
+#: Version of the stored payload envelope; a payload of another version is refused.
+FORMAT_VERSION = 1
+
+#: A store operation: the contract method to call and its positional arguments.
+Op = tuple[str, tuple[Any, ...]]
+
+#: Tampering and anomalies go here, one record per event, never with a raw id or a value.
+security_log = logging.getLogger("coatcheck.security")
+log = logging.getLogger("coatcheck")
+
+# A fresh id colliding with a stored one is a 2**-128 event at worst; a store that keeps
+# refusing creates is broken, and saying so beats looping.
+_CREATE_ATTEMPTS = 4
+_MAX_TICKET_LENGTH = 4096
+
+
+class _Corrupt(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOutcome:
+    """What a save means for the response.
+
+    ``headers`` are the ``(name, value)`` pairs to add (Set-Cookie, Vary, Cache-Control);
+    ``ticket`` is the new value the client must present from now on (None: unchanged);
+    ``cleared`` says the client should forget its ticket.
+    """
+
+    headers: list[tuple[str, str]]
+    ticket: str | None = None
+    cleared: bool = False
+
+
+class SessionCore:
+    """The sans-I/O session rules behind :class:`~coatcheck.SessionManager` and its async twin."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        clock: Callable[[], float] | None = None,
+        store_name: str = "(unnamed store)",
+    ) -> None:
+        self.config = config
+        self.store_name = store_name
+        self._clock = clock or time.time
+        self._offset = 0.0
+        keys = list(config.secret_keys)
+        self._signer = (
+            Signer(keys, purpose=f"cookie:{config.cookie.name}") if config.sign_cookie else None
+        )
+        # Log fingerprints are keyed so a log reader cannot confirm a guessed id; without a
+        # configured secret the key lives only as long as the process.
+        fp_seed = keys[0] if keys else os.urandom(32)
+        fp_bytes = fp_seed.encode() if isinstance(fp_seed, str) else fp_seed
+        self._fp_key = hmac.new(fp_bytes, b"coatcheck:log-fingerprint", hashlib.sha256).digest()
+        self._reservations: dict[str, Reservation] = {}
+        name = getattr(config.serializer, "format_name", type(config.serializer).__name__)
+        self._prefix = f"cc{FORMAT_VERSION}:{name}:".encode()
+        self._dumps = config.serializer.dumps
+        self._loads = config.serializer.loads
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The current time as sessions see it: the clock, corrected by :meth:`adjust_time`."""
+        return self._clock() - self._offset
+
+    def adjust_time(self, delta: float) -> None:
+        """The wall clock was moved by ``delta`` seconds; keep session ages as they were.
+
+        Aquarium's ``adjustTime``: after the system clock jumps forward a day, sessions must not
+        all expire at once. Each process that serves sessions must call this.
+        """
+        if not math.isfinite(delta):
+            raise ConfigurationError("adjust_time needs a finite number of seconds")
+        self._offset += delta
+
+    def deadline(self, created_at: float, accessed_at: float) -> float:
+        """When a session created and last used at these times expires."""
+        cfg = self.config
+        idle = math.inf if cfg.idle_timeout is None else accessed_at + cfg.idle_timeout
+        hard = math.inf if cfg.absolute_timeout is None else created_at + cfg.absolute_timeout
+        return min(idle, hard)
+
+    # -- reserved namespaces ---------------------------------------------------------------
+
+    def reserve(self, name: str) -> Reservation:
+        """Reserve a namespace: others may read it; only the returned object lets code write it."""
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("a namespace name is a non-empty str")
+        if name in self._reservations:
+            raise ConfigurationError(f"namespace {name!r} is already reserved")
+        reservation = Reservation(name)
+        self._reservations[name] = reservation
+        return reservation
+
+    def release(self, name: str) -> None:
+        """Free a reserved namespace so anyone may write it again."""
+        self._reservations.pop(name, None)
+
+    # -- tickets (what the client presents) ------------------------------------------------
+
+    def ticket_for(self, session_id: str) -> str:
+        """The value to hand the client for ``session_id`` (signed when signing is on)."""
+        return self._signer.sign(session_id) if self._signer else session_id
+
+    def security_event(self, reason: str, ticket: str | None = None) -> None:
+        """Log one tampering/anomaly event with a reason code and only a keyed fingerprint."""
+        fp = fingerprint(ticket[:_MAX_TICKET_LENGTH], self._fp_key) if ticket else "-"
+        security_log.warning(
+            "session refused: %s (fingerprint %s)",
+            reason,
+            fp,
+            extra={"reason": reason, "session_fingerprint": fp},
+        )
+
+    # -- payloads --------------------------------------------------------------------------
+
+    def encode(self, session: Session) -> bytes:
+        """The stored form of a session; raises SerializationError or PayloadTooLarge."""
+        data = {ns: values for ns, values in session._data.items() if values}
+        document = {"d": data, "m": session._meta}
+        try:
+            body = self._dumps(document)
+        except Exception as exc:
+            raise self._name_culprit(session, exc) from exc
+        payload = self._prefix + body
+        limit = self.config.max_payload_bytes
+        if limit is not None and len(payload) > limit:
+            raise PayloadTooLarge(len(payload), limit)
+        return payload
+
+    def _name_culprit(self, session: Session, exc: Exception) -> SerializationError:
+        # Find the first key whose value the serializer refuses, so the error can name it.
+        for ns, values in session._data.items():
+            for key, value in values.items():
+                try:
+                    self._dumps({key: value})
+                except Exception:
+                    label = key if ns == DEFAULT_NAMESPACE else f"{ns}/{key}"
+                    return SerializationError(str(exc) or type(exc).__name__, key=label)
+        return SerializationError(f"session metadata cannot be encoded: {exc}")
+
+    def decode(self, payload: bytes) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        """The data and metadata of a stored payload; raises _Corrupt on anything unexpected."""
+        if not payload.startswith(self._prefix):
+            raise _Corrupt("foreign-format" if payload.startswith(b"cc") else "corrupt-payload")
+        try:
+            document = self._loads(payload[len(self._prefix) :])
+        except Exception:
+            raise _Corrupt("corrupt-payload") from None
+        if not isinstance(document, dict):
+            raise _Corrupt("corrupt-payload")
+        data, meta = document.get("d"), document.get("m")
+        if (
+            not isinstance(data, dict)
+            or not isinstance(meta, dict)
+            or not all(isinstance(v, dict) for v in data.values())
+            or not isinstance(meta.get("c"), (int, float))
+        ):
+            raise _Corrupt("corrupt-payload")
+        return data, meta
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def fresh(self, now: float, remote_addr: str | None, user_agent: str | None) -> Session:
+        """A new, unsaved session; it costs nothing until it holds data."""
+        meta: dict[str, Any] = {"c": now}
+        if remote_addr is not None:
+            meta["r"] = remote_addr
+        if self.config.bind_user_agent:
+            meta["a"] = self._agent_digest(user_agent)
+        return Session(
+            session_id=None,
+            data={DEFAULT_NAMESPACE: {}},
+            meta=meta,
+            created_at=now,
+            accessed_at=now,
+            is_new=True,
+            reservations=self._reservations,
+        )
+
+    def _agent_digest(self, user_agent: str | None) -> str:
+        # Only a digest is kept: the binding needs equality, not the string itself.
+        return hashlib.sha256((user_agent or "").encode("utf-8", "replace")).hexdigest()[:16]
+
+    def open_flow(
+        self,
+        ticket: str | None,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+    ) -> Generator[Op, Any, Session]:
+        """Turn what the client presented into a session (Aquarium's strict ``open``).
+
+        An unknown, expired, malformed or forged ticket yields a fresh session; no record is
+        ever created for an id the client chose.
+        """
+        session = yield from self._open(ticket, remote_addr, user_agent)
+        session.had_ticket = bool(ticket)
+        return session
+
+    def _open(
+        self, ticket: str | None, remote_addr: str | None, user_agent: str | None
+    ) -> Generator[Op, Any, Session]:
+        now = self.now()
+        if ticket is None or ticket == "":
+            return self.fresh(now, remote_addr, user_agent)
+        if not isinstance(ticket, str):
+            raise TypeError(f"a session ticket is a str or None, not {type(ticket).__name__}")
+        session_id = ticket
+        stale_signature = False
+        if self._signer is not None:
+            verified = self._signer.verify(ticket[:_MAX_TICKET_LENGTH])
+            if verified is None or len(ticket) > _MAX_TICKET_LENGTH:
+                self.security_event("bad-signature", ticket)
+                return self.fresh(now, remote_addr, user_agent)
+            session_id, newest = verified
+            stale_signature = not newest
+        if not is_valid_session_id(session_id, self.config.id_bytes):
+            self.security_event("malformed-id", ticket)
+            return self.fresh(now, remote_addr, user_agent)
+        key = storage_key(session_id)
+        record: Record | None = yield ("load", (key, now, None))
+        if record is None:
+            self.security_event("unknown-id", ticket)
+            return self.fresh(now, remote_addr, user_agent)
+        try:
+            data, meta = self.decode(record.payload)
+        except _Corrupt as corrupt:
+            self.security_event(corrupt.reason, ticket)
+            yield ("delete", (key,))
+            return self.fresh(now, remote_addr, user_agent)
+        created_at = float(meta["c"])
+        if now >= self.deadline(created_at, record.accessed_at):
+            # lemon: an expired session found on access is destroyed at once.
+            log.info("session expired; deleted on access")
+            yield ("delete", (key,))
+            return self.fresh(now, remote_addr, user_agent)
+        cfg = self.config
+        if (cfg.bind_remote_addr and meta.get("r") != remote_addr) or (
+            cfg.bind_user_agent and meta.get("a") != self._agent_digest(user_agent)
+        ):
+            # Refuse the request, keep the original: destroying it would let anyone who can
+            # replay a cookie from elsewhere log its owner out.
+            self.security_event("binding-mismatch", ticket)
+            return self.fresh(now, remote_addr, user_agent)
+        session = Session(
+            session_id=session_id,
+            data=data,
+            meta=meta,
+            created_at=created_at,
+            accessed_at=now,
+            is_new=False,
+            reservations=self._reservations,
+            key=key,
+            version=record.version,
+        )
+        session.stored_accessed_at = record.accessed_at
+        session.stale_ticket = stale_signature
+        if cfg.regenerate_every_request:
+            session.regenerate()
+        return session
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def save_flow(self, session: Session) -> Generator[Op, Any, SaveOutcome]:
+        """Write what the request changed, and say which headers the response needs."""
+        now = self.now()
+        cfg = self.config
+        headers: list[tuple[str, str]] = []
+        ticket: str | None = None
+        cleared = False
+        key = session.key
+
+        if session.destroyed or (key is not None and not session.has_info()):
+            if key is not None:
+                yield ("delete", (key,))
+            if session.had_ticket:
+                headers.append(("Set-Cookie", delete_cookie_header(cfg.cookie)))
+                cleared = True
+        elif key is None or session.regenerate_requested:
+            if key is not None or session.has_info():
+                payload = self.encode(session)
+                expires_at = self.deadline(session.created_at, now)
+                session_id = yield from self._create(payload, now, expires_at)
+                if key is not None:
+                    yield ("delete", (key,))
+                session._adopt(session_id, storage_key(session_id))
+                ticket = self.ticket_for(session_id)
+        elif session.modified:
+            payload = self.encode(session)
+            expires_at = self.deadline(session.created_at, now)
+            version = yield ("update", (key, payload, now, expires_at, now, None, None))
+            if version is None:
+                self.security_event("session-interrupted", session.id)
+                raise SessionInterrupted(
+                    "the session was destroyed or rotated by another request; changes dropped"
+                )
+            session.version = version
+            if session.stale_ticket or cfg.cookie.max_age is not None:
+                ticket = self.ticket_for(session.id or "")
+        else:
+            stored = session.stored_accessed_at
+            if stored is not None and now - stored >= cfg.access_resolution:
+                expires_at = self.deadline(session.created_at, now)
+                touched = yield ("touch", (key, now, expires_at, now, None))
+                if touched and cfg.cookie.max_age is not None:
+                    ticket = self.ticket_for(session.id or "")
+            if session.stale_ticket:
+                ticket = self.ticket_for(session.id or "")
+
+        if ticket is not None:
+            headers.append(("Set-Cookie", set_cookie_header(cfg.cookie, ticket)))
+        if headers:
+            headers.append(("Cache-Control", cfg.cookie.cache_control))
+        if headers or session.accessed:
+            headers.append(("Vary", "Cookie"))
+        probability = cfg.cleanup_probability
+        # random() is fine here: this picks which request does housekeeping, nothing secret.
+        if probability and (probability >= 1.0 or random.random() < probability):  # noqa: S311
+            yield ("clear_expired", (now,))
+        return SaveOutcome(headers, ticket, cleared)
+
+    def _create(self, payload: bytes, now: float, expires_at: float) -> Generator[Op, Any, str]:
+        for _ in range(_CREATE_ATTEMPTS):
+            session_id = new_session_id(self.config.id_bytes)
+            created = yield ("create", (storage_key(session_id), payload, now, expires_at, now))
+            if created:
+                return session_id
+        raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
+
+    def cleanup_flow(self) -> Generator[Op, Any, int]:
+        """Purge every expired session; returns how many the store removed."""
+        removed: int = yield ("clear_expired", (self.now(),))
+        return removed
