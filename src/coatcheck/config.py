@@ -9,6 +9,7 @@ from typing import Literal
 
 from .cookies import CookieConfig
 from .errors import ConfigurationError
+from .merge import ConflictPolicy
 from .serializers import JSONSerializer, Serializer
 
 __all__ = ["ConcurrencyMode", "SessionConfig"]
@@ -50,8 +51,18 @@ class SessionConfig:
     #: Chance per saved request of also purging expired sessions (lemon's ``cleanup``):
     #: 0 never, 1 always, 0.01 one request in a hundred.
     cleanup_probability: float = 0.0
-    #: What happens when two requests on one session save concurrently.
-    concurrency: ConcurrencyMode = "none"
+    #: What happens when two requests on one session run at once (overridable per request):
+    #: ``merge`` replays this request's changes key by key on top of a concurrent save;
+    #: ``lock`` holds a per-session lock from load to save; ``none`` lets the last writer win.
+    #: In every mode a destroyed or rotated session stays dead.
+    concurrency: ConcurrencyMode = "merge"
+    #: In ``merge`` mode, when both requests changed the same key: ours wins, or raise
+    #: ``SessionConflict``.
+    merge_conflict: ConflictPolicy = "last-writer"
+    #: In ``lock`` mode: how long a lock lives if its holder dies, and how long a request waits
+    #: for a held lock before ``SessionLocked``.
+    lock_timeout: float = 30.0
+    lock_wait: float = 10.0
 
     def __post_init__(self) -> None:
         if self.idle_timeout is None and self.absolute_timeout is None:
@@ -74,6 +85,10 @@ class SessionConfig:
             raise ConfigurationError("max_payload_bytes must be positive or None")
         if self.concurrency not in ("none", "merge", "lock"):
             raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+        if self.merge_conflict not in ("last-writer", "raise"):
+            raise ConfigurationError("merge_conflict must be 'last-writer' or 'raise'")
+        if not (0 < self.lock_timeout < math.inf) or not (0 <= self.lock_wait < math.inf):
+            raise ConfigurationError("lock_timeout must be positive and lock_wait >= 0")
         if not callable(getattr(self.serializer, "dumps", None)) or not callable(
             getattr(self.serializer, "loads", None)
         ):

@@ -21,19 +21,22 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from .config import SessionConfig
+from .config import ConcurrencyMode, SessionConfig
 from .cookies import delete_cookie_header, set_cookie_header
 from .errors import (
     ConfigurationError,
     PayloadTooLarge,
     SerializationError,
+    SessionConflict,
     SessionInterrupted,
+    SessionLocked,
     StoreError,
 )
-from .ids import fingerprint, is_valid_session_id, new_session_id, storage_key
+from .ids import fingerprint, is_valid_session_id, new_session_id, new_token, storage_key
+from .merge import Document, changed_keys, merge
 from .session import DEFAULT_NAMESPACE, Reservation, Session
 from .signing import Signer
-from .stores.base import Record
+from .stores.base import LOCKED, LockRequest, Record
 
 __all__ = ["FORMAT_VERSION", "Op", "SaveOutcome", "SessionCore", "security_log"]
 
@@ -51,6 +54,12 @@ log = logging.getLogger("coatcheck")
 # refusing creates is broken, and saying so beats looping.
 _CREATE_ATTEMPTS = 4
 _MAX_TICKET_LENGTH = 4096
+# Each merge attempt loses only to a request that saved in between, so a long run of losses
+# means a hot key under heavy contention: report it instead of spinning.
+_MERGE_ATTEMPTS = 16
+# Waiting for a session lock: poll quickly at first (locks are usually short), then back off.
+_FIRST_LOCK_POLL = 0.002
+_LAST_LOCK_POLL = 0.05
 
 
 class _Corrupt(Exception):
@@ -81,8 +90,10 @@ class SessionCore:
         config: SessionConfig,
         clock: Callable[[], float] | None = None,
         store_name: str = "(unnamed store)",
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self._monotonic = monotonic
         self.store_name = store_name
         self._clock = clock or time.time
         self._offset = 0.0
@@ -231,18 +242,32 @@ class SessionCore:
         ticket: str | None,
         remote_addr: str | None = None,
         user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
     ) -> Generator[Op, Any, Session]:
         """Turn what the client presented into a session (Aquarium's strict ``open``).
 
         An unknown, expired, malformed or forged ticket yields a fresh session; no record is
-        ever created for an id the client chose.
+        ever created for an id the client chose. ``concurrency`` overrides the configured mode
+        for this request; ``read_only`` promises no writes, so no lock is taken and nothing is
+        saved or touched.
         """
-        session = yield from self._open(ticket, remote_addr, user_agent)
+        mode = concurrency or self.config.concurrency
+        if mode not in ("none", "merge", "lock"):
+            raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+        session = yield from self._open(ticket, remote_addr, user_agent, mode, read_only)
         session.had_ticket = bool(ticket)
+        session.concurrency = mode
+        session.read_only = read_only
         return session
 
     def _open(
-        self, ticket: str | None, remote_addr: str | None, user_agent: str | None
+        self,
+        ticket: str | None,
+        remote_addr: str | None,
+        user_agent: str | None,
+        mode: ConcurrencyMode,
+        read_only: bool,
     ) -> Generator[Op, Any, Session]:
         now = self.now()
         if ticket is None or ticket == "":
@@ -262,7 +287,8 @@ class SessionCore:
             self.security_event("malformed-id", ticket)
             return self.fresh(now, remote_addr, user_agent)
         key = storage_key(session_id)
-        record: Record | None = yield ("load", (key, now, None))
+        lock_token = new_token() if mode == "lock" and not read_only else None
+        record = yield from self._load(key, now, lock_token)
         if record is None:
             self.security_event("unknown-id", ticket)
             return self.fresh(now, remote_addr, user_agent)
@@ -285,6 +311,8 @@ class SessionCore:
             # Refuse the request, keep the original: destroying it would let anyone who can
             # replay a cookie from elsewhere log its owner out.
             self.security_event("binding-mismatch", ticket)
+            if lock_token is not None:
+                yield ("unlock", (key, lock_token))
             return self.fresh(now, remote_addr, user_agent)
         session = Session(
             session_id=session_id,
@@ -296,25 +324,68 @@ class SessionCore:
             reservations=self._reservations,
             key=key,
             version=record.version,
+            lock_token=lock_token,
         )
         session.stored_accessed_at = record.accessed_at
         session.stale_ticket = stale_signature
-        if cfg.regenerate_every_request:
+        session._base_payload = record.payload
+        if cfg.regenerate_every_request and not read_only:
             session.regenerate()
         return session
+
+    def _load(self, key: str, now: float, lock_token: str | None) -> Generator[Op, Any, Any]:
+        """Load a record; in ``lock`` mode take the lock too, waiting while another holds it."""
+        if lock_token is None:
+            return (yield ("load", (key, now, None)))
+        request = LockRequest(lock_token, self.config.lock_timeout)
+        give_up = self._monotonic() + self.config.lock_wait
+        delay = _FIRST_LOCK_POLL
+        while True:
+            record = yield ("load", (key, now, request))
+            if record is not LOCKED:
+                return record
+            if self._monotonic() >= give_up:
+                raise SessionLocked(
+                    f"another request held the session lock for over {self.config.lock_wait} s"
+                )
+            yield ("sleep", (delay,))
+            delay = min(delay * 2, _LAST_LOCK_POLL)
+            now = self.now()
 
     # -- saving ----------------------------------------------------------------------------
 
     def save_flow(self, session: Session) -> Generator[Op, Any, SaveOutcome]:
-        """Write what the request changed, and say which headers the response needs."""
+        """Write what the request changed, and say which headers the response needs.
+
+        Whatever happens, a lock this request holds is released.
+        """
+        try:
+            return (yield from self._save(session))
+        except BaseException:
+            if session.lock_token is not None and session.key is not None:
+                yield ("unlock", (session.key, session.lock_token))
+            raise
+        finally:
+            session.lock_token = None
+
+    def abandon_flow(self, session: Session) -> Generator[Op, Any, None]:
+        """Drop this request's changes (an error response) and release its lock, if any."""
+        if session.lock_token is not None and session.key is not None:
+            yield ("unlock", (session.key, session.lock_token))
+        session.lock_token = None
+
+    def _save(self, session: Session) -> Generator[Op, Any, SaveOutcome]:
         now = self.now()
         cfg = self.config
         headers: list[tuple[str, str]] = []
         ticket: str | None = None
         cleared = False
         key = session.key
+        unlock = session.lock_token
 
-        if session.destroyed or (key is not None and not session.has_info()):
+        if session.read_only:
+            pass
+        elif session.destroyed:
             if key is not None:
                 yield ("delete", (key,))
             if session.had_ticket:
@@ -330,26 +401,21 @@ class SessionCore:
                 session._adopt(session_id, storage_key(session_id))
                 ticket = self.ticket_for(session_id)
         elif session.modified:
-            payload = self.encode(session)
-            expires_at = self.deadline(session.created_at, now)
-            version = yield ("update", (key, payload, now, expires_at, now, None, None))
-            if version is None:
-                self.security_event("session-interrupted", session.id)
-                raise SessionInterrupted(
-                    "the session was destroyed or rotated by another request; changes dropped"
-                )
-            session.version = version
+            yield from self._update(session, key, now)
             if session.stale_ticket or cfg.cookie.max_age is not None:
                 ticket = self.ticket_for(session.id or "")
         else:
             stored = session.stored_accessed_at
             if stored is not None and now - stored >= cfg.access_resolution:
                 expires_at = self.deadline(session.created_at, now)
-                touched = yield ("touch", (key, now, expires_at, now, None))
+                touched = yield ("touch", (key, now, expires_at, now, unlock))
                 if touched and cfg.cookie.max_age is not None:
                     ticket = self.ticket_for(session.id or "")
+            elif unlock is not None:
+                yield ("unlock", (key, unlock))
             if session.stale_ticket:
                 ticket = self.ticket_for(session.id or "")
+        session.lock_token = None
 
         if ticket is not None:
             headers.append(("Set-Cookie", set_cookie_header(cfg.cookie, ticket)))
@@ -362,6 +428,46 @@ class SessionCore:
         if probability and (probability >= 1.0 or random.random() < probability):  # noqa: S311
             yield ("clear_expired", (now,))
         return SaveOutcome(headers, ticket, cleared)
+
+    def _update(self, session: Session, key: str, now: float) -> Generator[Op, Any, None]:
+        """Write a changed, stored session; in ``merge``/``lock`` mode, merge on a conflict."""
+        expires_at = self.deadline(session.created_at, now)
+        payload = self.encode(session)
+        expected = None if session.concurrency == "none" else session.version
+        for _ in range(_MERGE_ATTEMPTS):
+            version = yield (
+                "update",
+                (key, payload, now, expires_at, now, expected, session.lock_token),
+            )
+            if version is not None:
+                session.version = version
+                return
+            record = None if expected is None else (yield ("load", (key, now, None)))
+            if record is None:
+                # Destroyed or rotated meanwhile: writing it back would resurrect it.
+                self.security_event("session-interrupted", session.id)
+                raise SessionInterrupted(
+                    "the session was destroyed or rotated by another request; changes dropped"
+                )
+            self._merge_newer(session, record)
+            payload = self.encode(session)
+            expected = record.version
+        raise SessionConflict([])
+
+    def _merge_newer(self, session: Session, record: Record) -> None:
+        try:
+            theirs = Document(*self.decode(record.payload))
+            base = Document(*self.decode(session._base_payload or b""))
+        except _Corrupt:
+            raise SessionInterrupted(
+                "the stored session changed into something unreadable"
+            ) from None
+        ours = Document(session._data, session._meta)
+        keys = changed_keys(ours, base, session._changed, session._whole)
+        merged = merge(ours, base, theirs, keys, session._meta_changed)
+        if merged.conflicts and self.config.merge_conflict == "raise":
+            raise SessionConflict(merged.conflicts)
+        session._rebase(merged.document.data, merged.document.meta, record.payload, keys)
 
     def _create(self, payload: bytes, now: float, expires_at: float) -> Generator[Op, Any, str]:
         for _ in range(_CREATE_ATTEMPTS):

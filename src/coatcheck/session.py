@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from .errors import InvalidKey, ReservedNamespace, SessionDestroyed
+from .errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionError
 from .ids import new_token
 
 __all__ = ["DEFAULT_NAMESPACE", "MAX_FORM_TOKENS", "Namespace", "Reservation", "Session"]
@@ -54,6 +54,7 @@ class Session(MutableMapping[str, Any]):
     """
 
     __slots__ = (
+        "_base_payload",
         "_changed",
         "_data",
         "_default",
@@ -66,11 +67,13 @@ class Session(MutableMapping[str, Any]):
         "_whole",
         "accessed",
         "accessed_at",
+        "concurrency",
         "created_at",
         "had_ticket",
         "is_new",
         "key",
         "lock_token",
+        "read_only",
         "stale_ticket",
         "stored_accessed_at",
         "version",
@@ -119,6 +122,13 @@ class Session(MutableMapping[str, Any]):
         self.had_ticket = False
         #: True when the ticket was signed with an older key and should be re-issued.
         self.stale_ticket = False
+        #: The concurrency mode this request runs in (see SessionConfig.concurrency).
+        self.concurrency = "merge"
+        #: True when the request promised not to write (no lock, no save, no touch).
+        self.read_only = False
+        # The payload as loaded: decoded only when a concurrent save forces a merge, to tell
+        # which keys the other request changed.
+        self._base_payload: bytes | None = None
 
     # -- identity and metadata -------------------------------------------------------------
 
@@ -140,7 +150,7 @@ class Session(MutableMapping[str, Any]):
 
     @user.setter
     def user(self, value: Any) -> None:
-        self._check_alive()
+        self._check_writable()
         self._meta["u"] = value
         self._meta_changed.add("u")
 
@@ -172,7 +182,7 @@ class Session(MutableMapping[str, Any]):
         With ``key``, only that key of the default namespace is marked; without, the whole
         session is written back as it is now.
         """
-        self._check_alive()
+        self._check_writable()
         if key is None:
             self._whole = True
         else:
@@ -183,11 +193,13 @@ class Session(MutableMapping[str, Any]):
 
         Call it when privileges change (log in, log out) to defeat session fixation.
         """
-        self._check_alive()
+        self._check_writable()
         self._regenerate = True
 
     def destroy(self) -> None:
         """Delete the session at the end of the request and tell the client to drop its cookie."""
+        if self.read_only:
+            raise SessionError("the session was opened read-only for this request")
         self._destroyed = True
         self.accessed = True
         for namespace in self._data.values():
@@ -243,7 +255,7 @@ class Session(MutableMapping[str, Any]):
 
     def create_form_token(self) -> str:
         """A new single-use token to put in a form; at most 16 stay outstanding."""
-        self._check_alive()
+        self._check_writable()
         tokens: list[str] = list(self._meta.get("t") or ())
         token = new_token()
         tokens.append(token)
@@ -276,7 +288,7 @@ class Session(MutableMapping[str, Any]):
 
     def flash(self, message: Any, category: str = "message") -> None:
         """Queue a message for the next page this client sees."""
-        self._check_alive()
+        self._check_writable()
         messages = list(self._meta.get("f") or ())
         messages.append([category, message])
         self._meta["f"] = messages
@@ -297,18 +309,20 @@ class Session(MutableMapping[str, Any]):
 
     # -- used by the flow and the namespaces -----------------------------------------------
 
-    def _check_alive(self) -> None:
+    def _check_writable(self) -> None:
         if self._destroyed:
             raise SessionDestroyed("the session was destroyed in this request")
+        if self.read_only:
+            raise SessionError("the session was opened read-only for this request")
 
     def _set(self, ns: str, target: dict[str, Any], key: str, value: Any) -> None:
-        self._check_alive()
+        self._check_writable()
         target[_check_key(key)] = value
         self._changed.add((ns, key))
         self.accessed = True
 
     def _delete(self, ns: str, target: dict[str, Any], key: str) -> None:
-        self._check_alive()
+        self._check_writable()
         del target[_check_key(key)]
         self._changed.add((ns, key))
         self.accessed = True
@@ -319,6 +333,23 @@ class Session(MutableMapping[str, Any]):
         self.key = key
         self.version = 1
         self._regenerate = False
+
+    def _rebase(
+        self,
+        data: dict[str, dict[str, Any]],
+        meta: dict[str, Any],
+        base_payload: bytes,
+        changed: set[tuple[str, str]],
+    ) -> None:
+        # After a merge: the merged document is what this request now saves, on top of the
+        # newer stored version; the keys it replays stay marked as changed.
+        data.setdefault(DEFAULT_NAMESPACE, {})
+        self._data = data
+        self._default = data[DEFAULT_NAMESPACE]
+        self._meta = meta
+        self._base_payload = base_payload
+        self._changed = set(changed)
+        self._whole = False
 
     def _namespace_dict(self, name: str, create: bool) -> dict[str, Any] | None:
         if create:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+from .._compat_async import sleep
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from ..flow import Op
 from ..stores.base import AsyncStore
@@ -43,6 +44,11 @@ async def run_async(flow: Generator[Op, Any, T], store: AsyncStore) -> T:
             value: T = stop.value
             return value
         error = None
+        if method == "sleep":
+            # The one operation that is not the store's: waiting for a session lock.
+            await sleep(*args)
+            result = None
+            continue
         try:
             result = await getattr(store, method)(*args)
         except Exception as exc:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..config import SessionConfig
+from ..config import ConcurrencyMode, SessionConfig
 from ..cookies import cookie_values
 from ..errors import ConfigurationError
 from ..flow import SaveOutcome, SessionCore
@@ -50,14 +50,17 @@ class AsyncSessionManager:
         *,
         remote_addr: str | None = None,
         user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
     ) -> Session:
         """The session for what the client presented (a cookie value, or an id from a header).
 
         Never adopts an unknown, expired, malformed or forged id: those give a fresh session.
+        ``concurrency`` overrides the configured mode for this request; ``read_only=True``
+        promises no writes (no lock is taken, nothing is saved or touched).
         """
-        return await run_async(
-            self.core.open_flow(cookie_value, remote_addr, user_agent), self.store
-        )
+        flow = self.core.open_flow(cookie_value, remote_addr, user_agent, concurrency, read_only)
+        return await run_async(flow, self.store)
 
     async def open_from_cookie_header(
         self,
@@ -65,6 +68,8 @@ class AsyncSessionManager:
         *,
         remote_addr: str | None = None,
         user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
     ) -> Session:
         """Like :meth:`open`, reading the session cookie out of a raw ``Cookie`` header.
 
@@ -77,12 +82,23 @@ class AsyncSessionManager:
             self.core.security_event("ambiguous-cookie", ticket)
             session = self.core.fresh(self.core.now(), remote_addr, user_agent)
             session.had_ticket = True
+            session.read_only = read_only
             return session
-        return await self.open(ticket, remote_addr=remote_addr, user_agent=user_agent)
+        return await self.open(
+            ticket,
+            remote_addr=remote_addr,
+            user_agent=user_agent,
+            concurrency=concurrency,
+            read_only=read_only,
+        )
 
     async def save(self, session: Session) -> SaveOutcome:
         """Store what the request changed; returns the headers the response needs."""
         return await run_async(self.core.save_flow(session), self.store)
+
+    async def abandon(self, session: Session) -> None:
+        """Drop the request's changes (e.g. on an error response); releases its lock, if any."""
+        await run_async(self.core.abandon_flow(session), self.store)
 
     async def cleanup(self) -> int:
         """Delete every expired session now; returns how many were removed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+from .._compat_sync import sleep
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from ..flow import Op
 from ..stores.base import Store
@@ -44,6 +45,11 @@ def run_sync(flow: Generator[Op, Any, T], store: Store) -> T:
             value: T = stop.value
             return value
         error = None
+        if method == "sleep":
+            # The one operation that is not the store's: waiting for a session lock.
+            sleep(*args)
+            result = None
+            continue
         try:
             result = getattr(store, method)(*args)
         except Exception as exc:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..config import SessionConfig
+from ..config import ConcurrencyMode, SessionConfig
 from ..cookies import cookie_values
 from ..errors import ConfigurationError
 from ..flow import SaveOutcome, SessionCore
@@ -51,14 +51,17 @@ class SessionManager:
         *,
         remote_addr: str | None = None,
         user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
     ) -> Session:
         """The session for what the client presented (a cookie value, or an id from a header).
 
         Never adopts an unknown, expired, malformed or forged id: those give a fresh session.
+        ``concurrency`` overrides the configured mode for this request; ``read_only=True``
+        promises no writes (no lock is taken, nothing is saved or touched).
         """
-        return run_sync(
-            self.core.open_flow(cookie_value, remote_addr, user_agent), self.store
-        )
+        flow = self.core.open_flow(cookie_value, remote_addr, user_agent, concurrency, read_only)
+        return run_sync(flow, self.store)
 
     def open_from_cookie_header(
         self,
@@ -66,6 +69,8 @@ class SessionManager:
         *,
         remote_addr: str | None = None,
         user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
     ) -> Session:
         """Like :meth:`open`, reading the session cookie out of a raw ``Cookie`` header.
 
@@ -78,12 +83,23 @@ class SessionManager:
             self.core.security_event("ambiguous-cookie", ticket)
             session = self.core.fresh(self.core.now(), remote_addr, user_agent)
             session.had_ticket = True
+            session.read_only = read_only
             return session
-        return self.open(ticket, remote_addr=remote_addr, user_agent=user_agent)
+        return self.open(
+            ticket,
+            remote_addr=remote_addr,
+            user_agent=user_agent,
+            concurrency=concurrency,
+            read_only=read_only,
+        )
 
     def save(self, session: Session) -> SaveOutcome:
         """Store what the request changed; returns the headers the response needs."""
         return run_sync(self.core.save_flow(session), self.store)
+
+    def abandon(self, session: Session) -> None:
+        """Drop the request's changes (e.g. on an error response); releases its lock, if any."""
+        run_sync(self.core.abandon_flow(session), self.store)
 
     def cleanup(self) -> int:
         """Delete every expired session now; returns how many were removed."""

@@ -18,8 +18,11 @@ from coatcheck import (
     PayloadTooLarge,
     ReservedNamespace,
     SerializationError,
+    SessionConflict,
     SessionDestroyed,
+    SessionError,
     SessionInterrupted,
+    SessionLocked,
 )
 from coatcheck.ids import new_session_id, storage_key
 from coatcheck.session import Session
@@ -417,15 +420,19 @@ def test_destroy_without_cookie_sets_no_cookie(manager: SessionManager) -> None:
     assert outcome.headers == [("Vary", "Cookie")]
 
 
-def test_emptied_session_is_deleted(
+def test_emptied_session_is_saved_not_deleted(
     manager: SessionManager, sync_store: Store, clock: FrozenClock
 ) -> None:
+    # Only destroy() deletes: deleting a session because *this* request emptied it would
+    # throw away what a concurrent request wrote meanwhile.
     ticket, _ = stored(manager, n=1)
     session = manager.open(ticket)
     del session["n"]
     outcome = manager.save(session)
-    assert outcome.cleared
-    assert raw_record(sync_store, ticket, clock()) is None
+    assert not outcome.cleared
+    record = raw_record(sync_store, ticket, clock())
+    assert record is not None and record.version == 2
+    assert dict(manager.open(ticket)) == {}
 
 
 def test_late_save_never_resurrects_a_destroyed_session(
@@ -620,3 +627,197 @@ def test_binding_mismatch_refuses_but_keeps_the_session(
         assert (manager.open(ticket, remote_addr="192.0.2.1", user_agent="UA/2")).is_new
     assert reasons == ["binding-mismatch", "binding-mismatch"]
     assert (manager.open(ticket, remote_addr="192.0.2.1", user_agent="UA/1"))["n"] == 1
+
+
+# -- concurrency modes (deterministic interleavings) ----------------------------------------
+
+
+def two_requests(
+    manager: SessionManager, ticket: str, **options: Any
+) -> tuple[Session, Session]:
+    return manager.open(ticket, **options), manager.open(ticket, **options)
+
+
+def test_merge_keeps_both_writers_of_distinct_keys(
+    manager: SessionManager, sync_store: Store, clock: FrozenClock
+) -> None:
+    assert manager.config.concurrency == "merge"  # the default
+    ticket, _ = stored(manager, gone="x", kept=1)
+    first, second = two_requests(manager, ticket)
+    first["a"] = 1
+    del first["gone"]
+    second["b"] = 2
+    second.namespace("shop")["cart"] = ["pen"]
+    manager.save(first)
+    manager.save(second)
+    final = manager.open(ticket)
+    assert dict(final) == {"kept": 1, "a": 1, "b": 2}
+    assert final.namespace("shop")["cart"] == ["pen"]
+    record = raw_record(sync_store, ticket, clock())
+    assert record is not None and record.version == 3
+
+
+def test_merge_same_key_last_writer_wins_or_raises(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    lenient = manager_for(sync_store, clock)
+    strict = manager_for(sync_store, clock, merge_conflict="raise")
+    ticket, _ = stored(lenient, x=0)
+    first, second = two_requests(lenient, ticket)
+    first["x"], second["x"] = 1, 2
+    lenient.save(first)
+    lenient.save(second)
+    assert (lenient.open(ticket))["x"] == 2
+    first, second = two_requests(strict, ticket)
+    first["x"], second["x"] = 3, 4
+    second["y"] = "also dropped"
+    strict.save(first)
+    with pytest.raises(SessionConflict) as info:
+        strict.save(second)
+    assert info.value.keys == ["x"]
+    assert dict(strict.open(ticket)) == {"x": 3}
+
+
+def test_merge_replays_whole_session_after_mark_modified(
+    manager: SessionManager,
+) -> None:
+    ticket, _ = stored(manager, items=[1])
+    first, second = two_requests(manager, ticket)
+    first["items"].append(2)
+    first.mark_modified()
+    second["other"] = True
+    manager.save(second)
+    manager.save(first)
+    assert dict(manager.open(ticket)) == {"items": [1, 2], "other": True}
+
+
+def test_merge_keeps_form_tokens_and_flash_of_both_requests(
+    manager: SessionManager,
+) -> None:
+    session = manager.open(None)
+    old_token = session.create_form_token()
+    session.flash("old")
+    ticket = (manager.save(session)).ticket
+    assert ticket is not None
+    first, second = two_requests(manager, ticket)
+    new_token = first.create_form_token()
+    first.flash("from first")
+    assert second.consume_form_token(old_token)
+    assert second.pop_flashed() == [("message", "old")]
+    manager.save(first)
+    manager.save(second)
+    final = manager.open(ticket)
+    assert final.has_form_token(new_token) and not final.has_form_token(old_token)
+    assert final.pop_flashed() == [("message", "from first")]
+
+
+def test_none_mode_lets_the_last_writer_win(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    manager = manager_for(sync_store, clock, concurrency="none")
+    ticket, _ = stored(manager, n=0)
+    first, second = two_requests(manager, ticket)
+    first["a"], second["b"] = 1, 2
+    manager.save(first)
+    manager.save(second)
+    assert dict(manager.open(ticket)) == {"n": 0, "b": 2}  # "a" was lost, as documented
+
+
+@pytest.mark.parametrize("mode", ["none", "merge", "lock"])
+def test_destroy_stays_destroyed_in_every_mode(
+    sync_store: Store, clock: FrozenClock, mode: str
+) -> None:
+    manager = manager_for(sync_store, clock, concurrency=mode, lock_wait=0)
+    ticket, _ = stored(manager, n=0)
+    slow = manager.open(ticket, concurrency="merge" if mode == "lock" else None)
+    logout = manager.open(ticket)
+    logout.destroy()
+    manager.save(logout)
+    slow["n"] = 1
+    with pytest.raises(SessionInterrupted):
+        manager.save(slow)
+    assert raw_record(sync_store, ticket, clock()) is None
+    assert (manager.open(ticket)).is_new
+
+
+def test_regenerate_kills_the_old_id_for_concurrent_writers(
+    manager: SessionManager,
+) -> None:
+    ticket, _ = stored(manager, n=0)
+    login, slow = two_requests(manager, ticket)
+    login.user = "alice"
+    login.regenerate()
+    new_ticket = (manager.save(login)).ticket
+    slow["n"] = 1
+    with pytest.raises(SessionInterrupted):
+        manager.save(slow)
+    assert new_ticket is not None
+    assert (manager.open(new_ticket)).user == "alice"
+    assert (manager.open(ticket)).is_new
+
+
+def test_lock_mode_excludes_a_second_request_until_save(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    manager = manager_for(sync_store, clock, concurrency="lock", lock_wait=0)
+    ticket, _ = stored(manager, n=0)
+    holder = manager.open(ticket)
+    assert holder.lock_token is not None
+    with pytest.raises(SessionLocked):
+        manager.open(ticket)
+    # Reading never takes the lock, so it is never blocked by one.
+    reader = manager.open(ticket, read_only=True)
+    assert reader["n"] == 0 and reader.lock_token is None
+    holder["n"] = 1
+    manager.save(holder)
+    nxt = manager.open(ticket)
+    assert nxt["n"] == 1
+    manager.save(nxt)  # unmodified: releases the lock without writing
+    assert (manager.open(ticket))["n"] == 1
+
+
+def test_lock_is_released_on_abandon_and_on_failed_save(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    manager = manager_for(sync_store, clock, concurrency="lock", lock_wait=0)
+    ticket, _ = stored(manager, n=0)
+    holder = manager.open(ticket)
+    manager.abandon(holder)
+    holder = manager.open(ticket)
+    holder["bad"] = object()
+    with pytest.raises(SerializationError):
+        manager.save(holder)
+    assert (manager.open(ticket))["n"] == 0
+
+
+def test_lock_of_a_dead_holder_expires(sync_store: Store, clock: FrozenClock) -> None:
+    manager = manager_for(sync_store, clock, concurrency="lock", lock_wait=0, lock_timeout=5)
+    ticket, _ = stored(manager, n=0)
+    manager.open(ticket)  # this request "dies" without saving
+    with pytest.raises(SessionLocked):
+        manager.open(ticket)
+    clock.advance(6)
+    assert (manager.open(ticket))["n"] == 0
+
+
+def test_lock_waits_for_a_release(sync_store: Store, clock: FrozenClock) -> None:
+    manager = manager_for(sync_store, clock, concurrency="lock", lock_wait=0.02)
+    ticket, _ = stored(manager, n=0)
+    manager.open(ticket)
+    with pytest.raises(SessionLocked):
+        manager.open(ticket)  # waited (polling with back-off), then gave up
+
+
+def test_read_only_request_never_writes(
+    manager: SessionManager, sync_store: Store, clock: FrozenClock
+) -> None:
+    ticket, _ = stored(manager, n=0)
+    clock.advance(manager.config.access_resolution + 1)
+    session = manager.open(ticket, read_only=True)
+    with pytest.raises(SessionError):
+        session["n"] = 1
+    with pytest.raises(SessionError):
+        session.destroy()
+    manager.save(session)
+    record = raw_record(sync_store, ticket, clock())
+    assert record is not None and record.accessed_at < clock()  # not even a touch

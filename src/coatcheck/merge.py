@@ -1,0 +1,119 @@
+"""Three-way merge of one request's session changes onto a newer stored version.
+
+When a save finds that another request saved the session since it was loaded, the ``merge``
+concurrency mode replays *this* request's changes, key by key, on top of the newer data: requests
+that touched different keys both win. ``base`` is the version this request loaded, ``theirs`` the
+newer stored one, ``ours`` this request's data. A key both requests changed, to different values,
+is a conflict; the policy says whether ours wins or :class:`~coatcheck.errors.SessionConflict`
+is raised. Form tokens and flash messages merge as queues: additions and removals of both sides
+survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .session import MAX_FORM_TOKENS
+
+__all__ = ["ConflictPolicy", "Document", "Merged", "changed_keys", "merge"]
+
+ConflictPolicy = Literal["last-writer", "raise"]
+
+_MISSING: Any = object()
+
+# Metadata fields set once at creation; a merge keeps the stored ones.
+_QUEUES = ("t", "f")
+
+
+@dataclass(slots=True)
+class Document:
+    """A decoded session: data by namespace, and metadata."""
+
+    data: dict[str, dict[str, Any]]
+    meta: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Merged:
+    """The merge result and the keys both sides changed differently (``ns/key`` or ``key``)."""
+
+    document: Document
+    conflicts: list[str]
+
+
+def _label(ns: str, key: str) -> str:
+    return f"{ns}/{key}" if ns else key
+
+
+def _without(items: list[Any], removed: Iterable[Any]) -> list[Any]:
+    # Remove one occurrence per removed item: flash messages may repeat.
+    result = list(items)
+    for item in removed:
+        if item in result:
+            result.remove(item)
+    return result
+
+
+def _queue_delta(base: list[Any], ours: list[Any]) -> tuple[list[Any], list[Any]]:
+    added = _without(ours, base)
+    removed = _without(base, ours)
+    return added, removed
+
+
+def merge(
+    ours: Document,
+    base: Document,
+    theirs: Document,
+    changed: Iterable[tuple[str, str]],
+    meta_changed: Iterable[str],
+) -> Merged:
+    """Apply the changes of ``ours`` relative to ``base`` on top of ``theirs``."""
+    data = {ns: dict(values) for ns, values in theirs.data.items()}
+    meta = dict(theirs.meta)
+    conflicts: list[str] = []
+    for ns, key in changed:
+        mine = ours.data.get(ns, {}).get(key, _MISSING)
+        original = base.data.get(ns, {}).get(key, _MISSING)
+        other = theirs.data.get(ns, {}).get(key, _MISSING)
+        if other != original and other != mine:
+            conflicts.append(_label(ns, key))
+        if mine is _MISSING:
+            data.get(ns, {}).pop(key, None)
+        else:
+            data.setdefault(ns, {})[key] = mine
+    for field in meta_changed:
+        if field in _QUEUES:
+            added, removed = _queue_delta(
+                list(base.meta.get(field) or ()), ours.meta.get(field) or []
+            )
+            merged = _without(list(meta.get(field) or ()), removed)
+            merged.extend(item for item in added if field != "t" or item not in merged)
+            if field == "t":
+                del merged[:-MAX_FORM_TOKENS]
+            meta[field] = merged
+            continue
+        mine = ours.meta.get(field, _MISSING)
+        original = base.meta.get(field, _MISSING)
+        other = theirs.meta.get(field, _MISSING)
+        if other != original and other != mine:
+            conflicts.append("user" if field == "u" else field)
+        if mine is _MISSING:
+            meta.pop(field, None)
+        else:
+            meta[field] = mine
+    return Merged(Document({ns: v for ns, v in data.items() if v}, meta), conflicts)
+
+
+def changed_keys(
+    ours: Document, base: Document, changed: set[tuple[str, str]], whole: bool
+) -> set[tuple[str, str]]:
+    """The keys to replay: those the session recorded, or every key after ``mark_modified()``."""
+    if not whole:
+        return changed
+    keys = set(changed)
+    for document in (ours, base):
+        for ns, values in document.data.items():
+            keys.update((ns, key) for key in values)
+    return keys
