@@ -1,0 +1,317 @@
+"""Sessions in Redis (redis-py): native TTL, one round trip per operation, Cluster-ready keys."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.exceptions
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.connection import SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ...errors import ConfigurationError
+from .. import _packed
+from ..base import LOCKED, LoadResult, LockRequest, StoreStats
+
+__all__ = ["AsyncRedisStore"]
+
+# A prefix goes into every key and, escaped, into the SCAN pattern; braces would move the
+# Cluster hash tag off the session key and glob characters would widen count() and stats().
+_BAD_PREFIX = re.compile(r"[\s\x00-\x1f\x7f*?\[\]{}]")
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+_SCAN_BATCH = 1000
+
+# Lock values are "<expiry by the caller's clock> <token>"; only the holder's token releases.
+_RELEASE = """
+local function release(lock, token)
+  local held = redis.call('GET', lock)
+  if held then
+    local sep = string.find(held, ' ', 1, true)
+    if sep and string.sub(held, sep + 1) == token then redis.call('DEL', lock) end
+  end
+end
+"""
+
+# KEYS: record, lock. ARGV: token, now, lock expiry, lock PX.
+# Returns the stored value, 0 when another token holds an unexpired lock, nil without a record.
+_LOAD_LOCKED = """
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+local held = redis.call('GET', KEYS[2])
+if held then
+  local sep = string.find(held, ' ', 1, true)
+  if sep and string.sub(held, sep + 1) ~= ARGV[1]
+      and tonumber(string.sub(held, 1, sep - 1)) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[4])
+return value
+"""
+
+# KEYS: record, lock. ARGV: new value (version digits are placeholders), PX, expected version
+# or '', [unlock token]. Returns the new version, or nil when absent or another version.
+_UPDATE = (
+    _RELEASE
+    + f"""
+local head = redis.call('GETRANGE', KEYS[1], 0, {_packed.TIMES_OFFSET - 1})
+if head == '' then return false end
+if string.sub(head, 1, {_packed.VERSION_OFFSET}) ~= '{_packed.TAG.decode()}' then
+  return redis.error_reply('coatcheck: stored value is not a coatcheck record')
+end
+local version = tonumber(string.sub(head, {_packed.VERSION_OFFSET + 1}))
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= version then return false end
+version = version + 1
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SETRANGE', KEYS[1], {_packed.VERSION_OFFSET},
+           string.format('%0{_packed.VERSION_WIDTH}d', version))
+if ARGV[4] then release(KEYS[2], ARGV[4]) end
+return version
+"""
+)
+
+# KEYS: record, lock. ARGV: packed times, PX, [unlock token]. Returns 1, or 0 without a record.
+_TOUCH = (
+    _RELEASE
+    + f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] then release(KEYS[2], ARGV[3]) end
+return 1
+"""
+)
+
+# KEYS: lock. ARGV: token.
+_UNLOCK = _RELEASE + "release(KEYS[1], ARGV[1])\nreturn 0\n"
+
+
+def _ttl_ms(expires_at: float, now: float) -> int:
+    """``expires_at - now`` as a Redis PX, never under one second (the contract's floor)."""
+    return max(1000, math.ceil((expires_at - now) * 1000))
+
+
+def _check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or _BAD_PREFIX.search(prefix):
+        raise ConfigurationError(
+            f"Redis key prefix {prefix!r} may not contain whitespace, control characters, "
+            "glob characters (*?[]) or braces (the session key is the Cluster hash tag)"
+        )
+    return prefix
+
+
+def _describe(client: Redis | RedisCluster) -> str:
+    kwargs = client.get_connection_kwargs()
+    if isinstance(client, RedisCluster):
+        return "redis-cluster://"
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    pool = client.connection_pool
+    scheme = "rediss" if issubclass(pool.connection_class, SSLConnection) else "redis"
+    host, port, db = kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0)
+    return f"{scheme}://{host}:{port}/{db}"
+
+
+class AsyncRedisStore:
+    """Sessions in Redis, expired by Redis itself (``clear_expired`` is a no-op).
+
+    Pass a ready ``client`` (a ``Redis``, a Sentinel master or a ``RedisCluster``; it must not
+    decode responses, and it stays open after :meth:`aclose`) or a ``url``. A store built from a
+    URL owns its connection pool, uses ``socket_timeout`` for connecting and for every reply, and
+    does not retry, so an outage fails within that bound and a write is never sent twice.
+
+    Each record is one string under ``{prefix}{<key>}`` (layout in :mod:`coatcheck.stores._packed`)
+    and its lock is ``{prefix}{<key>}:lock``; the braces make the session key the Cluster hash
+    tag, so a record and its lock share a slot and one script can touch both. Every operation is
+    one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script where a
+    compare-and-set needs it.
+    """
+
+    unavailable_errors: tuple[type[BaseException], ...] = (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.BusyLoadingError,
+        redis.exceptions.ReadOnlyError,
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.TryAgainError,
+    )
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster | None = None,
+        *,
+        url: str | None = None,
+        prefix: str = "coatcheck:",
+        socket_timeout: float = 5.0,
+    ) -> None:
+        self._prefix = _check_prefix(prefix)
+        if client is not None:
+            if url is not None:
+                raise ConfigurationError("AsyncRedisStore takes client= or url=, not both")
+            self._owns_client = False
+        elif url is not None:
+            if not socket_timeout > 0:
+                raise ConfigurationError(f"socket_timeout must be positive, not {socket_timeout!r}")
+            client = Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._owns_client = True
+        else:
+            raise ConfigurationError("AsyncRedisStore needs a client= or a url=")
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ConfigurationError("the Redis client must return bytes: decode_responses=False")
+        self._client: Redis | RedisCluster = client
+        self.name = f"{_describe(client)} prefix={prefix!r}"
+        self._pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "{*}"
+        self._load_locked = client.register_script(_LOAD_LOCKED)
+        self._update = client.register_script(_UPDATE)
+        self._touch = client.register_script(_TOUCH)
+        self._unlock = client.register_script(_UNLOCK)
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncRedisStore:
+        """``redis://[user:password@]host:port/db``, ``rediss://...`` or ``unix:///path.sock?db=0``.
+
+        Query options of coatcheck's own: ``prefix`` (default ``coatcheck:``) and
+        ``socket_timeout`` in seconds (default 5); every other option goes to redis-py.
+        """
+        parts = urlsplit(url)
+        options: dict[str, Any] = {}
+        rest: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name == "prefix":
+                options["prefix"] = value
+            elif name == "socket_timeout":
+                try:
+                    options["socket_timeout"] = float(value)
+                except ValueError:
+                    raise ConfigurationError(f"socket_timeout={value!r} is not a number") from None
+            else:
+                rest.append((name, value))
+        return cls(url=urlunsplit(parts._replace(query=urlencode(rest))), **options)
+
+    def _key(self, key: str) -> str:
+        if not key or "{" in key or "}" in key:
+            raise ValueError(f"invalid store key {key!r}")
+        return f"{self._prefix}{{{key}}}"
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+        k = self._key(key)
+        if lock is None:
+            value = await self._client.get(k)
+        else:
+            value = await self._load_locked(
+                keys=[k, k + ":lock"],
+                args=[lock.token, now, now + lock.ttl, max(1, math.ceil(lock.ttl * 1000))],
+            )
+            if value == 0:
+                return LOCKED
+        if value is None:
+            return None
+        # bytes: the constructor refuses a client that decodes responses.
+        return _packed.unpack(cast(bytes, value))
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool:
+        value = _packed.pack(payload, 1, accessed_at, expires_at)
+        created = await self._client.set(
+            self._key(key), value, nx=True, px=_ttl_ms(expires_at, now)
+        )
+        return bool(created)
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None:
+        k = self._key(key)
+        args: list[Any] = [
+            _packed.pack(payload, 0, accessed_at, expires_at),
+            _ttl_ms(expires_at, now),
+            "" if expected_version is None else expected_version,
+        ]
+        if unlock is not None:
+            args.append(unlock)
+        version = await self._update(keys=[k, k + ":lock"], args=args)
+        return None if version is None else int(version)
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool:
+        k = self._key(key)
+        args: list[Any] = [_packed.pack_times(accessed_at, expires_at), _ttl_ms(expires_at, now)]
+        if unlock is not None:
+            args.append(unlock)
+        return bool(await self._touch(keys=[k, k + ":lock"], args=args))
+
+    async def unlock(self, key: str, token: str) -> None:
+        await self._unlock(keys=[self._key(key) + ":lock"], args=[token])
+
+    async def delete(self, key: str) -> None:
+        k = self._key(key)
+        await self._client.delete(k, k + ":lock")
+
+    async def clear_expired(self, now: float) -> int:
+        """Redis drops expired keys itself."""
+        return 0
+
+    async def _tally(self, now: float) -> StoreStats:
+        live = expired = size = 0
+        batch: list[bytes] = []
+
+        async def flush() -> None:
+            nonlocal live, expired, size
+            async with self._client.pipeline(transaction=False) as pipe:
+                for k in batch:
+                    pipe.getrange(k, _packed.TIMES_OFFSET, _packed.HEADER_SIZE - 1)
+                    pipe.strlen(k)
+                replies = await pipe.execute()
+            for times, length in zip(replies[::2], replies[1::2], strict=True):
+                if len(times) != 16:  # vanished between SCAN and now
+                    continue
+                _, expires_at = _packed.unpack_times(times)
+                if expires_at > now:
+                    live += 1
+                else:
+                    expired += 1
+                size += length - _packed.HEADER_SIZE
+            batch.clear()
+
+        async for k in self._client.scan_iter(match=self._pattern, count=_SCAN_BATCH):
+            batch.append(k)
+            if len(batch) >= _SCAN_BATCH:
+                await flush()
+        if batch:
+            await flush()
+        return StoreStats(live, expired, size)
+
+    async def count(self, now: float) -> int | None:
+        """Live records by the caller's clock: a SCAN of this prefix, one batch at a time."""
+        return (await self._tally(now)).live
+
+    async def stats(self, now: float) -> StoreStats:
+        """Live and not-yet-dropped expired records and payload bytes, from a SCAN of the prefix."""
+        return await self._tally(now)
+
+    async def aclose(self) -> None:
+        """Close the connection pool, unless the client was passed in."""
+        if self._owns_client:
+            await self._client.aclose()
