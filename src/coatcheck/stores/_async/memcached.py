@@ -1,0 +1,254 @@
+"""Sessions in memcached: native expiry, ``add`` to create, ``gets`` + ``cas`` to change."""
+
+from __future__ import annotations
+
+import math
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+from ...errors import ConfigurationError
+from .. import _packed
+from .._memcache_async import UNAVAILABLE_ERRORS, AsyncMemcacheAdapter, DriverClient
+from ..base import LOCKED, LoadResult, LockRequest, StoreStats
+
+__all__ = ["AsyncMemcachedStore"]
+
+# memcached reads an exptime above 30 days as an absolute Unix time, not a number of seconds
+# (protocol.txt, "Expiration times"; aiohttp-session #398 is what happens otherwise).
+_RELATIVE_LIMIT = 60 * 60 * 24 * 30
+_MAX_KEY = 250
+_LOCK_SUFFIX = ":lock"
+# What an unlock leaves behind: a lock that expired at time 0. Deleting instead could remove a
+# lock that another token took over between our gets and our delete; a cas cannot.
+_FREE = b"0 "
+_FREE_EXPTIME = 1
+
+
+def _exptime(expires_at: float, now: float) -> int:
+    """``expires_at - now`` as a memcached exptime, never under one second."""
+    ttl = max(1, math.ceil(expires_at - now))
+    if ttl <= _RELATIVE_LIMIT:
+        return ttl
+    # An absolute time is judged by the server's clock, so it is built from the real clock
+    # rather than the caller's (which tests freeze).
+    return math.ceil(time.time()) + ttl
+
+
+def _lock_value(expires: float, token: str) -> bytes:
+    return f"{expires!r} {token}".encode()
+
+
+def _lock_holder(value: bytes) -> tuple[float, str]:
+    expires, _, token = value.decode().partition(" ")
+    return float(expires), token
+
+
+def _check_prefix(prefix: str) -> str:
+    room = _MAX_KEY - 64 - len(_LOCK_SUFFIX)
+    if (
+        not isinstance(prefix, str)
+        or not prefix.isascii()
+        or not prefix.isprintable()
+        or " " in prefix
+        or len(prefix) > room
+    ):
+        raise ConfigurationError(
+            f"memcached key prefix {prefix!r} must be printable ASCII without spaces, "
+            f"at most {room} characters (keys are limited to {_MAX_KEY} bytes)"
+        )
+    return prefix
+
+
+class AsyncMemcachedStore:
+    """Sessions in memcached, expired by memcached itself (``clear_expired`` is a no-op).
+
+    Pass a ready ``client`` (aiomcache's ``Client`` here; pymemcache's ``Client``,
+    ``PooledClient`` or ``HashClient`` in the sync flavour, without ``ignore_exc``; it stays open
+    after :meth:`aclose`) or a ``url``. ``timeout`` bounds connecting and every reply.
+
+    A record is one item under ``prefix + key`` (layout in :mod:`coatcheck.stores._packed`):
+    ``create`` is ``add``; ``update`` and ``touch`` are ``gets`` then ``cas``, retried when another
+    writer got in between, so a compare-and-set on the version is exact. The lock is a separate
+    small item ``prefix + key + ":lock"`` holding the token and its expiry by the caller's clock,
+    taken with ``add`` (or ``cas`` over an expired one). memcached cannot enumerate keys, so
+    ``count`` and ``stats`` report ``None``; and it cannot change two items atomically, so the
+    unlock that follows a successful update or touch is a second step.
+    """
+
+    unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE_ERRORS
+
+    def __init__(
+        self,
+        client: DriverClient | None = None,
+        *,
+        url: str | None = None,
+        prefix: str = "coatcheck:",
+        timeout: float = 5.0,
+        pool_size: int = 10,
+    ) -> None:
+        self._prefix = _check_prefix(prefix)
+        self._max_key = _MAX_KEY - len(_LOCK_SUFFIX) - len(prefix)
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
+        if client is not None:
+            if url is not None:
+                raise ConfigurationError("AsyncMemcachedStore takes client= or url=, not both")
+            self._mc = AsyncMemcacheAdapter(client, timeout=timeout, owned=False)
+        elif url is not None:
+            parts = urlsplit(url)
+            if parts.scheme != "memcached" or not parts.hostname:
+                raise ConfigurationError(f"not a memcached://host:port URL: {url!r}")
+            if pool_size < 1:
+                raise ConfigurationError(f"pool_size must be at least 1, not {pool_size!r}")
+            self._mc = AsyncMemcacheAdapter.connect(
+                parts.hostname, parts.port or 11211, timeout=timeout, pool_size=pool_size
+            )
+        else:
+            raise ConfigurationError("AsyncMemcachedStore needs a client= or a url=")
+        self.name = f"{self._mc.describe()} prefix={prefix!r}"
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncMemcachedStore:
+        """``memcached://host:port?prefix=app:&timeout=5&pool_size=10`` (port 11211 by default)."""
+        parts = urlsplit(url)
+        prefix, timeout, pool_size = "coatcheck:", 5.0, 10
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            try:
+                if name == "prefix":
+                    prefix = value
+                elif name == "timeout":
+                    timeout = float(value)
+                elif name == "pool_size":
+                    pool_size = int(value)
+                else:
+                    raise ConfigurationError(f"unknown memcached URL option {name!r}")
+            except ValueError:
+                raise ConfigurationError(f"memcached URL option {name}={value!r}") from None
+        plain = parts._replace(query="").geturl()
+        return cls(url=plain, prefix=prefix, timeout=timeout, pool_size=pool_size)
+
+    def _key(self, key: str) -> bytes:
+        if not (
+            0 < len(key) <= self._max_key and key.isascii() and key.isprintable() and " " not in key
+        ):
+            raise ValueError(f"invalid store key {key!r} for memcached")
+        return (self._prefix + key).encode()
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+        k = self._key(key)
+        value = await self._mc.get(k)
+        if value is None:
+            return None
+        record = _packed.unpack(value)
+        if lock is not None and not await self._acquire(k, lock, now):
+            return LOCKED
+        return record
+
+    async def _acquire(self, k: bytes, lock: LockRequest, now: float) -> bool:
+        lk = k + b":lock"
+        mine = _lock_value(now + lock.ttl, lock.token)
+        exptime = _exptime(now + lock.ttl, now)
+        while True:
+            if await self._mc.add(lk, mine, exptime):
+                return True
+            found = await self._mc.gets(lk)
+            if found is None:
+                continue  # released between our add and gets
+            held, token = found
+            expires, holder = _lock_holder(held)
+            if holder != lock.token and expires > now:
+                return False
+            if await self._mc.cas(lk, mine, token, exptime):
+                return True
+
+    async def _release(self, k: bytes, token: str) -> None:
+        lk = k + b":lock"
+        while True:
+            found = await self._mc.gets(lk)
+            if found is None or _lock_holder(found[0])[1] != token:
+                return
+            if await self._mc.cas(lk, _FREE, found[1], _FREE_EXPTIME):
+                return
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool:
+        value = _packed.pack(payload, 1, accessed_at, expires_at)
+        return await self._mc.add(self._key(key), value, _exptime(expires_at, now))
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None:
+        k = self._key(key)
+        exptime = _exptime(expires_at, now)
+        while True:
+            found = await self._mc.gets(k)
+            if found is None:
+                return None
+            value, token = found
+            version = _packed.version_of(value)
+            if expected_version is not None and version != expected_version:
+                return None
+            new = _packed.pack(payload, version + 1, accessed_at, expires_at)
+            if await self._mc.cas(k, new, token, exptime):
+                break
+            # Another writer (or a touch) got in between: judge the version again.
+        if unlock is not None:
+            await self._release(k, unlock)
+        return version + 1
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool:
+        k = self._key(key)
+        exptime = _exptime(expires_at, now)
+        times = _packed.pack_times(accessed_at, expires_at)
+        while True:
+            found = await self._mc.gets(k)
+            if found is None:
+                return False
+            value, token = found
+            _packed.version_of(value)  # refuses a value some other program wrote
+            new = value[: _packed.TIMES_OFFSET] + times + value[_packed.HEADER_SIZE :]
+            # memcached's own touch would move the expiry but not accessed_at.
+            if await self._mc.cas(k, new, token, exptime):
+                break
+        if unlock is not None:
+            await self._release(k, unlock)
+        return True
+
+    async def unlock(self, key: str, token: str) -> None:
+        await self._release(self._key(key), token)
+
+    async def delete(self, key: str) -> None:
+        k = self._key(key)
+        await self._mc.delete(k)
+        await self._mc.delete(k + b":lock")
+
+    async def clear_expired(self, now: float) -> int:
+        """memcached drops expired items itself."""
+        return 0
+
+    async def count(self, now: float) -> int | None:
+        """``None``: memcached cannot enumerate keys."""
+        return None
+
+    async def stats(self, now: float) -> StoreStats:
+        """All unknown: memcached cannot enumerate keys."""
+        return StoreStats(None, None, None)
+
+    async def aclose(self) -> None:
+        """Close the connections, unless the client was passed in."""
+        await self._mc.aclose()
