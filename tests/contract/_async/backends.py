@@ -12,13 +12,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from coatcheck.stores import AsyncStore
+from tests.servers import require_server
 
 __all__ = ["BACKENDS", "NATIVE_TTL", "async_store_for"]
 
-BACKENDS = ["memory", "file", "sqlite"]
+BACKENDS = ["memory", "file", "sqlite", "redis", "memcached"]
 
 # Stores whose server drops expired records by itself: clear_expired() returns 0 there.
-NATIVE_TTL: set[str] = set()
+NATIVE_TTL: set[str] = {"redis", "memcached"}
 
 
 @asynccontextmanager
@@ -41,9 +42,35 @@ async def async_store_for(name: str, tmp_path: Path) -> AsyncIterator[AsyncStore
         sqlite_store = AsyncSQLiteStore(tmp_path / f"sessions-{unique}.db")
         await sqlite_store.create_tables()
         store = sqlite_store
+    elif name == "redis":
+        from coatcheck.stores._async.redis import AsyncRedisStore
+
+        host, port = require_server("redis")
+        prefix = f"cc-test-{unique}:"
+        store = AsyncRedisStore(url=f"redis://{host}:{port}/0", prefix=prefix)
+    elif name == "memcached":
+        from coatcheck.stores._async.memcached import AsyncMemcachedStore
+
+        # memcached cannot enumerate keys: the test's records expire with their TTLs.
+        host, port = require_server("memcached")
+        store = AsyncMemcachedStore.from_url(f"memcached://{host}:{port}?prefix=cc-test-{unique}:")
     else:
         raise ValueError(f"unknown backend {name}")
     try:
         yield store
     finally:
         await store.aclose()
+        if name == "redis":
+            await _delete_redis_keys(host, port, prefix)
+
+
+async def _delete_redis_keys(host: str, port: int, prefix: str) -> None:
+    """Remove this test's keys (and only them) from the shared Redis server."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis(host=host, port=port)
+    try:
+        async for k in client.scan_iter(match=prefix + "*", count=1000):
+            await client.delete(k)
+    finally:
+        await client.aclose()

@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from coatcheck.stores import Store
+from tests.servers import require_server
 
 __all__ = ["BACKENDS", "NATIVE_TTL", "sync_store_for"]
 
-BACKENDS = ["memory", "file", "sqlite"]
+BACKENDS = ["memory", "file", "sqlite", "redis", "memcached"]
 
 # Stores whose server drops expired records by itself: clear_expired() returns 0 there.
-NATIVE_TTL: set[str] = set()
+NATIVE_TTL: set[str] = {"redis", "memcached"}
 
 
 @contextmanager
@@ -42,9 +43,35 @@ def sync_store_for(name: str, tmp_path: Path) -> Iterator[Store]:
         sqlite_store = SQLiteStore(tmp_path / f"sessions-{unique}.db")
         sqlite_store.create_tables()
         store = sqlite_store
+    elif name == "redis":
+        from coatcheck.stores._sync.redis import RedisStore
+
+        host, port = require_server("redis")
+        prefix = f"cc-test-{unique}:"
+        store = RedisStore(url=f"redis://{host}:{port}/0", prefix=prefix)
+    elif name == "memcached":
+        from coatcheck.stores._sync.memcached import MemcachedStore
+
+        # memcached cannot enumerate keys: the test's records expire with their TTLs.
+        host, port = require_server("memcached")
+        store = MemcachedStore.from_url(f"memcached://{host}:{port}?prefix=cc-test-{unique}:")
     else:
         raise ValueError(f"unknown backend {name}")
     try:
         yield store
     finally:
         store.close()
+        if name == "redis":
+            _delete_redis_keys(host, port, prefix)
+
+
+def _delete_redis_keys(host: str, port: int, prefix: str) -> None:
+    """Remove this test's keys (and only them) from the shared Redis server."""
+    import redis
+
+    client = redis.Redis(host=host, port=port)
+    try:
+        for k in client.scan_iter(match=prefix + "*", count=1000):
+            client.delete(k)
+    finally:
+        client.close()
