@@ -1,0 +1,166 @@
+"""What the WSGI and ASGI middleware add to a response, written once on (name, value) str pairs.
+
+Both shells translate their protocol's headers to and from these pairs; every rule about
+``Vary``, ``Cache-Control``, an id carried in a header instead of a cookie, and the 503 sent
+when the store fails lives here, so the two middlewares cannot disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+
+from .cookies import CookieConfig, delete_cookie_header
+from .errors import ConfigurationError, StoreError, StoreUnavailable
+from .flow import SaveOutcome
+
+__all__ = [
+    "UNAVAILABLE_BODY",
+    "UNAVAILABLE_HEADERS",
+    "check_id_header",
+    "interrupted_outcome",
+    "log_store_failure",
+    "merge_headers",
+    "response_headers",
+]
+
+log = logging.getLogger("coatcheck")
+
+# RFC 9110 field-name = token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Header names the session headers must not collide with.
+_RESERVED = frozenset({"cookie", "set-cookie", "vary", "cache-control", "content-length"})
+
+UNAVAILABLE_BODY = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
+#: The whole header set of the 503 answered when the store fails: no Set-Cookie, so the
+#: client keeps the ticket it has, and no cache may keep the answer.
+UNAVAILABLE_HEADERS: list[tuple[str, str]] = [
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(UNAVAILABLE_BODY))),
+    ("Retry-After", "1"),
+    ("Cache-Control", "no-store"),
+]
+
+
+def check_id_header(name: str | None) -> str | None:
+    """Validate the ``id_header`` middleware option; returns it unchanged."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ConfigurationError(f"id_header {name!r} is not an HTTP header name")
+    if name.lower() in _RESERVED:
+        raise ConfigurationError(f"id_header cannot be {name!r}: the middleware manages it")
+    return name
+
+
+def interrupted_outcome(cookie: CookieConfig) -> SaveOutcome:
+    """The outcome of a save that found its session destroyed by a concurrent request.
+
+    The session is gone, so the client is told to forget its ticket, exactly as after
+    ``session.destroy()``.
+    """
+    return SaveOutcome(
+        [
+            ("Set-Cookie", delete_cookie_header(cookie)),
+            ("Cache-Control", cookie.cache_control),
+            ("Vary", "Cookie"),
+        ],
+        None,
+        cleared=True,
+    )
+
+
+def response_headers(outcome: SaveOutcome, id_header: str | None) -> list[tuple[str, str]]:
+    """The headers a save asks for, in cookie mode or carrying the ticket in ``id_header``.
+
+    In header mode a new ticket travels in ``id_header`` (empty when the client must forget
+    it) instead of ``Set-Cookie``, and responses vary on that header instead of ``Cookie``.
+    """
+    if id_header is None:
+        return outcome.headers
+    headers: list[tuple[str, str]] = []
+    if outcome.ticket is not None:
+        headers.append((id_header, outcome.ticket))
+    elif outcome.cleared:
+        headers.append((id_header, ""))
+    for name, value in outcome.headers:
+        lowered = name.lower()
+        if lowered == "set-cookie":
+            continue
+        if lowered == "vary":
+            value = id_header
+        headers.append((name, value))
+    return headers
+
+
+def _check_value(name: str, value: str) -> None:
+    # Response splitting: a CR or LF in a value would start a header (or a body) of its own.
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError(f"refusing a {name} header value with a control character")
+
+
+def merge_headers(
+    app_headers: Iterable[tuple[str, str]], session_headers: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The application's headers with the session's merged in; a new list, inputs untouched.
+
+    - ``Vary``: the session's field names are added to the application's ``Vary`` (once,
+      compared case-insensitively; nothing is added to ``Vary: *``).
+    - ``Cache-Control``: the application's own is kept when it already says ``no-store`` or an
+      unqualified ``private``; otherwise the session's replaces it. (``private="Set-Cookie"``
+      keeps the body cacheable by shared caches, so it is replaced.)
+    - anything else (``Set-Cookie``, an id header) is appended.
+    """
+    headers = list(app_headers)
+    for name, value in session_headers:
+        _check_value(name, value)
+        lowered = name.lower()
+        if lowered == "vary":
+            _merge_vary(headers, value)
+        elif lowered == "cache-control":
+            _merge_cache_control(headers, name, value)
+        else:
+            headers.append((name, value))
+    return headers
+
+
+def _merge_vary(headers: list[tuple[str, str]], value: str) -> None:
+    first = -1
+    present: set[str] = set()
+    for index, (name, existing) in enumerate(headers):
+        if name.lower() == "vary":
+            if first < 0:
+                first = index
+            present.update(token.strip().lower() for token in existing.split(","))
+    if "*" in present:
+        return
+    wanted = (token.strip() for token in value.split(","))
+    missing = [token for token in wanted if token and token.lower() not in present]
+    if not missing:
+        return
+    if first < 0:
+        headers.append(("Vary", ", ".join(missing)))
+        return
+    name, existing = headers[first]
+    kept = existing.strip()
+    headers[first] = (name, ", ".join([kept, *missing] if kept else missing))
+
+
+def _merge_cache_control(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    existing = [v for n, v in headers if n.lower() == "cache-control"]
+    if existing:
+        # Whole directives: a qualified private="..." does not equal "private".
+        directives = {part.strip().lower() for v in existing for part in v.split(",")}
+        if "no-store" in directives or "private" in directives:
+            return
+        headers[:] = [(n, v) for n, v in headers if n.lower() != "cache-control"]
+    headers.append((name, value))
+
+
+def log_store_failure(exc: StoreError) -> None:
+    """Say on the ``coatcheck`` logger that a request got a 503 because ``exc.store`` failed."""
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s; answered 503", exc, extra={"store": exc.store})
+    else:
+        log.error("%s; answered 503", exc, extra={"store": exc.store}, exc_info=exc)

@@ -1,0 +1,194 @@
+"""Pure ASGI middleware: opens the session before the application runs and saves it before the
+``http.response.start`` message leaves.
+
+A thin shell, like :mod:`coatcheck.wsgi`: the rules live in :mod:`coatcheck.flow` (via
+:class:`~coatcheck.AsyncSessionManager`) and in :mod:`coatcheck._headers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from ._async.manager import AsyncSessionManager
+from ._headers import (
+    UNAVAILABLE_BODY,
+    UNAVAILABLE_HEADERS,
+    check_id_header,
+    interrupted_outcome,
+    log_store_failure,
+    merge_headers,
+    response_headers,
+)
+from .errors import SessionInterrupted, StoreError
+from .session import Session
+
+__all__ = ["SessionMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_UNAVAILABLE_RAW = [
+    (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in UNAVAILABLE_HEADERS
+]
+# "Try Again Later" (RFC 6455 registry): the websocket twin of a 503.
+_WS_TRY_AGAIN_LATER = 1013
+
+
+def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+class SessionMiddleware:
+    """Give every HTTP and websocket connection a :class:`~coatcheck.Session` in
+    ``scope[scope_key]`` (``scope["session"]`` by default, so Starlette's ``request.session``
+    works).
+
+    HTTP: the session is saved when the application sends ``http.response.start``, before the
+    status and headers leave. A status of 500 or above saves nothing; otherwise the manager
+    saves what changed and its headers are merged into the response exactly as in
+    :class:`coatcheck.wsgi.SessionMiddleware` (which documents the error handling: a failing
+    store gives a plain 503 with ``Retry-After: 1`` and no ``Set-Cookie``).
+
+    Websocket: the session is opened from the handshake request and put in the scope, and
+    nothing is saved automatically: a connection has no response headers to carry a new
+    cookie and may outlive many changes. An application that changes the session over a
+    websocket calls ``await manager.save(session)`` itself. When the store fails at the
+    handshake, the connection is refused (a 503 where the server supports the websocket
+    denial response, otherwise a close with code 1013, "try again later").
+
+    Other scopes (``lifespan``, ...) pass through untouched. ``id_header`` works as in the
+    WSGI middleware.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        manager: AsyncSessionManager,
+        *,
+        scope_key: str = "session",
+        id_header: str | None = None,
+    ) -> None:
+        self.app = app
+        self.manager = manager
+        self.scope_key = scope_key
+        self.id_header = check_id_header(id_header)
+        self._id_name = None if id_header is None else id_header.lower().encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        manager = self.manager
+        cookies: list[bytes] = []
+        idents: list[bytes] = []
+        user_agent: str | None = None
+        id_name = self._id_name
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookies.append(value)
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            elif name == id_name:
+                idents.append(value)
+        client = scope.get("client")
+        remote_addr = client[0] if client else None
+        try:
+            if id_name is None:
+                # HTTP/2 may split the Cookie header; RFC 9113 8.2.3 says how to join it.
+                cookie = b"; ".join(cookies).decode("latin-1") if cookies else None
+                session = await manager.open_from_cookie_header(
+                    cookie, remote_addr=remote_addr, user_agent=user_agent
+                )
+            else:
+                # Joined as a WSGI server would; two different values then fail validation.
+                ident = b", ".join(idents).decode("latin-1") if idents else None
+                session = await manager.open(
+                    ident or None, remote_addr=remote_addr, user_agent=user_agent
+                )
+        except StoreError as exc:
+            log_store_failure(exc)
+            if kind == "http":
+                await _send_unavailable(send)
+            else:
+                await _refuse_websocket(scope, receive, send)
+            return
+        # ASGI: copy the scope before changing it, so nothing leaks to outer layers.
+        scope = {**scope, self.scope_key: session}
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(self, session, send)
+        await self.app(scope, receive, exchange.send)
+
+
+class _Exchange:
+    """One HTTP request's session and what became of its save."""
+
+    __slots__ = ("failed", "middleware", "session", "started", "upstream")
+
+    def __init__(self, middleware: SessionMiddleware, session: Session, upstream: Send) -> None:
+        self.middleware = middleware
+        self.session = session
+        self.upstream = upstream
+        self.started = False
+        self.failed = False
+
+    async def send(self, message: Message) -> None:
+        if self.failed:
+            if not message["type"].startswith("http.response."):
+                await self.upstream(message)
+            return
+        if message["type"] == "http.response.start" and not self.started:
+            self.started = True
+            if message["status"] < 500:
+                extra = await self._save()
+                if extra is None:
+                    self.failed = True
+                    await _send_unavailable(self.upstream)
+                    return
+                if extra:
+                    app_headers = [
+                        (name.decode("latin-1"), value.decode("latin-1"))
+                        for name, value in message.get("headers", ())
+                    ]
+                    message = {**message, "headers": _encode(merge_headers(app_headers, extra))}
+        await self.upstream(message)
+
+    async def _save(self) -> list[tuple[str, str]] | None:
+        middleware = self.middleware
+        manager = middleware.manager
+        try:
+            outcome = await manager.save(self.session)
+        except SessionInterrupted:
+            outcome = interrupted_outcome(manager.config.cookie)
+        except StoreError as exc:
+            log_store_failure(exc)
+            return None
+        return response_headers(outcome, middleware.id_header)
+
+
+async def _send_unavailable(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": list(_UNAVAILABLE_RAW)})
+    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 503,
+                "headers": list(_UNAVAILABLE_RAW),
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": UNAVAILABLE_BODY})
+    else:
+        await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})

@@ -1,0 +1,189 @@
+"""WSGI middleware: opens the session before the application runs and saves it before the
+response headers leave.
+
+A thin shell: the rules live in :mod:`coatcheck.flow` (via :class:`~coatcheck.SessionManager`)
+and in :mod:`coatcheck._headers`; this module only speaks PEP 3333.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from ._headers import (
+    UNAVAILABLE_BODY,
+    UNAVAILABLE_HEADERS,
+    check_id_header,
+    interrupted_outcome,
+    log_store_failure,
+    merge_headers,
+    response_headers,
+)
+from ._sync.manager import SessionManager
+from .errors import SessionInterrupted, StoreError
+from .session import Session
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["SessionMiddleware"]
+
+_UNAVAILABLE_STATUS = "503 Service Unavailable"
+
+
+def _discard(data: bytes) -> None:
+    """The ``write()`` handed to an application whose response was replaced by a 503."""
+
+
+def _close(iterable: Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
+
+
+class SessionMiddleware:
+    """Give every request a :class:`~coatcheck.Session` in ``environ[environ_key]``.
+
+    The session is loaded from the ``Cookie`` header (or, with ``id_header``, from that request
+    header; e.g. ``"X-Session-Id"`` for API clients, which then get a new ticket back in the
+    same response header instead of a ``Set-Cookie``). It is saved when the application calls
+    ``start_response``, before any byte of the response is sent:
+
+    - a status of 500 or above saves nothing: the request's changes are dropped;
+    - otherwise the manager saves what changed and its headers are merged into the response
+      (``Set-Cookie``, ``Vary``, ``Cache-Control``; see :func:`coatcheck._headers.merge_headers`).
+
+    When the store cannot be reached (:class:`~coatcheck.StoreUnavailable`) or fails
+    (:class:`~coatcheck.StoreError`) while opening or saving, the client gets a plain
+    ``503 Service Unavailable`` with ``Retry-After: 1`` and no ``Set-Cookie`` (its cookie stays
+    as it is), and the failure is logged on the ``coatcheck`` logger naming the store. A
+    response whose session was destroyed meanwhile by another request
+    (:class:`~coatcheck.SessionInterrupted`) goes out with a deleting ``Set-Cookie``. Any other
+    exception, from the application or from the save (an unserializable value, say),
+    propagates.
+
+    The save happens once, at the first ``start_response``; an application that later replaces
+    its response through ``exc_info`` keeps what was saved, and its replacement carries the
+    same session headers (so a rotated ticket is not lost).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        manager: SessionManager,
+        *,
+        environ_key: str = "coatcheck.session",
+        id_header: str | None = None,
+    ) -> None:
+        self.app = app
+        self.manager = manager
+        self.environ_key = environ_key
+        self.id_header = check_id_header(id_header)
+        self._id_environ = (
+            None if id_header is None else "HTTP_" + id_header.upper().replace("-", "_")
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        manager = self.manager
+        remote_addr = environ.get("REMOTE_ADDR")
+        user_agent = environ.get("HTTP_USER_AGENT")
+        try:
+            if self._id_environ is None:
+                session = manager.open_from_cookie_header(
+                    environ.get("HTTP_COOKIE"), remote_addr=remote_addr, user_agent=user_agent
+                )
+            else:
+                session = manager.open(
+                    environ.get(self._id_environ) or None,
+                    remote_addr=remote_addr,
+                    user_agent=user_agent,
+                )
+        except StoreError as exc:
+            log_store_failure(exc)
+            start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS))
+            return [UNAVAILABLE_BODY]
+        environ[self.environ_key] = session
+        exchange = _Exchange(self, session, start_response)
+        app_iter = self.app(environ, exchange.start_response)
+        if exchange.failed:
+            _close(app_iter)
+            return [UNAVAILABLE_BODY]
+        if not exchange.started:
+            # start_response will come with the first item (PEP 3333 allows it), and with
+            # it the save, which may still turn the response into a 503.
+            return exchange.watch(app_iter)
+        return app_iter
+
+
+class _Exchange:
+    """One request's session and what became of its save."""
+
+    __slots__ = ("extra", "failed", "middleware", "session", "started", "upstream")
+
+    def __init__(
+        self, middleware: SessionMiddleware, session: Session, upstream: StartResponse
+    ) -> None:
+        self.middleware = middleware
+        self.session = session
+        self.upstream = upstream
+        self.started = False
+        self.failed = False
+        #: The session headers, once saved; None while nothing was saved.
+        self.extra: list[tuple[str, str]] | None = None
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: OptExcInfo | None = None,
+        /,
+    ) -> Callable[[bytes], object]:
+        if self.failed:
+            # The 503 already stands; an application error after it is still an error.
+            if exc_info is not None and exc_info[1] is not None:
+                raise exc_info[1].with_traceback(exc_info[2])
+            return _discard
+        if not self.started:
+            self.started = True
+            if _status_code(status) < 500:
+                extra = self._save()
+                if extra is None:
+                    self.failed = True
+                    self.upstream(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), exc_info)
+                    return _discard
+                self.extra = extra
+        if self.extra:
+            headers = merge_headers(headers, self.extra)
+        return self.upstream(status, headers, exc_info)
+
+    def _save(self) -> list[tuple[str, str]] | None:
+        middleware = self.middleware
+        manager = middleware.manager
+        try:
+            outcome = manager.save(self.session)
+        except SessionInterrupted:
+            outcome = interrupted_outcome(manager.config.cookie)
+        except StoreError as exc:
+            log_store_failure(exc)
+            return None
+        return response_headers(outcome, middleware.id_header)
+
+    def watch(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
+        """Pass the body through, swapping in the 503 if the late save failed."""
+        try:
+            for chunk in app_iter:
+                if self.failed:
+                    yield UNAVAILABLE_BODY
+                    return
+                yield chunk
+        finally:
+            _close(app_iter)
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status[:3])
+    except ValueError:
+        # Not a status line the server will accept either; do not save on it.
+        return 500
