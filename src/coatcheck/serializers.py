@@ -79,12 +79,16 @@ _MSGPACK_PLAIN = frozenset({str, bool, type(None), bytes})
 
 
 def _plain_time(value: dt.time | dt.datetime, tag: str) -> dict[str, str]:
-    # A tzinfo whose utcoffset() is None (a zoneinfo time, a lax custom tzinfo) would come back
-    # naive: refuse rather than store something else.
-    if value.tzinfo is not None and value.utcoffset() is None:
-        raise SerializationError(
-            f"cannot store a {type(value).__name__} whose tzinfo has no fixed offset"
-        )
+    if value.tzinfo is not None:
+        offset = value.utcoffset()
+        # A tzinfo with no offset here (a zoneinfo time, a lax custom tzinfo) would come back
+        # naive, and fromisoformat() mangles sub-second offsets on some Pythons: refuse both
+        # rather than store something else.
+        if offset is None or offset.microseconds:
+            raise SerializationError(
+                f"cannot store a {type(value).__name__} whose tzinfo has no fixed, "
+                "whole-second UTC offset"
+            )
     return {tag: value.isoformat()}
 
 
@@ -97,13 +101,11 @@ _SCALAR_TAGS: dict[type, Callable[[Any], dict[str, str]]] = {
 }
 
 
-def _ordered(items: set[Any] | frozenset[Any]) -> list[Any]:
-    # Sorting keeps a set's bytes the same across processes and reloads, so an unchanged
-    # session re-encodes to the same payload; mixed types cannot be sorted and keep set order.
-    try:
-        return sorted(items)
-    except TypeError:
-        return list(items)
+# Types whose values sort in a total order among themselves (naive and aware datetimes, and
+# Decimal NaN, raise when compared; _Tagger._set falls back for those).
+_SORTABLE = frozenset(
+    {str, int, float, bool, bytes, dt.date, dt.datetime, dt.time, uuid.UUID, Decimal}
+)
 
 
 class _Tagger:
@@ -136,15 +138,27 @@ class _Tagger:
         if kind is tuple:
             return {" t": self._sequence(obj)}
         if kind is set:
-            return {" s": self._sequence(_ordered(obj))}
+            return {" s": self._set(obj)}
         if kind is frozenset:
-            return {" fs": self._sequence(_ordered(obj))}
+            return {" fs": self._set(obj)}
         if kind is bytes:  # only JSON gets here
             return {" b": base64.b64encode(obj).decode("ascii")}
         scalar = _SCALAR_TAGS.get(kind)
         if scalar is None:
             raise SerializationError(f"cannot store a value of type {kind.__qualname__}")
         return scalar(obj)
+
+    def _set(self, items: set[Any] | frozenset[Any]) -> list[Any] | tuple[Any, ...]:
+        # A set is written in a canonical order, so that an unchanged session re-encodes to the
+        # same bytes in any process: natural order when there is one, else the order of the
+        # encoded items' reprs (deterministic, since nested sets are canonical too).
+        kinds = set(map(type, items))
+        if len(kinds) <= 1 and kinds <= _SORTABLE:
+            try:
+                return self._sequence(sorted(items))
+            except (TypeError, ArithmeticError):
+                pass
+        return sorted((self.tag(item) for item in items), key=repr)
 
     def _enter(self, container: object) -> int:
         ident = id(container)
@@ -322,8 +336,11 @@ def _check_floats(values: Any) -> None:
                 raise ValueError("NaN and infinite floats are not accepted")
 
 
+_STR_ONLY = frozenset({str})
+
+
 def _msgpack_map(obj: dict[Any, Any]) -> Any:
-    if set(map(type, obj)) != {str}:
+    if not _STR_ONLY.issuperset(map(type, obj)):
         raise ValueError("map keys must be strings")
     _check_floats(obj.values())
     return _untag(obj, _MSGPACK_DECODERS)
