@@ -15,23 +15,31 @@ from .base import LOCKED, AsyncStore, LockRequest, Locked, Record, Store, StoreS
 
 if TYPE_CHECKING:
     from ._async.files import AsyncFileStore
+    from ._async.memcached import AsyncMemcachedStore
     from ._async.memory import AsyncMemoryStore
+    from ._async.redis import AsyncRedisStore
     from ._async.sqlite import AsyncSQLiteStore
     from ._sync.files import FileStore
+    from ._sync.memcached import MemcachedStore
     from ._sync.memory import MemoryStore
+    from ._sync.redis import RedisStore
     from ._sync.sqlite import SQLiteStore
 
 __all__ = [
     "LOCKED",
     "AsyncFileStore",
+    "AsyncMemcachedStore",
     "AsyncMemoryStore",
+    "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "FileStore",
     "LockRequest",
     "Locked",
+    "MemcachedStore",
     "MemoryStore",
     "Record",
+    "RedisStore",
     "SQLiteStore",
     "Store",
     "StoreStats",
