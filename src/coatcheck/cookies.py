@@ -116,8 +116,8 @@ class CookieConfig:
             raise ConfigurationError(f"cookie path is over {_MAX_ATTRIBUTE_BYTES} bytes")
         if self.domain is not None and (
             not isinstance(self.domain, str)
-            or not _DOMAIN.fullmatch(self.domain)
             or len(self.domain) > _MAX_ATTRIBUTE_BYTES
+            or not _DOMAIN.fullmatch(self.domain)
         ):
             raise ConfigurationError(
                 f"cookie domain {self.domain!r} is not a host name (use punycode for IDNs)"

@@ -113,7 +113,7 @@ values = st.recursive(
 
 
 @given(values)
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_every_supported_value_round_trips_exactly(value: Any) -> None:
     for serializer in SERIALIZERS:
         data = serializer.dumps(value)
@@ -122,6 +122,7 @@ def test_every_supported_value_round_trips_exactly(value: Any) -> None:
 
 
 @given(st.dictionaries(keys, values, max_size=4))
+@settings(deadline=None)
 def test_session_shaped_dicts_round_trip_and_reencode_to_the_same_bytes(value: Any) -> None:
     for serializer in SERIALIZERS:
         data = serializer.dumps(value)
@@ -430,13 +431,14 @@ def _loads_or_value_error(serializer: Serializer, data: bytes) -> None:
 
 
 @given(st.binary(max_size=200))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_random_bytes_raise_nothing_but_value_error(data: bytes) -> None:
     for serializer in SERIALIZERS:
         _loads_or_value_error(serializer, data)
 
 
 @given(st.dictionaries(keys, values, min_size=1, max_size=3), st.data())
+@settings(deadline=None)
 def test_prefixes_and_corruptions_of_valid_payloads(value: Any, data: st.DataObject) -> None:
     for serializer in SERIALIZERS:
         payload = serializer.dumps(value)
@@ -465,7 +467,7 @@ json_like = st.recursive(
 
 
 @given(json_like)
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_hand_made_tagged_json_raises_nothing_but_value_error(value: Any) -> None:
     _loads_or_value_error(JSONSerializer(), json.dumps(value).encode())
 
@@ -495,7 +497,7 @@ msgpack_like = st.recursive(
 
 
 @given(msgpack_like)
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_hand_made_msgpack_raises_nothing_but_value_error(value: Any) -> None:
     _loads_or_value_error(MsgpackSerializer(), _pack(value))
 
@@ -658,6 +660,7 @@ def test_signed_but_unloadable_pickle_raises_value_error(monkeypatch: pytest.Mon
 
 
 @given(st.binary(max_size=200))
+@settings(deadline=None)
 def test_pickle_loads_random_bytes_raises_only_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         PickleSerializer([KEY]).loads(data)
