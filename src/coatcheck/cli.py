@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
@@ -138,6 +139,31 @@ def _call(store: Store, fn: Callable[..., T], *args: Any) -> T:
     except Exception as exc:
         error = store_failure(store, exc)
         raise error from exc
+
+
+@contextmanager
+def _logging_to(stream: IO[str], level: int) -> Iterator[None]:
+    """Send log records of ``level`` and above to ``stream`` while a command runs.
+
+    Only when nothing configured logging already (an embedding program or pytest did): without
+    it, Python's last-resort handler would print every driver's retry warnings (psycopg's pool
+    reconnecting, say) around the one-line error this command prints.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(level)  # also for drivers that set their own logger's level (psycopg)
+    handler.setFormatter(logging.Formatter("coatcheck: %(name)s: %(message)s"))
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
 
 
 # -- progress --------------------------------------------------------------------------------
@@ -331,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage a coatcheck session store, or run the demo app.",
     )
     parser.add_argument("--version", action="version", version=f"coatcheck {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show log messages of coatcheck and drivers"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -389,8 +418,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
     out, err = sys.stdout, sys.stderr
     run: Callable[[argparse.Namespace, IO[str], IO[str]], int] = args.run
+    # Commands report failures themselves, in one line; drivers log even routine retries as
+    # errors, so their records show only with --verbose. The demo shows warnings: its security
+    # log lines (a refused cookie, say) are part of what it demonstrates.
+    level = logging.WARNING if run is _cmd_demo else logging.CRITICAL
+    if args.verbose:
+        level = logging.INFO
     try:
-        return run(args, out, err)
+        with _logging_to(err, level):
+            return run(args, out, err)
     except (ConfigurationError, _Refused) as exc:
         err.write(f"coatcheck: error: {exc}\n")
         return EXIT_CONFIG

@@ -93,6 +93,8 @@ def create_manager(
         clock=clock,
         secret_keys=[key],
         sign_cookie=True,
+        # Abandoned demo sessions would pile up in the file; one request in a hundred purges.
+        cleanup_probability=0.01,
         # The demo is served over plain http on localhost, and browsers do not send a Secure
         # cookie over http (localhost exemptions vary), so Secure must be off here. A real
         # deployment behind https keeps the default, secure=True.
