@@ -46,7 +46,7 @@ SUBS: list[tuple[str, str]] = [
     (r"anext", "next"),
     (r"redis\.asyncio", "redis"),
     (r"psycopg_pool\.AsyncConnectionPool", "psycopg_pool.ConnectionPool"),
-    (r"aiomysql", "pymysql"),
+    (r"_mysql_async", "_mysql_sync"),
     (r"run_async", "run_sync"),
     (r"asynccontextmanager", "contextmanager"),
     (r"@pytest\.mark\.asyncio\n *", ""),

@@ -1,0 +1,252 @@
+"""MySQL and MariaDB sessions: one InnoDB table, one round trip per operation.
+
+The statement text is in :mod:`coatcheck.stores._sql`; the driver differences (aiomysql here,
+PyMySQL in the generated sync twin) are in the hand-written pair ``_mysql_async`` /
+``_mysql_sync``. Every statement runs in autocommit mode on a connection with
+``CLIENT.FOUND_ROWS``, so row counts mean "rows matched", which the exact semantics rely on.
+A load that takes the lock is the one operation with two statements (MySQL's UPDATE returns
+no rows): the lock is taken first, then the record is read on the same connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pymysql
+from pymysql.constants import CLIENT, ER
+
+from ...errors import ConfigurationError
+from .. import _mysql_async as _mysql
+from .. import _sql
+from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+
+__all__ = ["AsyncConnectionFactory", "AsyncMySQLStore"]
+
+_SQL = _sql.MYSQL
+
+_URL_OPTIONS: dict[str, type[_sql.Option]] = {
+    "table": str,
+    "pool_size": int,
+    "pool_timeout": float,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "write_timeout": float,
+    "unix_socket": str,
+}
+
+
+class AsyncConnectionFactory(Protocol):
+    """Anything that opens a new connection when called.
+
+    The connection must have ``client_flag`` including ``CLIENT.FOUND_ROWS``; the store turns
+    autocommit on if it is off.
+    """
+
+    async def __call__(self) -> _mysql.Connection: ...
+
+
+class AsyncMySQLStore:
+    """Sessions in one MySQL or MariaDB table, over a small pool of connections.
+
+    ``connect`` opens a connection (see :class:`AsyncConnectionFactory`); the store keeps up
+    to ``pool_size`` of them and closes them in :meth:`aclose`. :meth:`from_url` builds the
+    factory from a ``mysql://`` or ``mariadb://`` URL. ``pool_timeout`` bounds the wait for a
+    free connection and ``timeout`` one statement (the sync flavour relies on the
+    connection's PyMySQL ``read_timeout``/``write_timeout`` instead, which URLs set).
+    """
+
+    unavailable_errors: tuple[type[BaseException], ...] = (
+        pymysql.err.OperationalError,
+        pymysql.err.InterfaceError,
+        _sql.PoolTimeout,
+    )
+
+    def __init__(
+        self,
+        connect: AsyncConnectionFactory,
+        *,
+        table: str = _sql.DEFAULT_TABLE,
+        pool_size: int = 10,
+        pool_timeout: float = 5.0,
+        timeout: float = 10.0,
+        name: str | None = None,
+    ) -> None:
+        parts = _sql.split_table(table)
+        self.table = table
+        self.name = name or f"mysql://(connection factory)/?table={table}"
+        self._sql = _SQL.render(
+            table=".".join(f"`{part}`" for part in parts), index=f"`{parts[-1]}_expires_idx`"
+        )
+        self._factory = connect
+        self._timeout = timeout
+        self._pool = _mysql.Pool(self._connect, pool_size, pool_timeout)
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncMySQLStore:
+        """Build a store from ``mysql://user:password@host:port/database?table=...``.
+
+        ``mariadb://`` works the same. Options: ``table``, ``pool_size`` (10),
+        ``pool_timeout`` (5 s), ``connect_timeout`` (5 s), ``read_timeout`` and
+        ``write_timeout`` (10 s each), ``unix_socket`` (a path, instead of host and port).
+        """
+        options, rest = _sql.url_options(url, ("mysql", "mariadb"), _URL_OPTIONS)
+        if rest:
+            unknown = ", ".join(sorted(name for name, _ in rest))
+            raise ConfigurationError(
+                f"unknown MySQL store URL options: {unknown}; for anything else "
+                "(TLS, say) pass a connect factory"
+            )
+        address = _sql.MySQLAddress.from_url(url, options)
+        table = str(options.get("table", _sql.DEFAULT_TABLE))
+
+        async def connect() -> _mysql.Connection:
+            return await _mysql.connect(address)
+
+        scheme = url.split(":", 1)[0].lower()
+        host = address.unix_socket or address.host
+        port = None if address.unix_socket else address.port
+        return cls(
+            connect,
+            table=table,
+            pool_size=int(options.get("pool_size", 10)),
+            pool_timeout=float(options.get("pool_timeout", 5.0)),
+            timeout=address.read_timeout,
+            name=_sql.describe(scheme, address.user, host, port, address.database, table),
+        )
+
+    async def _connect(self) -> _mysql.Connection:
+        conn = await self._factory()
+        if not conn.client_flag & CLIENT.FOUND_ROWS:
+            conn.close()
+            raise ConfigurationError(
+                "MySQLStore connections need client_flag=pymysql.constants.CLIENT.FOUND_ROWS "
+                "(without it MySQL counts changed rows, not matched ones)"
+            )
+        if not conn.get_autocommit():
+            await conn.autocommit(True)
+        return conn
+
+    async def _execute(self, query: str, args: dict[str, Any]) -> _mysql.Result:
+        async with self._pool.acquire() as conn:
+            return await _mysql.execute(conn, query, args, self._timeout)
+
+    async def create_tables(self) -> None:
+        """Create the table (with its expiry index) if it does not exist."""
+        for statement in self._sql.schema:
+            await self._execute(statement, {})
+
+    async def drop_tables(self) -> None:
+        """Drop the table, if it exists, with every session in it."""
+        await self._execute(self._sql.drop, {})
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+        _sql.check_key(key)
+        if lock is None:
+            row = (await self._execute(self._sql.load, {"key": key})).row
+            return None if row is None else _record(row)
+        params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
+        async with self._pool.acquire() as conn:
+            taken = await _mysql.execute(conn, self._sql.lock, params, self._timeout)
+            row = (await _mysql.execute(conn, self._sql.load, params, self._timeout)).row
+        if row is None:
+            return None
+        return _record(row) if taken.rowcount == 1 else LOCKED
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool:
+        _sql.check_key(key)
+        params = {
+            "key": key,
+            "payload": payload,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+        }
+        try:
+            await self._execute(self._sql.create, params)
+        except pymysql.err.IntegrityError as exc:
+            if exc.args and exc.args[0] == ER.DUP_ENTRY:
+                return False
+            raise
+        return True
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None:
+        _sql.check_key(key)
+        params = {
+            "key": key,
+            "payload": payload,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+            "expected": expected_version,
+            "unlock": unlock,
+        }
+        result = await self._execute(self._sql.update, params)
+        # The statement set version = LAST_INSERT_ID(version + 1): the OK packet carries it.
+        return result.lastrowid if result.rowcount == 1 else None
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool:
+        _sql.check_key(key)
+        params = {
+            "key": key,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+            "unlock": unlock,
+        }
+        return (await self._execute(self._sql.touch, params)).rowcount == 1
+
+    async def unlock(self, key: str, token: str) -> None:
+        _sql.check_key(key)
+        await self._execute(self._sql.unlock, {"key": key, "token": token})
+
+    async def delete(self, key: str) -> None:
+        _sql.check_key(key)
+        await self._execute(self._sql.delete, {"key": key})
+
+    async def clear_expired(self, now: float) -> int:
+        """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.
+
+        Each batch is its own short autocommit transaction, so no lock is held for long.
+        """
+        removed = 0
+        params = {"now": now, "limit": _sql.CLEAR_BATCH}
+        async with self._pool.acquire() as conn:
+            while True:
+                result = await _mysql.execute(conn, self._sql.clear_batch, params, self._timeout)
+                removed += result.rowcount
+                if result.rowcount < _sql.CLEAR_BATCH:
+                    return removed
+
+    async def count(self, now: float) -> int | None:
+        row = (await self._execute(self._sql.count, {"now": now})).row
+        return 0 if row is None else int(row[0])
+
+    async def stats(self, now: float) -> StoreStats:
+        row = (await self._execute(self._sql.stats, {"now": now})).row
+        if row is None:
+            return StoreStats(0, 0, 0)
+        # SUM() comes back as a Decimal.
+        return StoreStats(int(row[0]), int(row[1]), int(row[2]))
+
+    async def aclose(self) -> None:
+        """Close the store's connections."""
+        await self._pool.aclose()
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    return Record(bytes(row[0]), int(row[1]), float(row[2]), float(row[3]))

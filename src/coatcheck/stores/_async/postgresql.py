@@ -1,0 +1,315 @@
+"""PostgreSQL sessions with psycopg 3: one table, one round trip per operation.
+
+Every operation is a single autocommit statement (the text is in :mod:`coatcheck.stores._sql`),
+so the store's exact semantics come from PostgreSQL's row locking rather than from client-side
+transactions: ``create`` is ``INSERT ... ON CONFLICT DO NOTHING``, ``update`` a conditional
+``UPDATE ... RETURNING version``, and ``load`` with a lock one ``UPDATE`` in a CTE that also
+tells "locked by another" from "missing".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from ...errors import ConfigurationError
+from .. import _sql
+from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+
+__all__ = ["AsyncConnectionFactory", "AsyncPostgreSQLStore"]
+
+_SQL = _sql.POSTGRESQL
+
+_Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+# coatcheck's own URL options; every other query parameter goes to libpq unchanged.
+_URL_OPTIONS: dict[str, type[_sql.Option]] = {
+    "table": str,
+    "pool_size": int,
+    "pool_timeout": float,
+    "statement_timeout": float,
+}
+
+
+class AsyncConnectionFactory(Protocol):
+    """Anything that opens a new connection when called (``psycopg.AsyncConnection.connect``)."""
+
+    async def __call__(self) -> psycopg.AsyncConnection[Any]: ...
+
+
+class AsyncPostgreSQLStore:
+    """Sessions in one PostgreSQL table, through a psycopg connection pool.
+
+    Pass a ready ``psycopg_pool.AsyncConnectionPool`` (left open by :meth:`aclose`), or a
+    ``connect`` factory that opens a connection (the store opens one per operation and closes
+    it again: use this when something else, such as PgBouncer, does the pooling), or build the
+    store with :meth:`from_url`, which owns its pool. Borrowed connections that are not in
+    autocommit mode are switched to it for the statement and switched back.
+
+    ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
+    """
+
+    unavailable_errors: tuple[type[BaseException], ...] = (
+        psycopg.OperationalError,
+        psycopg_pool.PoolTimeout,
+        psycopg_pool.TooManyRequests,
+    )
+
+    def __init__(
+        self,
+        pool: _Pool | None = None,
+        *,
+        connect: AsyncConnectionFactory | None = None,
+        table: str = _sql.DEFAULT_TABLE,
+        name: str | None = None,
+    ) -> None:
+        if pool is not None and connect is not None:
+            raise ConfigurationError("PostgreSQLStore takes a pool or a connect factory, not both")
+        parts = _sql.split_table(table)
+        self.table = table
+        self._sql = _SQL.render(
+            table=sql.Identifier(*parts).as_string(None),
+            index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
+        )
+        self._source: _Pool | AsyncConnectionFactory
+        if pool is not None:
+            self._source = pool
+        elif connect is not None:
+            self._source = connect
+        else:
+            raise ConfigurationError("PostgreSQLStore needs a pool or a connect factory")
+        self._owns_pool = False
+        self._opened = True  # a pool passed in is the caller's to open
+        if name is None:
+            conninfo = pool.conninfo if pool is not None else None
+            name = _name_from_conninfo(conninfo if isinstance(conninfo, str) else None, table)
+        self.name = name
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncPostgreSQLStore:
+        """Build a store and its pool from ``postgresql://user:password@host:port/db?...``.
+
+        Options: ``table``, ``pool_size`` (10), ``pool_timeout`` (5 s: longest wait for a
+        free connection), ``statement_timeout`` (seconds, enforced by the server; off unless
+        given, since PgBouncer refuses the startup option it needs). Any other parameter goes
+        to libpq; ``connect_timeout`` defaults to 5 s. The pool opens on first use.
+        """
+        options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
+        params = dict(rest)
+        params.setdefault("connect_timeout", "5")
+        if "statement_timeout" in options:
+            milliseconds = int(float(options["statement_timeout"]) * 1000)
+            extra = f"-c statement_timeout={milliseconds}"
+            params["options"] = f"{params['options']} {extra}" if "options" in params else extra
+        parts = urlsplit(url)
+        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), ""))
+        try:
+            conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
+        pool_timeout = float(options.get("pool_timeout", 5.0))
+        pool: _Pool = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=int(options.get("pool_size", 10)),
+            timeout=pool_timeout,
+            # A failed connection attempt is not retried on a backoff schedule that can
+            # outlast the outage by minutes; the next request that needs a connection asks
+            # for a new one, so the first request after a recovery succeeds.
+            reconnect_timeout=0.0,
+            open=False,
+            name="coatcheck",
+        )
+        store = cls(pool, table=str(options.get("table", _sql.DEFAULT_TABLE)))
+        store._owns_pool = True
+        store._opened = False
+        return store
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        source = self._source
+        if not isinstance(source, psycopg_pool.AsyncConnectionPool):
+            # A factory's connection lives for one statement, so its mode need not be
+            # restored; without autocommit, BEGIN and COMMIT would cost two more round trips.
+            async with await source() as conn:
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                yield conn
+            return
+        if not self._opened:
+            await source.open()
+            self._opened = True
+        broken = False
+        try:
+            async with source.connection() as conn:
+                try:
+                    if conn.autocommit:
+                        yield conn
+                    else:
+                        await conn.set_autocommit(True)
+                        try:
+                            yield conn
+                        finally:
+                            if not conn.closed:
+                                await conn.set_autocommit(False)
+                except psycopg.OperationalError:
+                    broken = conn.broken
+                    raise
+        finally:
+            if broken:
+                # One dead connection usually means the server restarted and every idle one
+                # is dead too: test them now, so the next request gets a live connection.
+                await source.check()
+
+    async def create_tables(self) -> None:
+        """Create the table and its expiry index if they do not exist."""
+        async with self._connection() as conn:
+            for statement in self._sql.schema:
+                await conn.execute(statement)
+
+    async def drop_tables(self) -> None:
+        """Drop the table, if it exists, with every session in it."""
+        async with self._connection() as conn:
+            await conn.execute(self._sql.drop)
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+        _sql.check_key(key)
+        async with self._connection() as conn:
+            if lock is None:
+                cur = await conn.execute(self._sql.load, {"key": key}, binary=True)
+                row = await cur.fetchone()
+                return None if row is None else Record(*row)
+            params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
+            cur = await conn.execute(self._sql.lock, params, binary=True)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        got, payload, version, accessed_at, expires_at = row
+        return Record(payload, version, accessed_at, expires_at) if got else LOCKED
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool:
+        _sql.check_key(key)
+        params = {
+            "key": key,
+            "payload": payload,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.create, params)
+            return cur.rowcount == 1
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None:
+        _sql.check_key(key)
+        params = {
+            "key": key,
+            "payload": payload,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+            "expected": expected_version,
+            "unlock": unlock,
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.update, params)
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool:
+        _sql.check_key(key)
+        params = {
+            "key": key,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+            "unlock": unlock,
+        }
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.touch, params)
+            return cur.rowcount == 1
+
+    async def unlock(self, key: str, token: str) -> None:
+        _sql.check_key(key)
+        async with self._connection() as conn:
+            await conn.execute(self._sql.unlock, {"key": key, "token": token})
+
+    async def delete(self, key: str) -> None:
+        _sql.check_key(key)
+        async with self._connection() as conn:
+            await conn.execute(self._sql.delete, {"key": key})
+
+    async def clear_expired(self, now: float) -> int:
+        """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.
+
+        Each batch is its own short transaction and skips rows other requests hold locked.
+        """
+        removed = 0
+        params = {"now": now, "limit": _sql.CLEAR_BATCH}
+        async with self._connection() as conn:
+            while True:
+                cur = await conn.execute(self._sql.clear_batch, params)
+                removed += cur.rowcount
+                if cur.rowcount < _sql.CLEAR_BATCH:
+                    return removed
+
+    async def count(self, now: float) -> int | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.count, {"now": now})
+            row = await cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def stats(self, now: float) -> StoreStats:
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.stats, {"now": now})
+            row = await cur.fetchone()
+        if row is None:
+            return StoreStats(0, 0, 0)
+        return StoreStats(int(row[0]), int(row[1]), int(row[2]))
+
+    async def aclose(self) -> None:
+        """Close the pool the store built from a URL; a pool passed in is left open."""
+        if self._owns_pool and isinstance(self._source, psycopg_pool.AsyncConnectionPool):
+            await self._source.close()
+            self._opened = True  # a closed pool cannot reopen: fail loudly on later use
+
+
+def _name_from_conninfo(conninfo: str | None, table: str) -> str:
+    if conninfo is None:
+        return f"postgresql://(connection factory)/?table={table}"
+    info = conninfo_to_dict(conninfo)
+    return _sql.describe(
+        "postgresql",
+        _str_or_none(info.get("user")),
+        _str_or_none(info.get("host")),
+        _str_or_none(info.get("port")),
+        _str_or_none(info.get("dbname")),
+        table,
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
