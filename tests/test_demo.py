@@ -166,7 +166,7 @@ def test_logout_destroys_the_session(client: httpx.Client, manager: SessionManag
 
 def test_real_server_in_a_thread(manager: SessionManager) -> None:
     server = make_demo_server(create_app(manager), "127.0.0.1", 0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         base = f"http://127.0.0.1:{server.server_port}"
