@@ -1,0 +1,135 @@
+"""A session store in one SQLite file: the embedded default, safe for several processes.
+
+The SQL and the connection handling live in :mod:`coatcheck.stores._sqlite_db`; this class only
+hands each operation to a worker thread (``run_blocking``) in the async flavour.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..._compat_async import run_blocking
+from ...errors import ConfigurationError
+from .._sqlite_db import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
+from ..base import LoadResult, LockRequest, StoreStats
+
+__all__ = ["AsyncSQLiteStore"]
+
+
+class AsyncSQLiteStore:
+    """Sessions in a table of an SQLite database file (WAL mode, one statement per operation).
+
+    :param path: the database file; created on first use. Every process must see the same file
+        on a local filesystem (SQLite's locking does not work over most network filesystems).
+    :param table: the table name (letters, digits and ``_``); call :meth:`create_tables` once.
+    :param timeout: seconds to wait for another writer before the store reports itself
+        unavailable.
+
+    A read without the per-session lock is exactly one ``SELECT``; every write is one statement
+    (``UPDATE ... RETURNING``), so there is no transaction to retry. ``unavailable_errors`` is
+    :class:`~coatcheck.stores._sqlite_db.SQLiteUnavailable`: a file that stays locked past
+    ``timeout``, cannot be opened, is read-only or full, or fails I/O. Other sqlite3 errors, such
+    as a missing table, are mistakes in the setup and surface as plain store errors.
+    """
+
+    unavailable_errors: tuple[type[BaseException], ...] = (SQLiteUnavailable,)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        table: str = DEFAULT_TABLE,
+        timeout: float = 5.0,
+    ) -> None:
+        self._db = SQLiteDatabase(path, table, timeout)
+        self.path = self._db.path
+        self.table = self._db.table
+        self.name = f"sqlite:///{self.path} (table {self.table})"
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncSQLiteStore:
+        """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
+
+        Options: ``?table=name`` and ``?timeout=seconds``.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+            raise ConfigurationError(
+                f"not an SQLite URL: {url!r}; use sqlite:///relative.db or sqlite:////abs/path.db"
+            )
+        path = unquote(parts.path[1:])
+        options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
+        unknown = set(options) - {"table", "timeout"}
+        if unknown:
+            raise ConfigurationError(
+                f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}; known: table, timeout"
+            )
+        timeout = 5.0
+        if "timeout" in options:
+            try:
+                timeout = float(options["timeout"])
+            except ValueError:
+                raise ConfigurationError(
+                    f"timeout must be a number of seconds, not {options['timeout']!r}"
+                ) from None
+        return cls(path, table=options.get("table", DEFAULT_TABLE), timeout=timeout)
+
+    async def create_tables(self) -> None:
+        """Create the table and its index on ``expires_at``; does nothing if they exist."""
+        await run_blocking(self._db.create_tables)
+
+    async def drop_tables(self) -> None:
+        """Drop the table and its index; does nothing if they do not exist."""
+        await run_blocking(self._db.drop_tables)
+
+    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+        return await run_blocking(self._db.load, key, now, lock)
+
+    async def create(
+        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
+    ) -> bool:
+        return await run_blocking(self._db.create, key, payload, accessed_at, expires_at)
+
+    async def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        expected_version: int | None,
+        unlock: str | None = None,
+    ) -> int | None:
+        return await run_blocking(
+            self._db.update, key, payload, accessed_at, expires_at, expected_version, unlock
+        )
+
+    async def touch(
+        self,
+        key: str,
+        accessed_at: float,
+        expires_at: float,
+        now: float,
+        unlock: str | None = None,
+    ) -> bool:
+        return await run_blocking(self._db.touch, key, accessed_at, expires_at, unlock)
+
+    async def unlock(self, key: str, token: str) -> None:
+        await run_blocking(self._db.unlock, key, token)
+
+    async def delete(self, key: str) -> None:
+        await run_blocking(self._db.delete, key)
+
+    async def clear_expired(self, now: float) -> int:
+        return await run_blocking(self._db.clear_expired, now)
+
+    async def count(self, now: float) -> int | None:
+        return await run_blocking(self._db.count, now)
+
+    async def stats(self, now: float) -> StoreStats:
+        return await run_blocking(self._db.stats, now)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (a later call opens new ones)."""
+        await run_blocking(self._db.close)

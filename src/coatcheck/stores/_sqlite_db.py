@@ -1,0 +1,357 @@
+"""The blocking SQLite work behind ``SQLiteStore`` and ``AsyncSQLiteStore``: SQL and connections.
+
+Both flavours call :class:`SQLiteDatabase`; the async one through ``run_blocking``, so sqlite3
+never runs on the event loop. Every contract operation is one statement in autocommit mode
+(SQLite 3.35+ ``RETURNING``), so there is no read-then-write window and no explicit transaction
+that could hit ``SQLITE_BUSY_SNAPSHOT``; waiting for another writer is SQLite's busy handler
+(``timeout``). The file is put in WAL mode, so readers never block the one writer and several
+processes can share it.
+
+Connections come from a small pool: sqlite3 connections are not meant to be used by two threads at
+once, and a pool (unlike ``threading.local``) stays bounded when a server starts a thread per
+request. A pool inherited through ``fork()`` is abandoned in the child, never used or closed there
+(https://www.sqlite.org/howtocorrupt.html#_carrying_an_open_database_connection_across_a_fork_).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import ConfigurationError
+from .base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+
+__all__ = [
+    "DEFAULT_TABLE",
+    "SQLiteDatabase",
+    "SQLiteUnavailable",
+    "check_identifier",
+]
+
+DEFAULT_TABLE = "coatcheck_sessions"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+# Rows deleted per statement by clear_expired: each batch is its own short write transaction,
+# so writers of live sessions wait for one batch at most, never for the whole purge.
+_BATCH = 1000
+
+# Idle connections kept per store; more are opened under load and closed when returned.
+_MAX_IDLE = 16
+
+# Primary result codes (https://www.sqlite.org/rescode.html) that describe the environment, not
+# the SQL: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
+_UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+# Python 3.10 has no ``sqlite_errorcode``; these are the same conditions' messages.
+_UNAVAILABLE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "out of memory",
+    "attempt to write a readonly database",
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database file",
+    "locking protocol",
+)
+
+# Connections inherited through fork(): kept referenced so they are never finalised (closed) in
+# the child, which could disturb the parent's locks on the same file.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class SQLiteUnavailable(sqlite3.OperationalError):
+    """The database file is busy past the timeout, unreadable, read-only, full or failing I/O.
+
+    Raised in place of the ``sqlite3.OperationalError`` that describes such a condition (the
+    original is the ``__cause__``), so a store can list it in ``unavailable_errors`` while SQL
+    errors such as "no such table" (``create_tables()`` never ran) stay plain store errors.
+    """
+
+
+def _is_unavailable(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _UNAVAILABLE_CODES
+    message = str(exc).lower()
+    return any(message.startswith(m) for m in _UNAVAILABLE_MESSAGES)
+
+
+def check_identifier(name: str) -> str:
+    """Return ``name`` if it is a safe SQL identifier, else raise ConfigurationError."""
+    if not isinstance(name, str) or _IDENTIFIER.fullmatch(name) is None:
+        raise ConfigurationError(f"table name {name!r} must match [A-Za-z_][A-Za-z0-9_]{{0,62}}")
+    return name
+
+
+class SQLiteDatabase:
+    """One SQLite file and table, with the contract's operations as blocking methods."""
+
+    def __init__(self, path: str | os.PathLike[str], table: str, timeout: float) -> None:
+        if sqlite3.sqlite_version_info < (3, 35, 0):
+            raise ConfigurationError(
+                f"SQLiteStore needs SQLite 3.35 or newer (for RETURNING); this Python links "
+                f"SQLite {sqlite3.sqlite_version}"
+            )
+        self.path = os.fspath(path)
+        if self.path == "" or self.path == ":memory:" or self.path.startswith("file:"):
+            raise ConfigurationError(
+                "SQLiteStore needs a database file that every process can open; "
+                "use MemoryStore for an in-process store"
+            )
+        if not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ConfigurationError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        self.table = check_identifier(table)
+        self.timeout = float(timeout)
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        # Bumped by close(): a connection handed out before is closed when it comes back.
+        self._generation = 0
+        names = {"t": f'"{self.table}"', "index": f'"{self.table}_expires_at"'}
+        self._sql = {name: template.format(**names) for name, template in _SQL.items()}
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: autocommit, so each statement is its own transaction and the
+        # module never opens one implicitly. check_same_thread=False: the pool hands a
+        # connection to one thread at a time, but not always the same thread.
+        conn = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a pooled connection; environment failures become :class:`SQLiteUnavailable`."""
+        with self._lock:
+            if self._pid != os.getpid():
+                _INHERITED.extend(self._idle)
+                self._idle = []
+                self._pid = os.getpid()
+            conn = self._idle.pop() if self._idle else None
+            generation = self._generation
+        try:
+            if conn is None:
+                conn = self._open()
+            yield conn
+        except sqlite3.Error as exc:
+            if conn is not None and conn.in_transaction:
+                conn.rollback()
+            if isinstance(exc, sqlite3.OperationalError) and _is_unavailable(exc):
+                raise SQLiteUnavailable(str(exc)) from exc
+            raise
+        finally:
+            if conn is not None:
+                self._release(conn, generation)
+
+    def _release(self, conn: sqlite3.Connection, generation: int) -> None:
+        with self._lock:
+            keep = (
+                generation == self._generation
+                and self._pid == os.getpid()
+                and len(self._idle) < _MAX_IDLE
+                and not conn.in_transaction
+            )
+            if keep:
+                self._idle.append(conn)
+        if not keep:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections; ones in use are closed when they are returned."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._generation += 1
+            inherited = self._pid != os.getpid()
+        if inherited:
+            _INHERITED.extend(idle)
+            return
+        for conn in idle:
+            conn.close()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def create_tables(self) -> None:
+        """Create the table and its expiry index if they do not exist."""
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(self._sql["create_table"])
+            conn.execute(self._sql["create_index"])
+            conn.execute("COMMIT")
+
+    def drop_tables(self) -> None:
+        """Drop the table (and with it the index) if it exists."""
+        with self.connection() as conn:
+            conn.execute(self._sql["drop_table"])
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def load(self, key: str, now: float, lock: LockRequest | None) -> LoadResult:
+        """See the store contract; without ``lock`` this is exactly one SELECT."""
+        with self.connection() as conn:
+            if lock is None:
+                row = conn.execute(self._sql["load"], (key,)).fetchone()
+            else:
+                row = _one(
+                    conn.execute(
+                        self._sql["load_locking"],
+                        {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now},
+                    )
+                )
+                if row is None:
+                    # Either no record or another holder: only this tells the two apart.
+                    exists = conn.execute(self._sql["exists"], (key,)).fetchone() is not None
+                    return LOCKED if exists else None
+        if row is None:
+            return None
+        payload, version, accessed_at, expires_at = row
+        return Record(bytes(payload), int(version), float(accessed_at), float(expires_at))
+
+    def create(self, key: str, payload: bytes, accessed_at: float, expires_at: float) -> bool:
+        """Insert-if-absent; False when the key exists."""
+        with self.connection() as conn:
+            cursor = conn.execute(self._sql["create"], (key, payload, accessed_at, expires_at))
+            return cursor.rowcount == 1
+
+    def update(
+        self,
+        key: str,
+        payload: bytes,
+        accessed_at: float,
+        expires_at: float,
+        expected_version: int | None,
+        unlock: str | None,
+    ) -> int | None:
+        """Compare-and-set update; the new version, or None."""
+        params = {
+            "key": key,
+            "payload": payload,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+            "expected": expected_version,
+            "unlock": unlock,
+        }
+        with self.connection() as conn:
+            row = _one(conn.execute(self._sql["update"], params))
+        return None if row is None else int(row[0])
+
+    def touch(self, key: str, accessed_at: float, expires_at: float, unlock: str | None) -> bool:
+        """Move the times only; False when there is no record."""
+        params = {
+            "key": key,
+            "accessed_at": accessed_at,
+            "expires_at": expires_at,
+            "unlock": unlock,
+        }
+        with self.connection() as conn:
+            return conn.execute(self._sql["touch"], params).rowcount > 0
+
+    def unlock(self, key: str, token: str) -> None:
+        """Release the lock if ``token`` holds it."""
+        with self.connection() as conn:
+            conn.execute(self._sql["unlock"], (key, token))
+
+    def delete(self, key: str) -> None:
+        """Remove the row (and with it the lock)."""
+        with self.connection() as conn:
+            conn.execute(self._sql["delete"], (key,))
+
+    def clear_expired(self, now: float) -> int:
+        """Delete expired rows in batches of 1000; the number deleted."""
+        removed = 0
+        with self.connection() as conn:
+            while True:
+                n = conn.execute(self._sql["clear_batch"], (now, _BATCH)).rowcount
+                removed += n
+                if n < _BATCH:
+                    return removed
+
+    def count(self, now: float) -> int:
+        """Live rows."""
+        with self.connection() as conn:
+            return int(conn.execute(self._sql["count"], (now,)).fetchone()[0])
+
+    def stats(self, now: float) -> StoreStats:
+        """Live and expired rows and payload bytes, in one scan."""
+        with self.connection() as conn:
+            total, live, size = conn.execute(self._sql["stats"], (now,)).fetchone()
+        return StoreStats(int(live), int(total) - int(live), int(size))
+
+
+def _one(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
+    # A RETURNING statement finishes (and commits) only when its rows are exhausted.
+    rows = cursor.fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+# Statement templates: {t} and {index} are filled in once with quoted, validated identifiers;
+# values always travel as parameters.
+_SQL: dict[str, str] = {
+    "create_table": (
+        "CREATE TABLE IF NOT EXISTS {t} ("
+        " key TEXT PRIMARY KEY NOT NULL,"
+        " payload BLOB NOT NULL,"
+        " version INTEGER NOT NULL,"
+        " accessed_at REAL NOT NULL,"
+        " expires_at REAL NOT NULL,"
+        " lock_token TEXT NULL,"
+        " lock_expires REAL NULL)"
+    ),
+    "create_index": "CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)",
+    "drop_table": "DROP TABLE IF EXISTS {t}",
+    "load": "SELECT payload, version, accessed_at, expires_at FROM {t} WHERE key = ?",
+    "load_locking": (
+        "UPDATE {t} SET lock_token = :token, lock_expires = :until"
+        " WHERE key = :key"
+        " AND (lock_token IS NULL OR lock_token = :token OR lock_expires <= :now)"
+        " RETURNING payload, version, accessed_at, expires_at"
+    ),
+    "exists": "SELECT 1 FROM {t} WHERE key = ?",
+    "create": (
+        "INSERT INTO {t} (key, payload, version, accessed_at, expires_at)"
+        " VALUES (?, ?, 1, ?, ?) ON CONFLICT (key) DO NOTHING"
+    ),
+    # SET expressions see the row as it was, so both CASEs test the old lock_token; the lock
+    # is released only by its holder and only when the WHERE clause matched (the write
+    # itself succeeded).
+    "update": (
+        "UPDATE {t} SET payload = :payload, accessed_at = :accessed_at,"
+        " expires_at = :expires_at, version = version + 1,"
+        " lock_token = CASE WHEN lock_token = :unlock THEN NULL ELSE lock_token END,"
+        " lock_expires = CASE WHEN lock_token = :unlock THEN NULL ELSE lock_expires END"
+        " WHERE key = :key AND (:expected IS NULL OR version = :expected)"
+        " RETURNING version"
+    ),
+    "touch": (
+        "UPDATE {t} SET accessed_at = :accessed_at, expires_at = :expires_at,"
+        " lock_token = CASE WHEN lock_token = :unlock THEN NULL ELSE lock_token END,"
+        " lock_expires = CASE WHEN lock_token = :unlock THEN NULL ELSE lock_expires END"
+        " WHERE key = :key"
+    ),
+    "unlock": (
+        "UPDATE {t} SET lock_token = NULL, lock_expires = NULL WHERE key = ? AND lock_token = ?"
+    ),
+    "delete": "DELETE FROM {t} WHERE key = ?",
+    "clear_batch": (
+        "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= ? LIMIT ?)"
+    ),
+    "count": "SELECT count(*) FROM {t} WHERE expires_at > ?",
+    "stats": (
+        "SELECT count(*), coalesce(sum(expires_at > ?), 0),"
+        " coalesce(sum(length(payload)), 0) FROM {t}"
+    ),
+}
