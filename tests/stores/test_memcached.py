@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
+from types import SimpleNamespace
 
 import aiomcache
 import pytest
@@ -102,6 +103,41 @@ def test_touch_update_and_locks_set_native_ttls(url: str, raw: Client, prefix: s
     assert store.touch(key(1), NOW, NOW - 5, NOW)
     assert 0 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 1
     store.close()
+
+
+def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Client) -> None:
+    """Requests written on the client's own socket: memcached has no multi-key atomic step, so
+    update and touch are gets + cas, and a locked load is get + add."""
+    sent = [0]
+
+    class CountingSocket(socket.socket):
+        def sendall(self, data: bytes, flags: int = 0) -> None:
+            sent[0] += 1
+            super().sendall(data, flags)
+
+    counting_module = SimpleNamespace(**{**vars(socket), "socket": CountingSocket})
+    client = Client(server, socket_module=counting_module)
+    store = MemcachedStore(client, prefix=prefix)
+    lock = LockRequest("t", 30.0)
+    expected: list[tuple[str, Callable[[], object], int]] = [
+        ("create", partial(store.create, key(1), b"p", NOW, NOW + HOUR, NOW), 1),
+        ("load", partial(store.load, key(1), NOW), 1),
+        ("load+lock", partial(store.load, key(1), NOW, lock), 2),
+        ("touch", partial(store.touch, key(1), NOW, NOW + HOUR, NOW), 2),
+        ("update+unlock", partial(store.update, key(1), b"q", NOW, NOW + HOUR, NOW, 1, "t"), 4),
+        # The unlock's cas made the lock item vanish at once, so this add succeeds first time.
+        ("load+lock again", partial(store.load, key(1), NOW, lock), 2),
+        ("unlock", partial(store.unlock, key(1), "t"), 2),
+        ("update", partial(store.update, key(1), b"r", NOW, NOW + HOUR, NOW, None), 2),
+        ("delete", partial(store.delete, key(1)), 2),
+    ]
+    client.version()  # connect first
+    for name, operation, round_trips in expected:
+        before = sent[0]
+        operation()
+        assert sent[0] - before == round_trips, name
+    assert raw.get(prefix + key(1) + ":lock") is None
+    client.close()
 
 
 def test_bad_prefixes_and_keys_are_refused(url: str) -> None:

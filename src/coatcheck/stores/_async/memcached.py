@@ -18,10 +18,12 @@ __all__ = ["AsyncMemcachedStore"]
 _RELATIVE_LIMIT = 60 * 60 * 24 * 30
 _MAX_KEY = 250
 _LOCK_SUFFIX = ":lock"
-# What an unlock leaves behind: a lock that expired at time 0. Deleting instead could remove a
-# lock that another token took over between our gets and our delete; a cas cannot.
-_FREE = b"0 "
-_FREE_EXPTIME = 1
+# Unlock is a cas, not a delete: a delete could remove a lock that another token took over
+# between our gets and our delete. The cas writes an absolute exptime before the server started,
+# which memcached treats as already expired (memcached.c, realtime()), so the item is gone at
+# once and the next add succeeds: a conditional delete in one command.
+_GONE = b"0 "
+_GONE_EXPTIME = _RELATIVE_LIMIT + 1
 
 
 def _exptime(expires_at: float, now: float) -> int:
@@ -167,7 +169,7 @@ class AsyncMemcachedStore:
             found = await self._mc.gets(lk)
             if found is None or _lock_holder(found[0])[1] != token:
                 return
-            if await self._mc.cas(lk, _FREE, found[1], _FREE_EXPTIME):
+            if await self._mc.cas(lk, _GONE, found[1], _GONE_EXPTIME):
                 return
 
     async def create(
