@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.exceptions
 from redis import Redis, RedisCluster
@@ -97,10 +97,10 @@ def _ttl_ms(expires_at: float, now: float) -> int:
 
 
 def _check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or _BAD_PREFIX.search(prefix):
+    if not isinstance(prefix, str) or not prefix or _BAD_PREFIX.search(prefix):
         raise ConfigurationError(
-            f"Redis key prefix {prefix!r} may not contain whitespace, control characters, "
-            "glob characters (*?[]) or braces (the session key is the Cluster hash tag)"
+            f"Redis key prefix {prefix!r} must be non-empty, without whitespace, control "
+            "characters, glob characters (*?[]) or braces (the session key is the hash tag)"
         )
     return prefix
 
@@ -157,12 +157,15 @@ class RedisStore:
         elif url is not None:
             if not socket_timeout > 0:
                 raise ConfigurationError(f"socket_timeout must be positive, not {socket_timeout!r}")
-            client = Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            try:
+                client = Redis.from_url(
+                    url,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_timeout,
+                    retry=Retry(NoBackoff(), 0),
+                )
+            except ValueError as exc:  # redis-py's word for a malformed URL
+                raise ConfigurationError(f"bad Redis URL: {exc}") from exc
             self._owns_client = True
         else:
             raise ConfigurationError("RedisStore needs a client= or a url=")
@@ -196,7 +199,9 @@ class RedisStore:
                     raise ConfigurationError(f"socket_timeout={value!r} is not a number") from None
             else:
                 rest.append((name, value))
-        return cls(url=urlunsplit(parts._replace(query=urlencode(rest))), **options)
+        # Rebuilt by hand: urlunsplit drops the "//" of "unix:///path" (empty host).
+        base = url.split("?", 1)[0]
+        return cls(url=base + ("?" + urlencode(rest) if rest else ""), **options)
 
     def _key(self, key: str) -> str:
         if not key or "{" in key or "}" in key:
