@@ -2,7 +2,8 @@
 
 Both shells translate their protocol's headers to and from these pairs; every rule about
 ``Vary``, ``Cache-Control``, an id carried in a header instead of a cookie, and the 503 sent
-when the store fails lives here, so the two middlewares cannot disagree.
+when the store fails (and what is logged then) lives here, so the two middlewares cannot
+disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .cookies import CookieConfig, delete_cookie_header
-from .errors import ConfigurationError, StoreError, StoreUnavailable
+from .errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
 from .flow import SaveOutcome
 
 __all__ = [
@@ -20,7 +21,8 @@ __all__ = [
     "UNAVAILABLE_HEADERS",
     "check_id_header",
     "interrupted_outcome",
-    "log_store_failure",
+    "log_refusal",
+    "log_release_failure",
     "merge_headers",
     "response_headers",
 ]
@@ -35,12 +37,12 @@ _RESERVED = frozenset({"cookie", "set-cookie", "vary", "cache-control", "content
 UNAVAILABLE_BODY = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
 #: The whole header set of the 503 answered when the store fails: no Set-Cookie, so the
 #: client keeps the ticket it has, and no cache may keep the answer.
-UNAVAILABLE_HEADERS: list[tuple[str, str]] = [
+UNAVAILABLE_HEADERS: tuple[tuple[str, str], ...] = (
     ("Content-Type", "text/plain; charset=utf-8"),
     ("Content-Length", str(len(UNAVAILABLE_BODY))),
     ("Retry-After", "1"),
     ("Cache-Control", "no-store"),
-]
+)
 
 
 def check_id_header(name: str | None) -> str | None:
@@ -94,12 +96,6 @@ def response_headers(outcome: SaveOutcome, id_header: str | None) -> list[tuple[
     return headers
 
 
-def _check_value(name: str, value: str) -> None:
-    # Response splitting: a CR or LF in a value would start a header (or a body) of its own.
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"refusing a {name} header value with a control character")
-
-
 def merge_headers(
     app_headers: Iterable[tuple[str, str]], session_headers: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str]]:
@@ -113,54 +109,67 @@ def merge_headers(
     - anything else (``Set-Cookie``, an id header) is appended.
     """
     headers = list(app_headers)
-    for name, value in session_headers:
-        _check_value(name, value)
+    if not session_headers:
+        return headers
+    # One pass over the application's headers: where its Vary and Cache-Control are.
+    vary: list[int] = []
+    cache_control: list[int] = []
+    for index, (name, _) in enumerate(headers):
         lowered = name.lower()
         if lowered == "vary":
-            _merge_vary(headers, value)
+            vary.append(index)
         elif lowered == "cache-control":
-            _merge_cache_control(headers, name, value)
+            cache_control.append(index)
+    removed = False
+    for name, value in session_headers:
+        # Response splitting: a CR or LF in a value would start a header (or body) of its own.
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"refusing a {name} header value with a control character")
+        lowered = name.lower()
+        if lowered == "vary" and vary:
+            _merge_vary(headers, vary, value)
+        elif lowered == "cache-control" and cache_control:
+            # Whole directives: a qualified private="..." does not equal "private".
+            directives = {
+                part.strip().lower() for i in cache_control for part in headers[i][1].split(",")
+            }
+            if "no-store" not in directives and "private" not in directives:
+                removed = True
+                headers.append((name, value))
         else:
             headers.append((name, value))
+    if removed:
+        drop = set(cache_control)
+        headers = [header for i, header in enumerate(headers) if i not in drop]
     return headers
 
 
-def _merge_vary(headers: list[tuple[str, str]], value: str) -> None:
-    first = -1
-    present: set[str] = set()
-    for index, (name, existing) in enumerate(headers):
-        if name.lower() == "vary":
-            if first < 0:
-                first = index
-            present.update(token.strip().lower() for token in existing.split(","))
+def _merge_vary(headers: list[tuple[str, str]], at: list[int], value: str) -> None:
+    present = {token.strip().lower() for i in at for token in headers[i][1].split(",")}
     if "*" in present:
         return
     wanted = (token.strip() for token in value.split(","))
     missing = [token for token in wanted if token and token.lower() not in present]
-    if not missing:
-        return
-    if first < 0:
-        headers.append(("Vary", ", ".join(missing)))
-        return
-    name, existing = headers[first]
-    kept = existing.strip()
-    headers[first] = (name, ", ".join([kept, *missing] if kept else missing))
+    if missing:
+        name, existing = headers[at[0]]
+        kept = existing.strip()
+        headers[at[0]] = (name, ", ".join([kept, *missing] if kept else missing))
 
 
-def _merge_cache_control(headers: list[tuple[str, str]], name: str, value: str) -> None:
-    existing = [v for n, v in headers if n.lower() == "cache-control"]
-    if existing:
-        # Whole directives: a qualified private="..." does not equal "private".
-        directives = {part.strip().lower() for v in existing for part in v.split(",")}
-        if "no-store" in directives or "private" in directives:
-            return
-        headers[:] = [(n, v) for n, v in headers if n.lower() != "cache-control"]
-    headers.append((name, value))
-
-
-def log_store_failure(exc: StoreError) -> None:
-    """Say on the ``coatcheck`` logger that a request got a 503 because ``exc.store`` failed."""
-    if isinstance(exc, StoreUnavailable):
+def log_refusal(exc: StoreError | SessionLocked) -> None:
+    """Say on the ``coatcheck`` logger why a request was answered with a 503."""
+    if isinstance(exc, SessionLocked):
+        log.warning("%s; answered 503", exc)
+    elif isinstance(exc, StoreUnavailable):
         log.warning("%s; answered 503", exc, extra={"store": exc.store})
     else:
         log.error("%s; answered 503", exc, extra={"store": exc.store}, exc_info=exc)
+
+
+def log_release_failure(exc: StoreError) -> None:
+    """Say that an unsaved session's lock could not be released (it expires by itself)."""
+    log.warning(
+        "%s; the session lock of an unsaved request expires by itself",
+        exc,
+        extra={"store": exc.store},
+    )

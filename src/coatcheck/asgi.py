@@ -16,11 +16,13 @@ from ._headers import (
     UNAVAILABLE_HEADERS,
     check_id_header,
     interrupted_outcome,
-    log_store_failure,
+    log_refusal,
+    log_release_failure,
     merge_headers,
     response_headers,
 )
-from .errors import SessionInterrupted, StoreError
+from .config import ConcurrencyMode
+from .errors import SessionInterrupted, SessionLocked, StoreError
 from .session import Session
 
 __all__ = ["SessionMiddleware"]
@@ -56,8 +58,10 @@ class SessionMiddleware:
     Websocket: the session is opened from the handshake request and put in the scope, and
     nothing is saved automatically: a connection has no response headers to carry a new
     cookie and may outlive many changes. An application that changes the session over a
-    websocket calls ``await manager.save(session)`` itself. When the store fails at the
-    handshake, the connection is refused (a 503 where the server supports the websocket
+    websocket calls ``await manager.save(session)`` itself. A websocket never holds the session
+    lock (in ``lock`` mode its session is opened in ``merge`` mode), since a connection that
+    lasts for hours would block every other request of the session. When the store fails at
+    the handshake, the connection is refused (a 503 where the server supports the websocket
     denial response, otherwise a close with code 1013, "try again later").
 
     Other scopes (``lifespan``, ...) pass through untouched. ``id_header`` works as in the
@@ -97,21 +101,28 @@ class SessionMiddleware:
                 idents.append(value)
         client = scope.get("client")
         remote_addr = client[0] if client else None
+        # A websocket may stay open for hours: it never holds the session lock meanwhile.
+        concurrency: ConcurrencyMode | None = None
+        if kind == "websocket" and manager.config.concurrency == "lock":
+            concurrency = "merge"
         try:
             if id_name is None:
                 # HTTP/2 may split the Cookie header; RFC 9113 8.2.3 says how to join it.
                 cookie = b"; ".join(cookies).decode("latin-1") if cookies else None
                 session = await manager.open_from_cookie_header(
-                    cookie, remote_addr=remote_addr, user_agent=user_agent
+                    cookie, remote_addr=remote_addr, user_agent=user_agent, concurrency=concurrency
                 )
             else:
                 # Joined as a WSGI server would; two different values then fail validation.
                 ident = b", ".join(idents).decode("latin-1") if idents else None
                 session = await manager.open(
-                    ident or None, remote_addr=remote_addr, user_agent=user_agent
+                    ident or None,
+                    remote_addr=remote_addr,
+                    user_agent=user_agent,
+                    concurrency=concurrency,
                 )
-        except StoreError as exc:
-            log_store_failure(exc)
+        except (StoreError, SessionLocked) as exc:
+            log_refusal(exc)
             if kind == "http":
                 await _send_unavailable(send)
             else:
@@ -123,13 +134,18 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         exchange = _Exchange(self, session, send)
-        await self.app(scope, receive, exchange.send)
+        try:
+            await self.app(scope, receive, exchange.send)
+        finally:
+            if not exchange.settled:
+                # No response started (the app raised or sent nothing): nothing is saved.
+                await exchange.settle()
 
 
 class _Exchange:
     """One HTTP request's session and what became of its save."""
 
-    __slots__ = ("failed", "middleware", "session", "started", "upstream")
+    __slots__ = ("failed", "middleware", "session", "settled", "started", "upstream")
 
     def __init__(self, middleware: SessionMiddleware, session: Session, upstream: Send) -> None:
         self.middleware = middleware
@@ -137,6 +153,8 @@ class _Exchange:
         self.upstream = upstream
         self.started = False
         self.failed = False
+        #: True once the session was saved or abandoned: its lock, if any, is released.
+        self.settled = False
 
     async def send(self, message: Message) -> None:
         if self.failed:
@@ -145,7 +163,9 @@ class _Exchange:
             return
         if message["type"] == "http.response.start" and not self.started:
             self.started = True
-            if message["status"] < 500:
+            if message["status"] >= 500:
+                await self.settle()
+            else:
                 extra = await self._save()
                 if extra is None:
                     self.failed = True
@@ -162,14 +182,25 @@ class _Exchange:
     async def _save(self) -> list[tuple[str, str]] | None:
         middleware = self.middleware
         manager = middleware.manager
+        self.settled = True  # a save releases the lock whatever happens
         try:
             outcome = await manager.save(self.session)
         except SessionInterrupted:
             outcome = interrupted_outcome(manager.config.cookie)
         except StoreError as exc:
-            log_store_failure(exc)
+            log_refusal(exc)
             return None
         return response_headers(outcome, middleware.id_header)
+
+    async def settle(self) -> None:
+        """Drop an unsaved session's changes and release its lock, if it holds one."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            await self.middleware.manager.abandon(self.session)
+        except StoreError as exc:
+            log_release_failure(exc)
 
 
 async def _send_unavailable(send: Send) -> None:

@@ -15,12 +15,13 @@ from ._headers import (
     UNAVAILABLE_HEADERS,
     check_id_header,
     interrupted_outcome,
-    log_store_failure,
+    log_refusal,
+    log_release_failure,
     merge_headers,
     response_headers,
 )
 from ._sync.manager import SessionManager
-from .errors import SessionInterrupted, StoreError
+from .errors import SessionInterrupted, SessionLocked, StoreError
 from .session import Session
 
 if TYPE_CHECKING:
@@ -50,15 +51,22 @@ class SessionMiddleware:
     same response header instead of a ``Set-Cookie``). It is saved when the application calls
     ``start_response``, before any byte of the response is sent:
 
-    - a status of 500 or above saves nothing: the request's changes are dropped;
+    - a status of 500 or above saves nothing: the request's changes are dropped (in ``lock``
+      mode its session lock is released; so it is when the application raises before
+      starting a response);
     - otherwise the manager saves what changed and its headers are merged into the response
       (``Set-Cookie``, ``Vary``, ``Cache-Control``; see :func:`coatcheck._headers.merge_headers`).
 
     When the store cannot be reached (:class:`~coatcheck.StoreUnavailable`) or fails
-    (:class:`~coatcheck.StoreError`) while opening or saving, the client gets a plain
-    ``503 Service Unavailable`` with ``Retry-After: 1`` and no ``Set-Cookie`` (its cookie stays
-    as it is), and the failure is logged on the ``coatcheck`` logger naming the store. A
-    response whose session was destroyed meanwhile by another request
+    (:class:`~coatcheck.StoreError`) while opening or saving, or when another request held the
+    session lock for longer than ``lock_wait`` (:class:`~coatcheck.SessionLocked`), the client
+    gets a plain ``503 Service Unavailable`` with ``Retry-After: 1`` and no ``Set-Cookie`` (its
+    cookie stays as it is), and the reason is logged on the ``coatcheck`` logger, naming the
+    store. A 503 rather than a 500 even for a store error that is not an outage: the
+    application did nothing wrong, its response must not go out as if its changes were kept,
+    and "not served, nothing changed, try again" is what the client can act on; the log
+    tells the operator which kind of failure it was (WARNING for an outage, ERROR with the
+    traceback otherwise). A response whose session was destroyed meanwhile by another request
     (:class:`~coatcheck.SessionInterrupted`) goes out with a deleting ``Set-Cookie``. Any other
     exception, from the application or from the save (an unserializable value, say),
     propagates.
@@ -99,13 +107,17 @@ class SessionMiddleware:
                     remote_addr=remote_addr,
                     user_agent=user_agent,
                 )
-        except StoreError as exc:
-            log_store_failure(exc)
+        except (StoreError, SessionLocked) as exc:
+            log_refusal(exc)
             start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS))
             return [UNAVAILABLE_BODY]
         environ[self.environ_key] = session
         exchange = _Exchange(self, session, start_response)
-        app_iter = self.app(environ, exchange.start_response)
+        try:
+            app_iter = self.app(environ, exchange.start_response)
+        except BaseException:
+            exchange.settle()
+            raise
         if exchange.failed:
             _close(app_iter)
             return [UNAVAILABLE_BODY]
@@ -119,7 +131,7 @@ class SessionMiddleware:
 class _Exchange:
     """One request's session and what became of its save."""
 
-    __slots__ = ("extra", "failed", "middleware", "session", "started", "upstream")
+    __slots__ = ("extra", "failed", "middleware", "session", "settled", "started", "upstream")
 
     def __init__(
         self, middleware: SessionMiddleware, session: Session, upstream: StartResponse
@@ -129,6 +141,8 @@ class _Exchange:
         self.upstream = upstream
         self.started = False
         self.failed = False
+        #: True once the session was saved or abandoned: its lock, if any, is released.
+        self.settled = False
         #: The session headers, once saved; None while nothing was saved.
         self.extra: list[tuple[str, str]] | None = None
 
@@ -146,7 +160,9 @@ class _Exchange:
             return _discard
         if not self.started:
             self.started = True
-            if _status_code(status) < 500:
+            if _status_code(status) >= 500:
+                self.settle()
+            else:
                 extra = self._save()
                 if extra is None:
                     self.failed = True
@@ -160,14 +176,26 @@ class _Exchange:
     def _save(self) -> list[tuple[str, str]] | None:
         middleware = self.middleware
         manager = middleware.manager
+        self.settled = True  # a save releases the lock whatever happens
         try:
             outcome = manager.save(self.session)
         except SessionInterrupted:
             outcome = interrupted_outcome(manager.config.cookie)
         except StoreError as exc:
-            log_store_failure(exc)
+            log_refusal(exc)
             return None
         return response_headers(outcome, middleware.id_header)
+
+    def settle(self) -> None:
+        """Drop an unsaved session's changes and release its lock, if it holds one."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            self.middleware.manager.abandon(self.session)
+        except StoreError as exc:
+            # The response is an error already; the lock expires after its own timeout.
+            log_release_failure(exc)
 
     def watch(self, app_iter: Iterable[bytes]) -> Iterator[bytes]:
         """Pass the body through, swapping in the 503 if the late save failed."""
@@ -178,7 +206,10 @@ class _Exchange:
                     return
                 yield chunk
         finally:
-            _close(app_iter)
+            try:
+                _close(app_iter)
+            finally:
+                self.settle()  # an app that never started a response saves nothing
 
 
 def _status_code(status: str) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from starlette.websockets import WebSocket
 from coatcheck import AsyncSessionManager
 from coatcheck.asgi import SessionMiddleware
 from coatcheck.ids import new_session_id
+from coatcheck.stores import AsyncRedisStore, AsyncSQLiteStore
 from coatcheck.testing import FrozenClock
 
 from ._support import (
@@ -75,6 +78,11 @@ def starlette_app(peer: list[httpx.AsyncClient]) -> Starlette:
         request.session["n"] = 100
         return PlainTextResponse("100")
 
+    async def nested(request: Request) -> Response:
+        # Another request for the same session while this one has it open.
+        inner = await peer[0].get("/read", headers={"Cookie": request.headers["cookie"]})
+        return PlainTextResponse(str(inner.status_code))
+
     async def boom(request: Request) -> Response:
         request.session["n"] = -1
         raise RuntimeError("application bug")
@@ -84,6 +92,12 @@ def starlette_app(peer: list[httpx.AsyncClient]) -> Starlette:
         session = websocket.scope["session"]
         await websocket.send_text(repr(session.get("n")))
         session["n"] = 99  # not saved: websockets save nothing automatically
+        await websocket.close()
+
+    async def ws_nested(websocket: WebSocket) -> None:
+        await websocket.accept()
+        inner = await peer[0].get("/incr", headers={"Cookie": websocket.headers["cookie"]})
+        await websocket.send_text(f"{inner.status_code} {inner.text}")
         await websocket.close()
 
     return Starlette(
@@ -96,8 +110,10 @@ def starlette_app(peer: list[httpx.AsyncClient]) -> Starlette:
             Route("/fail", fail),
             Route("/headers", headers),
             Route("/race", race),
+            Route("/nested", nested),
             Route("/boom", boom),
             WebSocketRoute("/ws", ws),
+            WebSocketRoute("/ws-nested", ws_nested),
         ]
     )
 
@@ -494,11 +510,14 @@ async def test_the_outer_scope_is_not_changed(manager: AsyncSessionManager) -> N
 
 
 async def websocket(
-    app: Any, cookie: str, extensions: dict[str, Any] | None = None
+    app: Any, cookie: str, extensions: dict[str, Any] | None = None, path: str = "/ws"
 ) -> list[dict[str, Any]]:
     """One websocket conversation, the server side played by hand: connect, then whatever the
     app sends until it closes or refuses."""
-    incoming = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+    incoming: list[dict[str, Any]] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -513,8 +532,8 @@ async def websocket(
         "scheme": "wss",
         "server": ("testserver.local", 443),
         "client": (CLIENT_ADDR, 50000),
-        "path": "/ws",
-        "raw_path": b"/ws",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": [(b"host", b"testserver.local"), (b"cookie", cookie.encode())],
@@ -547,7 +566,7 @@ async def test_websocket_refused_when_the_store_is_down(
     ticket = (await get(client, "/incr")).cookies["sid"]
     store.down = True
     app = SessionMiddleware(starlette_app([]), manager)
-    extensions = {"websocket.http.response": {}} if denial else {}
+    extensions: dict[str, Any] = {"websocket.http.response": {}} if denial else {}
     sent = await websocket(app, f"sid={ticket}", extensions)
     if denial:
         assert [m["type"] for m in sent] == [
@@ -558,3 +577,93 @@ async def test_websocket_refused_when_the_store_is_down(
         assert (b"retry-after", b"1") in sent[0]["headers"]
     else:
         assert sent == [{"type": "websocket.close", "code": 1013}]
+
+
+# -- other real stores --------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_sqlite_store_round_trip(tmp_path: Path) -> None:
+    store = AsyncSQLiteStore(tmp_path / "sessions.db")
+    await store.create_tables()
+    try:
+        manager = AsyncSessionManager(store, session_config())
+        async with make_client(manager) as client:
+            assert (await get(client, "/untouched")).status_code == 200
+            assert (await get(client, "/incr")).text == "1"
+            assert (await get(client, "/read")).text == "1"
+            assert (await get(client, "/incr")).text == "2"
+            old = client.cookies["sid"]
+            assert (await get(client, "/login")).cookies["sid"] != old
+            assert (await get(client, "/read")).text == "2"
+            gone = await get(client, "/logout")
+            assert gone.headers["set-cookie"].startswith("sid=;")
+            assert await store.count(time.time()) == 0
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.asyncio
+async def test_redis_store_at_a_closed_port_gives_503(caplog: pytest.LogCaptureFixture) -> None:
+    store = AsyncRedisStore.from_url("redis://127.0.0.1:1/0?socket_timeout=2")
+    try:
+        manager = AsyncSessionManager(store, session_config())
+        async with make_client(manager) as client:
+            with caplog.at_level(logging.INFO, logger="coatcheck"):
+                response = await get(client, "/read", headers={"Cookie": f"sid={new_session_id()}"})
+            assert response.status_code == 503
+            assert "set-cookie" not in response.headers
+            assert (await get(client, "/untouched")).status_code == 200
+    finally:
+        await store.aclose()
+    (record,) = [r for r in caplog.records if r.name == "coatcheck"]
+    assert "redis://127.0.0.1:1/0" in record.getMessage()
+
+
+# -- lock mode: the lock is always released, and a held lock is a 503 ------------------------
+
+
+def lock_manager(store: AsyncProbeStore, clock: FrozenClock) -> AsyncSessionManager:
+    return AsyncSessionManager(store, session_config(concurrency="lock", lock_wait=0), clock=clock)
+
+
+@pytest.mark.asyncio
+async def test_lock_mode_a_request_finding_the_session_locked_gets_503(
+    store: AsyncProbeStore, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_client(lock_manager(store, clock)) as client:
+        await get(client, "/incr")
+        with caplog.at_level(logging.INFO, logger="coatcheck"):
+            assert (await get(client, "/nested")).text == "503"
+        assert any("lock" in r.getMessage() for r in caplog.records if r.name == "coatcheck")
+        assert (await get(client, "/read")).text == "1"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/fail", "/boom", "/untouched"])
+async def test_lock_mode_an_unsaved_request_releases_the_lock(
+    store: AsyncProbeStore, clock: FrozenClock, path: str
+) -> None:
+    async with make_client(lock_manager(store, clock)) as client:
+        await get(client, "/incr")
+        if path == "/boom":
+            with pytest.raises(RuntimeError):
+                await client.get(path)
+        else:
+            await client.get(path)
+        response = await get(client, "/incr")
+        assert response.status_code == 200
+        assert response.text == "2"
+
+
+@pytest.mark.asyncio
+async def test_lock_mode_a_websocket_holds_no_lock(
+    store: AsyncProbeStore, clock: FrozenClock
+) -> None:
+    manager = lock_manager(store, clock)
+    async with make_client(manager) as client:
+        ticket = (await get(client, "/incr")).cookies["sid"]
+        peer: list[httpx.AsyncClient] = [client]
+        app = SessionMiddleware(starlette_app(peer), manager)
+        sent = await websocket(app, f"sid={ticket}", path="/ws-nested")
+        assert sent[1]["text"] == "200 2"  # an HTTP request during the connection went through

@@ -10,7 +10,9 @@ import io
 import logging
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.handlers import SimpleHandler
@@ -23,6 +25,7 @@ import pytest
 from coatcheck import SessionManager
 from coatcheck.errors import ConfigurationError
 from coatcheck.ids import new_session_id
+from coatcheck.stores import RedisStore, SQLiteStore
 from coatcheck.testing import FrozenClock
 from coatcheck.wsgi import SessionMiddleware
 
@@ -78,6 +81,10 @@ def demo_app(
             # Another request of the same client (a second tab) logs out meanwhile.
             peer[0].post("/logout", headers={"Cookie": environ["HTTP_COOKIE"]})
             session["n"] = 100
+        elif path == "/nested":
+            # Another request for the same session while this one has it open.
+            inner = peer[0].get("/read", headers={"Cookie": environ["HTTP_COOKIE"]})
+            return _answer(start_response, status, headers, str(inner.status_code).encode())
         elif path == "/boom":
             session["n"] = -1
             raise RuntimeError("application bug")
@@ -635,3 +642,96 @@ def test_environ_key_and_client_binding(store: ProbeStore, clock: FrozenClock) -
         client.get("/", headers={"User-Agent": "other/2"})
         assert store.calls["create"] == 2  # another agent: a fresh session
     assert seen[0] == CLIENT_ADDR
+
+
+# -- other real stores --------------------------------------------------------------------------
+
+
+def test_sqlite_store_round_trip_and_statements(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "sessions.db")
+    store.create_tables()
+    try:
+        manager = SessionManager(store, session_config())
+        with make_client(manager) as client:
+            assert get(client, "/untouched").status_code == 200  # opens no connection
+            assert get(client, "/incr").text == "1"
+            seen: list[str] = []
+            with store._db.connection() as conn:  # the pool's one connection
+                conn.set_trace_callback(seen.append)
+            assert get(client, "/read").text == "1"
+            assert [s.split()[0] for s in seen] == ["SELECT"]  # a read is one SELECT
+            seen.clear()
+            assert get(client, "/incr").text == "2"
+            assert [s.split()[0] for s in seen] == ["SELECT", "UPDATE"]
+            seen.clear()
+            assert get(client, "/logout").headers["set-cookie"].startswith("sid=;")
+            assert [s.split()[0] for s in seen] == ["SELECT", "DELETE"]
+            assert store.count(time.time()) == 0
+    finally:
+        store.close()
+
+
+def test_redis_store_at_a_closed_port_gives_503(caplog: pytest.LogCaptureFixture) -> None:
+    # A real driver, whose server is down: nothing listens on port 1.
+    store = RedisStore.from_url("redis://127.0.0.1:1/0?socket_timeout=2")
+    try:
+        manager = SessionManager(store, session_config())
+        with make_client(manager) as client, caplog.at_level(logging.INFO, logger="coatcheck"):
+            response = get(client, "/read", headers={"Cookie": f"sid={new_session_id()}"})
+            assert response.status_code == 503
+            assert "set-cookie" not in response.headers
+            assert get(client, "/untouched").status_code == 200  # no cookie: no store call
+    finally:
+        store.close()
+    (record,) = [r for r in caplog.records if r.name == "coatcheck"]
+    assert "redis://127.0.0.1:1/0" in record.getMessage()
+
+
+def test_app_error_after_a_503_still_propagates(manager: SessionManager, store: ProbeStore) -> None:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        environ["coatcheck.session"]["n"] = 1
+        start_response("200 OK", list(TEXT))  # the save fails: the response becomes a 503
+        try:
+            raise ValueError("template error")
+        except ValueError:
+            start_response("500 Internal Server Error", list(TEXT), sys.exc_info())
+        return [b"error page"]
+
+    store.down = True
+    with session_client(app, manager) as client, pytest.raises(ValueError, match="template"):
+        client.get("/")
+
+
+# -- lock mode: the lock is always released, and a held lock is a 503 ------------------------
+
+
+def lock_manager(store: ProbeStore, clock: FrozenClock) -> SessionManager:
+    # lock_wait=0: a held lock is reported at once instead of after a wait.
+    return SessionManager(store, session_config(concurrency="lock", lock_wait=0), clock=clock)
+
+
+def test_lock_mode_a_request_finding_the_session_locked_gets_503(
+    store: ProbeStore, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with make_client(lock_manager(store, clock)) as client:
+        get(client, "/incr")
+        with caplog.at_level(logging.INFO, logger="coatcheck"):
+            assert get(client, "/nested").text == "503"
+        assert any("lock" in r.getMessage() for r in caplog.records if r.name == "coatcheck")
+        assert get(client, "/read").text == "1"  # the outer request's save released it
+
+
+@pytest.mark.parametrize("path", ["/fail", "/boom", "/untouched"])
+def test_lock_mode_an_unsaved_request_releases_the_lock(
+    store: ProbeStore, clock: FrozenClock, path: str
+) -> None:
+    with make_client(lock_manager(store, clock)) as client:
+        get(client, "/incr")
+        if path == "/boom":
+            with pytest.raises(RuntimeError):
+                client.get(path)
+        else:
+            client.get(path)
+        response = get(client, "/incr")
+        assert response.status_code == 200
+        assert response.text == "2"
