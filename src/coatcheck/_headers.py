@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
+from .config import ConcurrencyMode
 from .cookies import CookieConfig, delete_cookie_header
 from .errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
 from .flow import SaveOutcome
@@ -19,13 +21,22 @@ from .flow import SaveOutcome
 __all__ = [
     "UNAVAILABLE_BODY",
     "UNAVAILABLE_HEADERS",
+    "ModeFor",
+    "RequestMode",
     "check_id_header",
     "interrupted_outcome",
     "log_refusal",
     "log_release_failure",
     "merge_headers",
+    "request_mode",
     "response_headers",
 ]
+
+#: What a route may ask for: one of the concurrency modes, or ``read-only`` (no lock, no write).
+RequestMode = Literal["none", "merge", "lock", "read-only"]
+#: The middleware's ``mode_for(method, path)`` hook: a mode for this request, or None for the
+#: manager's own.
+ModeFor = Callable[[str, str], "RequestMode | None"]
 
 log = logging.getLogger("coatcheck")
 
@@ -54,6 +65,17 @@ def check_id_header(name: str | None) -> str | None:
     if name.lower() in _RESERVED:
         raise ConfigurationError(f"id_header cannot be {name!r}: the middleware manages it")
     return name
+
+
+def request_mode(mode: str | None) -> tuple[ConcurrencyMode | None, bool]:
+    """``(concurrency, read_only)`` for the manager's ``open`` from a route's requested mode."""
+    if mode is None:
+        return None, False
+    if mode == "read-only":
+        return None, True
+    if mode in ("none", "merge", "lock"):
+        return mode, False  # type: ignore[return-value]  # narrowed by the test above
+    raise ConfigurationError(f"mode_for returned {mode!r}; expected none/merge/lock/read-only")
 
 
 def interrupted_outcome(cookie: CookieConfig) -> SaveOutcome:

@@ -14,14 +14,15 @@ from ._async.manager import AsyncSessionManager
 from ._headers import (
     UNAVAILABLE_BODY,
     UNAVAILABLE_HEADERS,
+    ModeFor,
     check_id_header,
     interrupted_outcome,
     log_refusal,
     log_release_failure,
     merge_headers,
+    request_mode,
     response_headers,
 )
-from .config import ConcurrencyMode
 from .errors import SessionInterrupted, SessionLocked, StoreError
 from .session import Session
 
@@ -75,7 +76,9 @@ class SessionMiddleware:
         *,
         scope_key: str = "session",
         id_header: str | None = None,
+        mode_for: ModeFor | None = None,
     ) -> None:
+        self.mode_for = mode_for
         self.app = app
         self.manager = manager
         self.scope_key = scope_key
@@ -101,16 +104,24 @@ class SessionMiddleware:
                 idents.append(value)
         client = scope.get("client")
         remote_addr = client[0] if client else None
+        concurrency, read_only = (
+            (None, False)
+            if self.mode_for is None
+            else request_mode(self.mode_for(scope.get("method", "GET"), scope.get("path", "")))
+        )
         # A websocket may stay open for hours: it never holds the session lock meanwhile.
-        concurrency: ConcurrencyMode | None = None
-        if kind == "websocket" and manager.config.concurrency == "lock":
+        if kind == "websocket" and (concurrency or manager.config.concurrency) == "lock":
             concurrency = "merge"
         try:
             if id_name is None:
                 # HTTP/2 may split the Cookie header; RFC 9113 8.2.3 says how to join it.
                 cookie = b"; ".join(cookies).decode("latin-1") if cookies else None
                 session = await manager.open_from_cookie_header(
-                    cookie, remote_addr=remote_addr, user_agent=user_agent, concurrency=concurrency
+                    cookie,
+                    remote_addr=remote_addr,
+                    user_agent=user_agent,
+                    concurrency=concurrency,
+                    read_only=read_only,
                 )
             else:
                 # Joined as a WSGI server would; two different values then fail validation.
@@ -120,6 +131,7 @@ class SessionMiddleware:
                     remote_addr=remote_addr,
                     user_agent=user_agent,
                     concurrency=concurrency,
+                    read_only=read_only,
                 )
         except (StoreError, SessionLocked) as exc:
             log_refusal(exc)

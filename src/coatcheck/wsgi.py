@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 from ._headers import (
     UNAVAILABLE_BODY,
     UNAVAILABLE_HEADERS,
+    ModeFor,
     check_id_header,
     interrupted_outcome,
     log_refusal,
     log_release_failure,
     merge_headers,
+    request_mode,
     response_headers,
 )
 from ._sync.manager import SessionManager
@@ -71,6 +73,10 @@ class SessionMiddleware:
     exception, from the application or from the save (an unserializable value, say),
     propagates.
 
+    ``mode_for(method, path)``, when given, picks the concurrency mode per request: ``"lock"``
+    for a checkout route, ``"read-only"`` for a page that only reads the session (no lock is
+    taken, nothing is written, not even a touch), ``None`` for the manager's configured mode.
+
     The save happens once, at the first ``start_response``; an application that later replaces
     its response through ``exc_info`` keeps what was saved, and its replacement carries the
     same session headers (so a rotated ticket is not lost).
@@ -83,8 +89,10 @@ class SessionMiddleware:
         *,
         environ_key: str = "coatcheck.session",
         id_header: str | None = None,
+        mode_for: ModeFor | None = None,
     ) -> None:
         self.app = app
+        self.mode_for = mode_for
         self.manager = manager
         self.environ_key = environ_key
         self.id_header = check_id_header(id_header)
@@ -96,16 +104,29 @@ class SessionMiddleware:
         manager = self.manager
         remote_addr = environ.get("REMOTE_ADDR")
         user_agent = environ.get("HTTP_USER_AGENT")
+        concurrency, read_only = (
+            (None, False)
+            if self.mode_for is None
+            else request_mode(
+                self.mode_for(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
+            )
+        )
         try:
             if self._id_environ is None:
                 session = manager.open_from_cookie_header(
-                    environ.get("HTTP_COOKIE"), remote_addr=remote_addr, user_agent=user_agent
+                    environ.get("HTTP_COOKIE"),
+                    remote_addr=remote_addr,
+                    user_agent=user_agent,
+                    concurrency=concurrency,
+                    read_only=read_only,
                 )
             else:
                 session = manager.open(
                     environ.get(self._id_environ) or None,
                     remote_addr=remote_addr,
                     user_agent=user_agent,
+                    concurrency=concurrency,
+                    read_only=read_only,
                 )
         except (StoreError, SessionLocked) as exc:
             log_refusal(exc)
