@@ -22,6 +22,8 @@ from coatcheck.stores._async.memcached import AsyncMemcachedStore
 from coatcheck.stores._sync.memcached import MemcachedStore
 from tests.servers import require_server
 
+from ._own_server import own_server
+
 NOW = float(int(time.time()))
 HOUR = 3600.0
 DAY = 86400.0
@@ -312,3 +314,73 @@ async def test_async_outages_fail_within_the_timeout(silent_port: int) -> None:
             await store.load(key(1), NOW)
         assert time.monotonic() - started < 1.0
         await store.aclose()
+
+
+def test_the_store_recovers_when_its_server_restarts() -> None:
+    with own_server("memcached") as server:
+        store = MemcachedStore(url=f"memcached://127.0.0.1:{server.port}", timeout=1.0)
+        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        # Restarted between two requests: the pooled connection is stale, the next call works.
+        server.stop()
+        server.start()
+        assert store.load(key(1), NOW) is None  # memcached keeps nothing across a restart
+        server.stop()
+        with pytest.raises(store.unavailable_errors):
+            store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        server.start()
+        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        store.close()
+
+
+@pytest.mark.asyncio
+async def test_the_async_store_recovers_when_its_server_restarts() -> None:
+    with own_server("memcached") as server:
+        store = AsyncMemcachedStore(url=f"memcached://127.0.0.1:{server.port}", timeout=1.0)
+        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        server.stop()
+        server.start()
+        assert await store.update(key(1), b"y", NOW, NOW + HOUR, NOW, None) is None
+        server.stop()
+        with pytest.raises(store.unavailable_errors):
+            await store.load(key(1), NOW)
+        server.start()
+        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        await store.aclose()
+
+
+def test_a_server_that_hangs_up_mid_command_is_an_outage_not_a_hang() -> None:
+    """aiomcache alone spins forever here without yielding (aiomcache#502); the store must not."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            conn.recv(4096)
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    outcome: list[BaseException | None] = []
+
+    async def attempt() -> None:
+        store = AsyncMemcachedStore(url=f"memcached://127.0.0.1:{port}", timeout=1.0, pool_size=1)
+        try:
+            await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+        await store.aclose()
+
+    # Its own thread and loop, so a regression fails this test instead of freezing the run.
+    runner = threading.Thread(target=asyncio.run, args=(attempt(),), daemon=True)
+    runner.start()
+    runner.join(timeout=5.0)
+    listener.close()
+    assert not runner.is_alive(), "the event loop is stuck"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], AsyncMemcachedStore.unavailable_errors)

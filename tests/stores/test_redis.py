@@ -20,6 +20,8 @@ from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 from tests.servers import require_server
 
+from ._own_server import own_server
+
 NOW = float(int(time.time()))
 HOUR = 3600.0
 
@@ -311,4 +313,36 @@ async def test_async_outages_fail_within_the_socket_timeout(silent_port: int) ->
         with pytest.raises(store.unavailable_errors):
             await store.load(key(1), NOW, LockRequest("t", 5.0))
         assert time.monotonic() - started < 1.0
+        await store.aclose()
+
+
+def test_the_store_recovers_when_its_server_restarts() -> None:
+    with own_server("redis") as server:
+        store = RedisStore(url=f"redis://127.0.0.1:{server.port}/0", socket_timeout=1.0)
+        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        # Restarted between two requests: the pooled connection is stale, the next call works.
+        server.stop()
+        server.start()
+        assert store.load(key(1), NOW) is None  # no persistence: the record went with it
+        server.stop()
+        with pytest.raises(store.unavailable_errors):
+            store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        server.start()
+        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        store.close()
+
+
+@pytest.mark.asyncio
+async def test_the_async_store_recovers_when_its_server_restarts() -> None:
+    with own_server("redis") as server:
+        store = AsyncRedisStore(url=f"redis://127.0.0.1:{server.port}/0", socket_timeout=1.0)
+        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        server.stop()
+        server.start()
+        assert await store.load(key(1), NOW) is None
+        server.stop()
+        with pytest.raises(store.unavailable_errors):
+            await store.update(key(1), b"x", NOW, NOW + HOUR, NOW, None)
+        server.start()
+        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
         await store.aclose()

@@ -95,7 +95,7 @@ class AsyncMemcachedStore:
         if client is not None:
             if url is not None:
                 raise ConfigurationError("AsyncMemcachedStore takes client= or url=, not both")
-            self._mc = AsyncMemcacheAdapter(client, timeout=timeout, owned=False)
+            self._mc = AsyncMemcacheAdapter(client, timeout=timeout, attempts=2, owned=False)
         elif url is not None:
             parts = urlsplit(url)
             if parts.scheme != "memcached" or not parts.hostname:

@@ -96,7 +96,7 @@ class MemcachedStore:
         if client is not None:
             if url is not None:
                 raise ConfigurationError("MemcachedStore takes client= or url=, not both")
-            self._mc = MemcacheAdapter(client, timeout=timeout, owned=False)
+            self._mc = MemcacheAdapter(client, timeout=timeout, attempts=2, owned=False)
         elif url is not None:
             parts = urlsplit(url)
             if parts.scheme != "memcached" or not parts.hostname:

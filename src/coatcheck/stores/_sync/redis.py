@@ -26,6 +26,16 @@ _BAD_PREFIX = re.compile(r"[\s\x00-\x1f\x7f*?\[\]{}]")
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 _SCAN_BATCH = 1000
 
+
+# redis-py's default retries three times with backoff, on timeouts too, which multiplies the
+# outage bound. One immediate retry on a connection error is what a restarted server needs: the
+# retry reconnects. A timed-out command may have run, so it is not sent again; a command on a
+# dropped connection that did run is harmless to repeat (a create then reports a collision, an
+# update a version conflict; the rest are idempotent).
+def _retry_stale_connection() -> Retry:
+    return Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+
+
 # Lock values are "<expiry by the caller's clock> <token>"; only the holder's token releases.
 _RELEASE = """
 local function release(lock, token)
@@ -122,8 +132,9 @@ class RedisStore:
 
     Pass a ready ``client`` (a ``Redis``, a Sentinel master or a ``RedisCluster``; it must not
     decode responses, and it stays open after :meth:`close`) or a ``url``. A store built from a
-    URL owns its connection pool, uses ``socket_timeout`` for connecting and for every reply, and
-    does not retry, so an outage fails within that bound and a write is never sent twice.
+    URL owns its connection pool and uses ``socket_timeout`` for connecting and for every reply,
+    so an outage fails within that bound. It retries once, at once, only on a connection error
+    (the pooled connection went stale when the server restarted), never after a timeout.
 
     Each record is one string under ``{prefix}{<key>}`` (layout in :mod:`coatcheck.stores._packed`)
     and its lock is ``{prefix}{<key>}:lock``; the braces make the session key the Cluster hash
@@ -162,7 +173,7 @@ class RedisStore:
                     url,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_timeout,
-                    retry=Retry(NoBackoff(), 0),
+                    retry=_retry_stale_connection(),
                 )
             except ValueError as exc:  # redis-py's word for a malformed URL
                 raise ConfigurationError(f"bad Redis URL: {exc}") from exc

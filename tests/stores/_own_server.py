@@ -1,0 +1,89 @@
+"""A throwaway Redis or memcached server on a free port, for tests that stop and restart it.
+
+The shared servers are never stopped; these ones belong to the test that started them.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+__all__ = ["OwnServer", "own_server"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+class OwnServer:
+    """A server process the test may stop and start again on the same port."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.port = _free_port()
+        self._command = [arg.replace("{port}", str(self.port)) for arg in command]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self._command[0]} did not start") from None
+
+    def stop(self) -> None:
+        """Kill the server, as a crash would (memcached's graceful stop lingers a second)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+def _existing_user(*names: str) -> str:
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise RuntimeError(f"none of the users {names} exists")
+
+
+@contextmanager
+def own_server(kind: str) -> Iterator[OwnServer]:
+    """Start a private ``redis`` or ``memcached`` server; skip (fail under CI) without one."""
+    binary = {"redis": "redis-server", "memcached": "memcached"}[kind]
+    if shutil.which(binary) is None:
+        message = f"{binary} is not installed (.ci/services.sh installs it)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    if kind == "redis":
+        command = [binary, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no"]
+    else:
+        command = [binary, "-l", "127.0.0.1", "-p", "{port}", "-U", "0"]
+        if os.geteuid() == 0:  # memcached refuses to run as root without a user to become
+            command += ["-u", _existing_user("memcache", "nobody")]
+    server = OwnServer(command)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
