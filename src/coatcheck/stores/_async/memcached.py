@@ -64,9 +64,12 @@ def _check_prefix(prefix: str) -> str:
 class AsyncMemcachedStore:
     """Sessions in memcached, expired by memcached itself (``clear_expired`` is a no-op).
 
-    Pass a ready ``client`` (aiomcache's ``Client`` here; pymemcache's ``Client``,
-    ``PooledClient`` or ``HashClient`` in the sync flavour, without ``ignore_exc``; it stays open
-    after :meth:`aclose`) or a ``url``. ``timeout`` bounds connecting and every reply.
+    Pass a ``url``, or a ready ``client``, which stays open after :meth:`aclose`: pymemcache's
+    ``Client``, ``PooledClient`` or ``HashClient`` for the sync store (without ``ignore_exc``),
+    aiomcache's ``Client`` for the async one. Prefer the URL with aiomcache: the store's own
+    client fixes aiomcache#502 (a server that hangs up mid-command freezes the event loop).
+    ``timeout`` bounds connecting and every reply; a connection found stale after a server
+    restart is replaced and the command sent again.
 
     A record is one item under ``prefix + key`` (layout in :mod:`coatcheck.stores._packed`):
     ``create`` is ``add``; ``update`` and ``touch`` are ``gets`` then ``cas``, retried when another
