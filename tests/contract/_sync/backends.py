@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from coatcheck.stores import Store
 from tests.servers import require_server
 
-__all__ = ["BACKENDS", "NATIVE_TTL", "sync_store_for"]
+__all__ = ["BACKENDS", "NATIVE_TTL", "sync_store_for", "shared_url"]
 
 BACKENDS = ["memory", "file", "sqlite", "redis", "memcached"]
 
@@ -24,9 +25,15 @@ NATIVE_TTL: set[str] = {"redis", "memcached"}
 
 
 @contextmanager
-def sync_store_for(name: str, tmp_path: Path) -> Iterator[Store]:
-    """Build the named store, isolated from every other test, and dispose of it afterwards."""
-    unique = uuid.uuid4().hex[:12]
+def sync_store_for(
+    name: str, tmp_path: Path, unique: str | None = None
+) -> Iterator[Store]:
+    """Build the named store, isolated from every other test, and dispose of it afterwards.
+
+    ``unique`` names its directory, table or key prefix (random by default); other processes
+    reach the same records through :func:`shared_url`.
+    """
+    unique = unique or uuid.uuid4().hex[:12]
     store: Store
     # Imports stay inside the branches: a store's driver loads only when its tests run.
     if name == "memory":
@@ -75,3 +82,22 @@ def _delete_redis_keys(host: str, port: int, prefix: str) -> None:
             client.delete(k)
     finally:
         client.close()
+
+
+def shared_url(name: str, tmp_path: Path, unique: str) -> str:
+    """A store URL on the records of ``sync_store_for(name, tmp_path, unique)``.
+
+    Another process builds its own store from it (``store_from_url``) and sees the same
+    sessions; the memory store lives in one process and has none.
+    """
+    if name == "file":
+        return "file://" + quote(str(tmp_path / f"sessions-{unique}"))
+    if name == "sqlite":
+        return "sqlite:///" + quote(str(tmp_path / f"sessions-{unique}.db"))
+    if name == "redis":
+        host, port = require_server("redis")
+        return f"redis://{host}:{port}/0?prefix=cc-test-{unique}:"
+    if name == "memcached":
+        host, port = require_server("memcached")
+        return f"memcached://{host}:{port}?prefix=cc-test-{unique}:"
+    raise ValueError(f"the {name} store cannot be shared between processes")
