@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigurationError
 
@@ -74,17 +74,20 @@ def url_options(
 
     ``known`` maps option names to ``int``, ``float`` or ``str``; numbers must be positive. A
     bad value raises :class:`~coatcheck.errors.ConfigurationError` naming the option (never the
-    URL, which may hold a password).
+    URL, which may hold a password). The rest come back as ``(name, value)`` with the value
+    still percent-encoded, so a driver that decodes them itself sees them exactly as given.
     """
     parts = urlsplit(url)
     if parts.scheme.lower() not in schemes:
         raise ConfigurationError(f"expected a {' or '.join(schemes)} URL, got {parts.scheme!r}")
     ours: dict[str, Option] = {}
     rest: list[tuple[str, str]] = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    for pair in filter(None, parts.query.split("&")):
+        raw_name, _, raw_value = pair.partition("=")
+        name, value = unquote(raw_name), unquote(raw_value)
         kind = known.get(name)
         if kind is None:
-            rest.append((name, value))
+            rest.append((name, raw_value))
         elif kind is str:
             ours[name] = value
         else:

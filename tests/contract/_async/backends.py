@@ -10,14 +10,19 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from coatcheck.stores import AsyncStore
 from tests.servers import require_server
 
+if TYPE_CHECKING:
+    from coatcheck.stores._async.mysql import AsyncMySQLStore
+    from coatcheck.stores._async.postgresql import AsyncPostgreSQLStore
+
 __all__ = ["BACKENDS", "NATIVE_TTL", "async_store_for", "shared_url"]
 
-BACKENDS = ["memory", "file", "sqlite", "redis", "memcached"]
+BACKENDS = ["memory", "file", "sqlite", "redis", "memcached", "postgresql", "mysql"]
 
 # Stores whose server drops expired records by itself: clear_expired() returns 0 there.
 NATIVE_TTL: set[str] = {"redis", "memcached"}
@@ -34,6 +39,7 @@ async def async_store_for(
     """
     unique = unique or uuid.uuid4().hex[:12]
     store: AsyncStore
+    sql_store: AsyncPostgreSQLStore | AsyncMySQLStore | None = None
     # Imports stay inside the branches: a store's driver loads only when its tests run.
     if name == "memory":
         from coatcheck.stores._async.memory import AsyncMemoryStore
@@ -61,11 +67,25 @@ async def async_store_for(
         # memcached cannot enumerate keys: the test's records expire with their TTLs.
         host, port = require_server("memcached")
         store = AsyncMemcachedStore.from_url(f"memcached://{host}:{port}?prefix=cc-test-{unique}:")
+    elif name == "postgresql":
+        from coatcheck.stores._async.postgresql import AsyncPostgreSQLStore
+
+        pg_store = AsyncPostgreSQLStore.from_url(shared_url(name, tmp_path, unique))
+        await pg_store.create_tables()
+        store = sql_store = pg_store
+    elif name == "mysql":
+        from coatcheck.stores._async.mysql import AsyncMySQLStore
+
+        mysql_store = AsyncMySQLStore.from_url(shared_url(name, tmp_path, unique))
+        await mysql_store.create_tables()
+        store = sql_store = mysql_store
     else:
         raise ValueError(f"unknown backend {name}")
     try:
         yield store
     finally:
+        if sql_store is not None:
+            await sql_store.drop_tables()  # the test's own table, on the shared server
         await store.aclose()
         if name == "redis":
             await _delete_redis_keys(host, port, prefix)
@@ -99,4 +119,10 @@ def shared_url(name: str, tmp_path: Path, unique: str) -> str:
     if name == "memcached":
         host, port = require_server("memcached")
         return f"memcached://{host}:{port}?prefix=cc-test-{unique}:"
+    if name == "postgresql":
+        host, port = require_server("postgresql")
+        return f"postgresql://postgres@{host}:{port}/test?table=cc_test_{unique}"
+    if name == "mysql":
+        host, port = require_server("mysql")
+        return f"mysql://root@{host}:{port}/test?table=cc_test_{unique}"
     raise ValueError(f"the {name} store cannot be shared between processes")

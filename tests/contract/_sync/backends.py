@@ -11,14 +11,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from coatcheck.stores import Store
 from tests.servers import require_server
 
+if TYPE_CHECKING:
+    from coatcheck.stores._sync.mysql import MySQLStore
+    from coatcheck.stores._sync.postgresql import PostgreSQLStore
+
 __all__ = ["BACKENDS", "NATIVE_TTL", "sync_store_for", "shared_url"]
 
-BACKENDS = ["memory", "file", "sqlite", "redis", "memcached"]
+BACKENDS = ["memory", "file", "sqlite", "redis", "memcached", "postgresql", "mysql"]
 
 # Stores whose server drops expired records by itself: clear_expired() returns 0 there.
 NATIVE_TTL: set[str] = {"redis", "memcached"}
@@ -35,6 +40,7 @@ def sync_store_for(
     """
     unique = unique or uuid.uuid4().hex[:12]
     store: Store
+    sql_store: PostgreSQLStore | MySQLStore | None = None
     # Imports stay inside the branches: a store's driver loads only when its tests run.
     if name == "memory":
         from coatcheck.stores._sync.memory import MemoryStore
@@ -62,11 +68,25 @@ def sync_store_for(
         # memcached cannot enumerate keys: the test's records expire with their TTLs.
         host, port = require_server("memcached")
         store = MemcachedStore.from_url(f"memcached://{host}:{port}?prefix=cc-test-{unique}:")
+    elif name == "postgresql":
+        from coatcheck.stores._sync.postgresql import PostgreSQLStore
+
+        pg_store = PostgreSQLStore.from_url(shared_url(name, tmp_path, unique))
+        pg_store.create_tables()
+        store = sql_store = pg_store
+    elif name == "mysql":
+        from coatcheck.stores._sync.mysql import MySQLStore
+
+        mysql_store = MySQLStore.from_url(shared_url(name, tmp_path, unique))
+        mysql_store.create_tables()
+        store = sql_store = mysql_store
     else:
         raise ValueError(f"unknown backend {name}")
     try:
         yield store
     finally:
+        if sql_store is not None:
+            sql_store.drop_tables()  # the test's own table, on the shared server
         store.close()
         if name == "redis":
             _delete_redis_keys(host, port, prefix)
@@ -100,4 +120,10 @@ def shared_url(name: str, tmp_path: Path, unique: str) -> str:
     if name == "memcached":
         host, port = require_server("memcached")
         return f"memcached://{host}:{port}?prefix=cc-test-{unique}:"
+    if name == "postgresql":
+        host, port = require_server("postgresql")
+        return f"postgresql://postgres@{host}:{port}/test?table=cc_test_{unique}"
+    if name == "mysql":
+        host, port = require_server("mysql")
+        return f"mysql://root@{host}:{port}/test?table=cc_test_{unique}"
     raise ValueError(f"the {name} store cannot be shared between processes")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
@@ -103,14 +103,16 @@ class PostgreSQLStore:
         to libpq; ``connect_timeout`` defaults to 5 s. The pool opens on first use.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
-        params = dict(rest)
+        params = dict(rest)  # values still percent-encoded: libpq decodes them itself
         params.setdefault("connect_timeout", "5")
         if "statement_timeout" in options:
             milliseconds = int(float(options["statement_timeout"]) * 1000)
             extra = f"-c statement_timeout={milliseconds}"
-            params["options"] = f"{params['options']} {extra}" if "options" in params else extra
+            given = unquote(params.get("options", ""))
+            params["options"] = quote(f"{given} {extra}" if given else extra, safe="")
         parts = urlsplit(url)
-        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), ""))
+        query = "&".join(f"{name}={value}" for name, value in params.items())
+        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
         try:
             conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
         except psycopg.ProgrammingError as exc:
