@@ -64,8 +64,9 @@ redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[4])
 return value
 """
 
-# KEYS: record, lock. ARGV: new value (version digits are placeholders), PX, expected version
-# or '', [unlock token]. Returns the new version, or nil when absent or another version.
+# KEYS: record, lock. ARGV: new value, PX, expected version or '', [unlock token]. Returns the
+# new version, or nil when absent or another version. With an expected version the caller has
+# already written expected + 1 into the value; without one the script writes the version digits.
 _UPDATE = (
     _RELEASE
     + f"""
@@ -78,8 +79,10 @@ local version = tonumber(string.sub(head, {_packed.VERSION_OFFSET + 1}))
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= version then return false end
 version = version + 1
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SETRANGE', KEYS[1], {_packed.VERSION_OFFSET},
-           string.format('%0{_packed.VERSION_WIDTH}d', version))
+if ARGV[3] == '' then
+  redis.call('SETRANGE', KEYS[1], {_packed.VERSION_OFFSET},
+             string.format('%0{_packed.VERSION_WIDTH}d', version))
+end
 if ARGV[4] then release(KEYS[2], ARGV[4]) end
 return version
 """
@@ -89,9 +92,8 @@ return version
 _TOUCH = (
     _RELEASE
     + f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then return 0 end
 redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] then release(KEYS[2], ARGV[3]) end
 return 1
 """
@@ -255,8 +257,9 @@ class RedisStore:
         unlock: str | None = None,
     ) -> int | None:
         k = self._key(key)
+        next_version = 0 if expected_version is None else expected_version + 1
         args: list[Any] = [
-            _packed.pack(payload, 0, accessed_at, expires_at),
+            _packed.pack(payload, next_version, accessed_at, expires_at),
             _ttl_ms(expires_at, now),
             "" if expected_version is None else expected_version,
         ]
