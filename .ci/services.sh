@@ -62,6 +62,10 @@ ensure_postgresql() {
         # The first matching line wins, so trust for loopback goes on top.
         if ! grep -Eq '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
             sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+            # Where apt already started the server (systemd machines), make it reread the file.
+            if pg_answers; then
+                pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+            fi
         fi
         how="installed and started"
     fi
