@@ -141,13 +141,18 @@ class AsyncMemcachedStore:
 
     async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
         k = self._key(key)
+        if lock is None:
+            value = await self._mc.get(k)
+            return None if value is None else _packed.unpack(value)
+        # Lock first, read second: a record read before the lock was ours could be overwritten
+        # by the previous holder's save, and this request would then work on stale data.
+        if not await self._acquire(k, lock, now):
+            return LOCKED
         value = await self._mc.get(k)
         if value is None:
+            await self._release(k, lock.token)  # the contract: no lock without a record
             return None
-        record = _packed.unpack(value)
-        if lock is not None and not await self._acquire(k, lock, now):
-            return LOCKED
-        return record
+        return _packed.unpack(value)
 
     async def _acquire(self, k: bytes, lock: LockRequest, now: float) -> bool:
         lk = k + b":lock"
