@@ -60,7 +60,8 @@ class SessionConfig:
     #: ``SessionConflict``.
     merge_conflict: ConflictPolicy = "last-writer"
     #: In ``lock`` mode: how long a lock lives if its holder dies, and how long a request waits
-    #: for a held lock before ``SessionLocked``.
+    #: for a held lock before ``SessionLocked``. ``lock_wait`` also bounds how long a ``merge``
+    #: save keeps retrying against concurrent writers before ``SessionConflict``.
     lock_timeout: float = 30.0
     lock_wait: float = 10.0
 

@@ -54,10 +54,8 @@ log = logging.getLogger("coatcheck")
 # refusing creates is broken, and saying so beats looping.
 _CREATE_ATTEMPTS = 4
 _MAX_TICKET_LENGTH = 4096
-# Each merge attempt loses only to a request that saved in between, so a long run of losses
-# means a hot key under heavy contention: report it instead of spinning.
-_MERGE_ATTEMPTS = 16
-# Waiting for a session lock: poll quickly at first (locks are usually short), then back off.
+# Waiting on contention (a held lock, or a merge that keeps losing): poll quickly at first
+# (locks are usually short), then back off.
 _FIRST_LOCK_POLL = 0.002
 _LAST_LOCK_POLL = 0.05
 
@@ -434,11 +432,11 @@ class SessionCore:
         expires_at = self.deadline(session.created_at, now)
         payload = self.encode(session)
         expected = None if session.concurrency == "none" else session.version
-        for _ in range(_MERGE_ATTEMPTS):
-            version = yield (
-                "update",
-                (key, payload, now, expires_at, now, expected, session.lock_token),
-            )
+        give_up = None
+        attempt = 0
+        while True:
+            op = ("update", (key, payload, now, expires_at, now, expected, session.lock_token))
+            version = yield op
             if version is not None:
                 session.version = version
                 return
@@ -452,7 +450,16 @@ class SessionCore:
             self._merge_newer(session, record)
             payload = self.encode(session)
             expected = record.version
-        raise SessionConflict([])
+            attempt += 1
+            if attempt > 1:
+                # Losing twice in a row means writers in lock-step: a random, growing pause
+                # lets one of them through (exponential back-off with full jitter).
+                if give_up is None:
+                    give_up = self._monotonic() + self.config.lock_wait
+                elif self._monotonic() >= give_up:
+                    raise SessionConflict([])
+                ceiling = min(_FIRST_LOCK_POLL * 2 ** (attempt - 2), _LAST_LOCK_POLL)
+                yield ("sleep", (random.uniform(0, ceiling),))  # noqa: S311 - timing jitter
 
     def _merge_newer(self, session: Session, record: Record) -> None:
         try:

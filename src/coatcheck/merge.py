@@ -3,10 +3,10 @@
 When a save finds that another request saved the session since it was loaded, the ``merge``
 concurrency mode replays *this* request's changes, key by key, on top of the newer data: requests
 that touched different keys both win. ``base`` is the version this request loaded, ``theirs`` the
-newer stored one, ``ours`` this request's data. A key both requests changed, to different values,
-is a conflict; the policy says whether ours wins or :class:`~coatcheck.errors.SessionConflict`
-is raised. Form tokens and flash messages merge as queues: additions and removals of both sides
-survive.
+newer stored one, ``ours`` this request's data. A key both requests changed (even to the same
+value: two increments of 5 both write 6) is a conflict; the policy says whether ours wins or
+:class:`~coatcheck.errors.SessionConflict` is raised. Form tokens and flash messages merge as
+queues: additions and removals of both sides survive.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def merge(
         mine = ours.data.get(ns, {}).get(key, _MISSING)
         original = base.data.get(ns, {}).get(key, _MISSING)
         other = theirs.data.get(ns, {}).get(key, _MISSING)
-        if other != original and other != mine:
+        if other != original:
+            # Both requests changed this key. Even when they wrote the same value it is a
+            # conflict: two increments of 5 both write 6, and one of them is lost.
             conflicts.append(_label(ns, key))
         if mine is _MISSING:
             data.get(ns, {}).pop(key, None)
@@ -97,7 +99,7 @@ def merge(
         mine = ours.meta.get(field, _MISSING)
         original = base.meta.get(field, _MISSING)
         other = theirs.meta.get(field, _MISSING)
-        if other != original and other != mine:
+        if other != original:
             conflicts.append("user" if field == "u" else field)
         if mine is _MISSING:
             meta.pop(field, None)
