@@ -76,9 +76,9 @@ from typing import Literal, Protocol, runtime_checkable
 __all__ = [
     "LOCKED",
     "AsyncStore",
+    "LoadResult",
     "LockRequest",
     "Locked",
-    "LoadResult",
     "Record",
     "Store",
     "StoreStats",
@@ -86,7 +86,7 @@ __all__ = [
 
 
 class Locked(enum.Enum):
-    """Type of the :data:`LOCKED` marker returned by ``load`` when another request holds the lock."""
+    """Type of the :data:`LOCKED` marker: ``load`` found the lock held by another request."""
 
     LOCKED = "locked"
 

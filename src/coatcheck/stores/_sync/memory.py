@@ -103,7 +103,9 @@ class MemoryStore:
     ) -> int | None:
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or (expected_version is not None and entry.version != expected_version):
+            if entry is None or (
+                expected_version is not None and entry.version != expected_version
+            ):
                 return None
             entry.payload, entry.accessed_at = payload, accessed_at
             entry.version += 1
