@@ -17,11 +17,15 @@ if TYPE_CHECKING:
     from ._async.files import AsyncFileStore
     from ._async.memcached import AsyncMemcachedStore
     from ._async.memory import AsyncMemoryStore
+    from ._async.mysql import AsyncMySQLStore
+    from ._async.postgresql import AsyncPostgreSQLStore
     from ._async.redis import AsyncRedisStore
     from ._async.sqlite import AsyncSQLiteStore
     from ._sync.files import FileStore
     from ._sync.memcached import MemcachedStore
     from ._sync.memory import MemoryStore
+    from ._sync.mysql import MySQLStore
+    from ._sync.postgresql import PostgreSQLStore
     from ._sync.redis import RedisStore
     from ._sync.sqlite import SQLiteStore
 
@@ -30,6 +34,8 @@ __all__ = [
     "AsyncFileStore",
     "AsyncMemcachedStore",
     "AsyncMemoryStore",
+    "AsyncMySQLStore",
+    "AsyncPostgreSQLStore",
     "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
@@ -38,6 +44,8 @@ __all__ = [
     "Locked",
     "MemcachedStore",
     "MemoryStore",
+    "MySQLStore",
+    "PostgreSQLStore",
     "Record",
     "RedisStore",
     "SQLiteStore",
