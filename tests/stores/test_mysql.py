@@ -350,6 +350,19 @@ def test_a_full_pool_times_out_as_unavailable(url: str, raw: Any) -> None:
     store.close()
 
 
+@pytest.mark.asyncio
+async def test_a_full_pool_times_out_as_unavailable_async(url: str, raw: Any) -> None:
+    store = AsyncMySQLStore.from_url(f"{url}&pool_size=1&pool_timeout=0.3")
+    await store.create_tables()
+    async with store._pool.acquire():  # the only connection is busy elsewhere
+        started = time.monotonic()
+        with pytest.raises(store.unavailable_errors):
+            await store.load(key(1), NOW)
+        assert 0.25 < time.monotonic() - started < 2
+    assert await store.load(key(1), NOW) is None  # and the slot was not lost to the timeout
+    await store.aclose()
+
+
 def lock_the_table(raw_conn: pymysql.Connection[Any], table: str) -> None:
     with raw_conn.cursor() as cur:
         cur.execute("BEGIN")

@@ -115,7 +115,7 @@ class Pool:
             raise pymysql.err.InterfaceError(0, "the MySQL store is closed")
         if self._slots.locked():
             try:
-                await asyncio.wait_for(self._slots.acquire(), self._timeout)
+                await _within(self._slots.acquire(), self._timeout)
             except asyncio.TimeoutError:
                 raise PoolTimeout(
                     f"no MySQL connection was free within {self._timeout:g} s"
