@@ -18,8 +18,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import ConcurrencyMode, SessionConfig
 from .cookies import delete_cookie_header, set_cookie_header
@@ -32,7 +31,7 @@ from .errors import (
     SessionLocked,
     StoreError,
 )
-from .ids import fingerprint, is_valid_session_id, new_session_id, new_token, storage_key
+from .ids import fingerprint, id_validator, new_session_id, new_token, storage_key
 from .merge import Document, changed_keys, merge
 from .session import DEFAULT_NAMESPACE, Reservation, Session
 from .signing import Signer
@@ -52,6 +51,7 @@ log = logging.getLogger("coatcheck")
 
 # A fresh id colliding with a stored one is a 2**-128 event at worst; a store that keeps
 # refusing creates is broken, and saying so beats looping.
+_MODES = frozenset({"none", "merge", "lock"})
 _CREATE_ATTEMPTS = 4
 _MAX_TICKET_LENGTH = 4096
 # Waiting on contention (a held lock, or a merge that keeps losing): poll quickly at first
@@ -66,13 +66,13 @@ class _Corrupt(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class SaveOutcome:
+class SaveOutcome(NamedTuple):
     """What a save means for the response.
 
     ``headers`` are the ``(name, value)`` pairs to add (Set-Cookie, Vary, Cache-Control);
     ``ticket`` is the new value the client must present from now on (None: unchanged);
-    ``cleared`` says the client should forget its ticket.
+    ``cleared`` says the client should forget its ticket. (A named tuple: it is made on every
+    request, and a frozen dataclass costs several times more to build.)
     """
 
     headers: list[tuple[str, str]]
@@ -109,6 +109,7 @@ class SessionCore:
         self._prefix = f"cc{FORMAT_VERSION}:{name}:".encode()
         self._dumps = config.serializer.dumps
         self._loads = config.serializer.loads
+        self._valid_id = id_validator(config.id_bytes)
 
     # -- time ------------------------------------------------------------------------------
 
@@ -169,7 +170,9 @@ class SessionCore:
 
     def encode(self, session: Session) -> bytes:
         """The stored form of a session; raises SerializationError or PayloadTooLarge."""
-        data = {ns: values for ns, values in session._data.items() if values}
+        data = session._data
+        if len(data) > 1 or not data.get(DEFAULT_NAMESPACE, True):
+            data = {ns: values for ns, values in data.items() if values}  # drop empty namespaces
         document = {"d": data, "m": session._meta}
         try:
             body = self._dumps(document)
@@ -204,12 +207,14 @@ class SessionCore:
             raise _Corrupt("corrupt-payload")
         data, meta = document.get("d"), document.get("m")
         if (
-            not isinstance(data, dict)
-            or not isinstance(meta, dict)
-            or not all(isinstance(v, dict) for v in data.values())
-            or not isinstance(meta.get("c"), (int, float))
+            type(data) is not dict
+            or type(meta) is not dict
+            or type(meta.get("c")) not in (int, float)
         ):
             raise _Corrupt("corrupt-payload")
+        for values in data.values():
+            if type(values) is not dict:
+                raise _Corrupt("corrupt-payload")
         return data, meta
 
     # -- opening ---------------------------------------------------------------------------
@@ -251,25 +256,11 @@ class SessionCore:
         saved or touched.
         """
         mode = concurrency or self.config.concurrency
-        if mode not in ("none", "merge", "lock"):
+        if mode not in _MODES:
             raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
-        session = yield from self._open(ticket, remote_addr, user_agent, mode, read_only)
-        session.had_ticket = bool(ticket)
-        session.concurrency = mode
-        session.read_only = read_only
-        return session
-
-    def _open(
-        self,
-        ticket: str | None,
-        remote_addr: str | None,
-        user_agent: str | None,
-        mode: ConcurrencyMode,
-        read_only: bool,
-    ) -> Generator[Op, Any, Session]:
         now = self.now()
         if ticket is None or ticket == "":
-            return self.fresh(now, remote_addr, user_agent)
+            return self._fresh_for(now, remote_addr, user_agent, False, mode, read_only)
         if not isinstance(ticket, str):
             raise TypeError(f"a session ticket is a str or None, not {type(ticket).__name__}")
         session_id = ticket
@@ -278,30 +269,34 @@ class SessionCore:
             verified = self._signer.verify(ticket[:_MAX_TICKET_LENGTH])
             if verified is None or len(ticket) > _MAX_TICKET_LENGTH:
                 self.security_event("bad-signature", ticket)
-                return self.fresh(now, remote_addr, user_agent)
+                return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
             session_id, newest = verified
             stale_signature = not newest
-        if not is_valid_session_id(session_id, self.config.id_bytes):
+        if not self._valid_id(session_id):
             self.security_event("malformed-id", ticket)
-            return self.fresh(now, remote_addr, user_agent)
+            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
         key = storage_key(session_id)
-        lock_token = new_token() if mode == "lock" and not read_only else None
-        record = yield from self._load(key, now, lock_token)
+        lock_token: str | None = None
+        if mode == "lock" and not read_only:
+            lock_token = new_token()
+            record = yield from self._load_locked(key, now, lock_token)
+        else:
+            record = yield ("load", (key, now, None))
         if record is None:
             self.security_event("unknown-id", ticket)
-            return self.fresh(now, remote_addr, user_agent)
+            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
         try:
             data, meta = self.decode(record.payload)
         except _Corrupt as corrupt:
             self.security_event(corrupt.reason, ticket)
             yield ("delete", (key,))
-            return self.fresh(now, remote_addr, user_agent)
+            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
         created_at = float(meta["c"])
         if now >= self.deadline(created_at, record.accessed_at):
             # lemon: an expired session found on access is destroyed at once.
             log.info("session expired; deleted on access")
             yield ("delete", (key,))
-            return self.fresh(now, remote_addr, user_agent)
+            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
         cfg = self.config
         if (cfg.bind_remote_addr and meta.get("r") != remote_addr) or (
             cfg.bind_user_agent and meta.get("a") != self._agent_digest(user_agent)
@@ -311,7 +306,7 @@ class SessionCore:
             self.security_event("binding-mismatch", ticket)
             if lock_token is not None:
                 yield ("unlock", (key, lock_token))
-            return self.fresh(now, remote_addr, user_agent)
+            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
         session = Session(
             session_id=session_id,
             data=data,
@@ -327,14 +322,30 @@ class SessionCore:
         session.stored_accessed_at = record.accessed_at
         session.stale_ticket = stale_signature
         session._base_payload = record.payload
+        session.had_ticket = True
+        session.concurrency = mode
+        session.read_only = read_only
         if cfg.regenerate_every_request and not read_only:
             session.regenerate()
         return session
 
-    def _load(self, key: str, now: float, lock_token: str | None) -> Generator[Op, Any, Any]:
-        """Load a record; in ``lock`` mode take the lock too, waiting while another holds it."""
-        if lock_token is None:
-            return (yield ("load", (key, now, None)))
+    def _fresh_for(
+        self,
+        now: float,
+        remote_addr: str | None,
+        user_agent: str | None,
+        had_ticket: bool,
+        mode: ConcurrencyMode,
+        read_only: bool,
+    ) -> Session:
+        session = self.fresh(now, remote_addr, user_agent)
+        session.had_ticket = had_ticket
+        session.concurrency = mode
+        session.read_only = read_only
+        return session
+
+    def _load_locked(self, key: str, now: float, lock_token: str) -> Generator[Op, Any, Any]:
+        """Load a record and take its lock, waiting (with back-off) while another holds it."""
         request = LockRequest(lock_token, self.config.lock_timeout)
         give_up = self._monotonic() + self.config.lock_wait
         delay = _FIRST_LOCK_POLL
@@ -357,6 +368,11 @@ class SessionCore:
 
         Whatever happens, a lock this request holds is released.
         """
+        if session.lock_token is None:
+            return self._save(session)  # nothing to release: skip the guard (hot path)
+        return self._save_releasing(session)
+
+    def _save_releasing(self, session: Session) -> Generator[Op, Any, SaveOutcome]:
         try:
             return (yield from self._save(session))
         except BaseException:
@@ -399,7 +415,13 @@ class SessionCore:
                 session._adopt(session_id, storage_key(session_id))
                 ticket = self.ticket_for(session_id)
         elif session.modified:
-            yield from self._update(session, key, now)
+            expires_at = self.deadline(session.created_at, now)
+            payload = self.encode(session)
+            expected = None if session.concurrency == "none" else session.version
+            version = yield ("update", (key, payload, now, expires_at, now, expected, unlock))
+            if version is None:
+                version = yield from self._resolve_conflict(session, key, now, expected)
+            session.version = version
             if session.stale_ticket or cfg.cookie.max_age is not None:
                 ticket = self.ticket_for(session.id or "")
         else:
@@ -427,22 +449,21 @@ class SessionCore:
             yield ("clear_expired", (now,))
         return SaveOutcome(headers, ticket, cleared)
 
-    def _update(self, session: Session, key: str, now: float) -> Generator[Op, Any, None]:
-        """Write a changed, stored session; in ``merge``/``lock`` mode, merge on a conflict."""
+    def _resolve_conflict(
+        self, session: Session, key: str, now: float, expected: int | None
+    ) -> Generator[Op, Any, int]:
+        """The update found no record, or a newer version: merge and retry, or give up.
+
+        No record means the session was destroyed or rotated meanwhile, and writing it back
+        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
+        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
+        """
         expires_at = self.deadline(session.created_at, now)
-        payload = self.encode(session)
-        expected = None if session.concurrency == "none" else session.version
         give_up = None
         attempt = 0
         while True:
-            op = ("update", (key, payload, now, expires_at, now, expected, session.lock_token))
-            version = yield op
-            if version is not None:
-                session.version = version
-                return
             record = None if expected is None else (yield ("load", (key, now, None)))
             if record is None:
-                # Destroyed or rotated meanwhile: writing it back would resurrect it.
                 self.security_event("session-interrupted", session.id)
                 raise SessionInterrupted(
                     "the session was destroyed or rotated by another request; changes dropped"
@@ -460,6 +481,10 @@ class SessionCore:
                     raise SessionConflict([])
                 ceiling = min(_FIRST_LOCK_POLL * 2 ** (attempt - 2), _LAST_LOCK_POLL)
                 yield ("sleep", (random.uniform(0, ceiling),))  # noqa: S311 - timing jitter
+            op = ("update", (key, payload, now, expires_at, now, expected, session.lock_token))
+            version: int | None = yield op
+            if version is not None:
+                return version
 
     def _merge_newer(self, session: Session, record: Record) -> None:
         try:

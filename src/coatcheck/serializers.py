@@ -35,12 +35,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import json.encoder
 import math
 import pickle
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from coatcheck.errors import ConfigurationError, SerializationError
 from coatcheck.signing import Signer
@@ -283,12 +284,100 @@ def _json_constant(name: str) -> float:
     raise ValueError(f"{name} is not accepted")
 
 
+# The fast paths. Almost every session holds only JSON-native data, and then tagging changes
+# nothing: encoding checks that (no copy, no cycle bookkeeping) and hands the object straight
+# to the C encoder; decoding skips the per-object hook when the text holds no tag, since every
+# tag and escape starts with '{" ' and that sequence can occur nowhere else in compact JSON (a
+# quote inside a string is escaped).
+_JSON_LEAVES = frozenset({str, int, bool, float, type(None)})
+_TAG_MARK = b'{"' + _TAG_LEAD.encode()
+
+
+def _plain_dict(mapping: dict[Any, Any]) -> bool:
+    key: Any = None
+    for key, value in mapping.items():
+        if type(key) is not str:
+            return False
+        kind = type(value)
+        if kind in _JSON_LEAVES:
+            continue
+        if kind is dict:
+            if not _plain_dict(value):
+                return False
+        elif kind is list:
+            if not _plain_list(value):
+                return False
+        else:
+            return False
+    # A one-key dict whose key starts like a tag must be escaped.
+    return not (len(mapping) == 1 and key.startswith(_TAG_LEAD))
+
+
+def _plain_list(items: list[Any]) -> bool:
+    for value in items:
+        kind = type(value)
+        if kind in _JSON_LEAVES:
+            continue
+        if kind is dict:
+            if not _plain_dict(value):
+                return False
+        elif kind is list:
+            if not _plain_list(value):
+                return False
+        else:
+            return False
+    return True
+
+
+def _json_is_plain(obj: Any) -> bool:
+    try:
+        return type(obj) is dict and _plain_dict(obj)
+    except RecursionError:  # a cycle, or absurd depth: the tagger says which
+        return False
+
+
 _JSON_ENCODER = json.JSONEncoder(
     ensure_ascii=False, check_circular=False, allow_nan=False, separators=(",", ":")
 )
 _JSON_DECODER = json.JSONDecoder(
     object_hook=_json_object, parse_float=_json_float, parse_constant=_json_constant
 )
+_JSON_PLAIN_DECODER = json.JSONDecoder(parse_float=_json_float, parse_constant=_json_constant)
+
+
+def _refuse(value: object) -> NoReturn:
+    raise TypeError(f"cannot store a value of type {type(value).__qualname__}")
+
+
+# JSONEncoder.encode() and JSONDecoder.decode() build or check the same things on every call
+# (a new C encoder object; a whitespace regex); on a session-sized document that is a third of
+# the time. Calling the C encoder and scanner directly is what they do inside, once set up.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
+
+
+def _json_encode(tree: Any) -> str:
+    if _C_ENCODE is None:
+        return _JSON_ENCODER.encode(tree)
+    chunks: Any = _C_ENCODE(tree, 0)
+    return "".join(chunks)
+
+
+def _json_decode(decoder: json.JSONDecoder, text: str) -> Any:
+    try:
+        # scan_once is set in JSONDecoder.__init__ but typeshed does not declare it.
+        value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON document")
+    return value
 
 
 class JSONSerializer:
@@ -307,7 +396,8 @@ class JSONSerializer:
     def dumps(self, obj: Any) -> bytes:
         """Encode *obj*; raise :class:`~coatcheck.errors.SerializationError` if not storable."""
         try:
-            return _JSON_ENCODER.encode(_Tagger(binary=False).tag(obj)).encode("utf-8")
+            tree = obj if _json_is_plain(obj) else _Tagger(binary=False).tag(obj)
+            return _json_encode(tree).encode("utf-8")
         except RecursionError as exc:
             raise SerializationError("value is nested too deeply to store") from exc
         except UnicodeEncodeError as exc:
@@ -318,7 +408,8 @@ class JSONSerializer:
     def loads(self, data: bytes) -> Any:
         """Decode a payload from :meth:`dumps`; raise ``ValueError`` for any bad input."""
         try:
-            return _JSON_DECODER.decode(str(data, "utf-8"))
+            decoder = _JSON_DECODER if _TAG_MARK in data else _JSON_PLAIN_DECODER
+            return _json_decode(decoder, str(data, "utf-8"))
         except ValueError:
             raise
         except _DECODE_ERRORS as exc:

@@ -33,26 +33,24 @@ def store_failure(store: Store, exc: Exception) -> CoatcheckError:
 
 def run_sync(flow: Generator[Op, Any, T], store: Store) -> T:
     """Drive ``flow`` to completion against ``store`` and return its result."""
-    result: Any = None
-    error: CoatcheckError | None = None
-    while True:
-        try:
-            if error is None:
-                method, args = flow.send(result)
-            else:
+    send = flow.send
+    try:
+        method, args = send(None)
+        while True:
+            if method == "sleep":
+                # The one operation that is not the store's: waiting on contention.
+                sleep(*args)
+                method, args = send(None)
+                continue
+            try:
+                result = getattr(store, method)(*args)
+            except Exception as exc:
+                error = store_failure(store, exc)
+                if error is not exc:
+                    error.__cause__ = exc
                 method, args = flow.throw(error)
-        except StopIteration as stop:
-            value: T = stop.value
-            return value
-        error = None
-        if method == "sleep":
-            # The one operation that is not the store's: waiting for a session lock.
-            sleep(*args)
-            result = None
-            continue
-        try:
-            result = getattr(store, method)(*args)
-        except Exception as exc:
-            error = store_failure(store, exc)
-            if error is not exc:
-                error.__cause__ = exc
+                continue
+            method, args = send(result)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value

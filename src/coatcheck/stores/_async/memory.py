@@ -38,8 +38,9 @@ class AsyncMemoryStore:
         self.name = "memory://"
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        # (expires_at, key): a record's current deadline, plus stale pairs left by touch and
-        # update; a popped pair counts only if it still matches the entry.
+        # (time, key) pairs, where every live record has a pair no later than its deadline.
+        # Extending a deadline (what nearly every update and touch does) pushes nothing: the
+        # old pair is re-pushed with the new deadline only when it comes due.
         self._heap: list[tuple[float, str]] = []
 
     @classmethod
@@ -57,11 +58,15 @@ class AsyncMemoryStore:
         removed = 0
         heap, entries = self._heap, self._entries
         while heap and heap[0][0] <= now and (limit is None or removed < limit):
-            expires_at, key = heapq.heappop(heap)
+            _, key = heapq.heappop(heap)
             entry = entries.get(key)
-            if entry is not None and entry.expires_at == expires_at:
+            if entry is None:
+                continue  # deleted already
+            if entry.expires_at <= now:
                 del entries[key]
                 removed += 1
+            else:
+                heapq.heappush(heap, (entry.expires_at, key))  # it was extended since
         return removed
 
     async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
@@ -108,9 +113,9 @@ class AsyncMemoryStore:
                 return None
             entry.payload, entry.accessed_at = payload, accessed_at
             entry.version += 1
-            if entry.expires_at != expires_at:
-                entry.expires_at = expires_at
+            if expires_at < entry.expires_at:
                 self._push(expires_at, key)
+            entry.expires_at = expires_at
             if unlock is not None and entry.lock_token == unlock:
                 entry.lock_token = None
             return entry.version
@@ -128,9 +133,9 @@ class AsyncMemoryStore:
             if entry is None:
                 return False
             entry.accessed_at = accessed_at
-            if entry.expires_at != expires_at:
-                entry.expires_at = expires_at
+            if expires_at < entry.expires_at:
                 self._push(expires_at, key)
+            entry.expires_at = expires_at
             if unlock is not None and entry.lock_token == unlock:
                 entry.lock_token = None
             return True
