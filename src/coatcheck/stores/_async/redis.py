@@ -11,6 +11,7 @@ import redis.exceptions
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 
 from ...errors import ConfigurationError
@@ -117,12 +118,20 @@ def _check_prefix(prefix: str) -> str:
 
 
 def _describe(client: Redis | RedisCluster) -> str:
-    kwargs = client.get_connection_kwargs()
+    # Only addresses and names: connection kwargs and sentinel clients may hold passwords.
     if isinstance(client, RedisCluster):
-        return "redis-cluster://"
+        return "redis-cluster://" + ",".join(sorted(client.nodes_manager.startup_nodes))
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    if isinstance(pool, SentinelConnectionPool):
+        # A master_for() client: its kwargs hold no address (it asks the sentinels for one).
+        addresses = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
+        sentinels = ",".join(
+            f"{a.get('host', 'localhost')}:{a.get('port', 26379)}" for a in addresses
+        )
+        return f"redis+sentinel://{sentinels}/{pool.service_name}/{kwargs.get('db', 0)}"
     if kwargs.get("path"):
         return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    pool = client.connection_pool
     scheme = "rediss" if issubclass(pool.connection_class, SSLConnection) else "redis"
     host, port, db = kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0)
     return f"{scheme}://{host}:{port}/{db}"
