@@ -16,10 +16,11 @@ from contextlib import contextmanager
 
 import pytest
 
-__all__ = ["OwnServer", "own_server"]
+__all__ = ["OwnServer", "free_port", "own_server", "require_binaries"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -30,7 +31,7 @@ class OwnServer:
     """A server process the test may stop and start again on the same port."""
 
     def __init__(self, command: list[str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self._command = [arg.replace("{port}", str(self.port)) for arg in command]
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -65,15 +66,21 @@ def _existing_user(*names: str) -> str:
     raise RuntimeError(f"none of the users {names} exists")
 
 
+def require_binaries(*binaries: str) -> None:
+    """Skip the test when one of the programs is not installed; under ``CI=true``, fail it."""
+    for binary in binaries:
+        if shutil.which(binary) is None:
+            message = f"{binary} is not installed (.ci/services.sh installs it)"
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.fail(message)
+            pytest.skip(message)
+
+
 @contextmanager
 def own_server(kind: str) -> Iterator[OwnServer]:
     """Start a private ``redis`` or ``memcached`` server; skip (fail under CI) without one."""
     binary = {"redis": "redis-server", "memcached": "memcached"}[kind]
-    if shutil.which(binary) is None:
-        message = f"{binary} is not installed (.ci/services.sh installs it)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_binaries(binary)
     if kind == "redis":
         command = [binary, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", "no"]
