@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from ..._compat_async import run_blocking
 from ...errors import ConfigurationError
 from .._files_db import FileDirectory
-from ..base import LoadResult, LockRequest, StoreStats
+from ._blocking import AsyncBlockingStore
 
 __all__ = ["AsyncFileStore"]
 
 
-class AsyncFileStore:
+class AsyncFileStore(AsyncBlockingStore):
     """Sessions as files in one directory (POSIX, local file system).
 
     :param directory: created with mode 0700 if missing. An existing directory that its group or
@@ -39,7 +38,7 @@ class AsyncFileStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         path = os.path.abspath(os.fspath(directory))
         self.name = f"file://{path}"
-        self._dir = FileDirectory(path, self.name)
+        self._backend = FileDirectory(path, self.name)
         self.directory = path
 
     @classmethod
@@ -57,55 +56,3 @@ class AsyncFileStore:
                 f"not a file store URL: {url!r}; use file:///absolute/directory"
             )
         return cls(unquote(parts.path))
-
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
-        return await run_blocking(self._dir.load, key, now, lock)
-
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        return await run_blocking(self._dir.create, key, payload, accessed_at, expires_at)
-
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        return await run_blocking(
-            self._dir.update, key, payload, accessed_at, expires_at, expected_version, unlock
-        )
-
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        return await run_blocking(self._dir.touch, key, accessed_at, expires_at, unlock)
-
-    async def unlock(self, key: str, token: str) -> None:
-        await run_blocking(self._dir.unlock, key, token)
-
-    async def delete(self, key: str) -> None:
-        await run_blocking(self._dir.delete, key)
-
-    async def clear_expired(self, now: float) -> int:
-        return await run_blocking(self._dir.clear_expired, now)
-
-    async def count(self, now: float) -> int | None:
-        stats = await run_blocking(self._dir.stats, now)
-        return stats.live
-
-    async def stats(self, now: float) -> StoreStats:
-        return await run_blocking(self._dir.stats, now)
-
-    async def aclose(self) -> None:
-        """Close the directory descriptor (a later call opens and checks the directory again)."""
-        await run_blocking(self._dir.close)

@@ -12,12 +12,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ..._compat_async import run_blocking
 from ...errors import ConfigurationError
 from .._sqlite_db import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
-from ..base import LoadResult, LockRequest, StoreStats
+from ._blocking import AsyncBlockingStore
 
 __all__ = ["AsyncSQLiteStore"]
 
 
-class AsyncSQLiteStore:
+class AsyncSQLiteStore(AsyncBlockingStore):
     """Sessions in a table of an SQLite database file (WAL mode, one statement per operation).
 
     :param path: the database file; created on first use. Every process must see the same file
@@ -42,7 +42,7 @@ class AsyncSQLiteStore:
         table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
     ) -> None:
-        self._db = SQLiteDatabase(path, table, timeout)
+        self._db = self._backend = SQLiteDatabase(path, table, timeout)
         self.path = self._db.path
         self.table = self._db.table
         self.name = f"sqlite:///{self.path} (table {self.table})"
@@ -82,54 +82,3 @@ class AsyncSQLiteStore:
     async def drop_tables(self) -> None:
         """Drop the table and its index; does nothing if they do not exist."""
         await run_blocking(self._db.drop_tables)
-
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
-        return await run_blocking(self._db.load, key, now, lock)
-
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        return await run_blocking(self._db.create, key, payload, accessed_at, expires_at)
-
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        return await run_blocking(
-            self._db.update, key, payload, accessed_at, expires_at, expected_version, unlock
-        )
-
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        return await run_blocking(self._db.touch, key, accessed_at, expires_at, unlock)
-
-    async def unlock(self, key: str, token: str) -> None:
-        await run_blocking(self._db.unlock, key, token)
-
-    async def delete(self, key: str) -> None:
-        await run_blocking(self._db.delete, key)
-
-    async def clear_expired(self, now: float) -> int:
-        return await run_blocking(self._db.clear_expired, now)
-
-    async def count(self, now: float) -> int | None:
-        return await run_blocking(self._db.count, now)
-
-    async def stats(self, now: float) -> StoreStats:
-        return await run_blocking(self._db.stats, now)
-
-    async def aclose(self) -> None:
-        """Close the pooled connections (a later call opens new ones)."""
-        await run_blocking(self._db.close)

@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from ..._compat_sync import run_blocking
 from ...errors import ConfigurationError
 from .._files_db import FileDirectory
-from ..base import LoadResult, LockRequest, StoreStats
+from ._blocking import BlockingStore
 
 __all__ = ["FileStore"]
 
 
-class FileStore:
+class FileStore(BlockingStore):
     """Sessions as files in one directory (POSIX, local file system).
 
     :param directory: created with mode 0700 if missing. An existing directory that its group or
@@ -40,7 +39,7 @@ class FileStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         path = os.path.abspath(os.fspath(directory))
         self.name = f"file://{path}"
-        self._dir = FileDirectory(path, self.name)
+        self._backend = FileDirectory(path, self.name)
         self.directory = path
 
     @classmethod
@@ -58,55 +57,3 @@ class FileStore:
                 f"not a file store URL: {url!r}; use file:///absolute/directory"
             )
         return cls(unquote(parts.path))
-
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
-        return run_blocking(self._dir.load, key, now, lock)
-
-    def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        return run_blocking(self._dir.create, key, payload, accessed_at, expires_at)
-
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        return run_blocking(
-            self._dir.update, key, payload, accessed_at, expires_at, expected_version, unlock
-        )
-
-    def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        return run_blocking(self._dir.touch, key, accessed_at, expires_at, unlock)
-
-    def unlock(self, key: str, token: str) -> None:
-        run_blocking(self._dir.unlock, key, token)
-
-    def delete(self, key: str) -> None:
-        run_blocking(self._dir.delete, key)
-
-    def clear_expired(self, now: float) -> int:
-        return run_blocking(self._dir.clear_expired, now)
-
-    def count(self, now: float) -> int | None:
-        stats = run_blocking(self._dir.stats, now)
-        return stats.live
-
-    def stats(self, now: float) -> StoreStats:
-        return run_blocking(self._dir.stats, now)
-
-    def close(self) -> None:
-        """Close the directory descriptor (a later call opens and checks the directory again)."""
-        run_blocking(self._dir.close)

@@ -13,12 +13,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ..._compat_sync import run_blocking
 from ...errors import ConfigurationError
 from .._sqlite_db import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
-from ..base import LoadResult, LockRequest, StoreStats
+from ._blocking import BlockingStore
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore:
+class SQLiteStore(BlockingStore):
     """Sessions in a table of an SQLite database file (WAL mode, one statement per operation).
 
     :param path: the database file; created on first use. Every process must see the same file
@@ -43,7 +43,7 @@ class SQLiteStore:
         table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
     ) -> None:
-        self._db = SQLiteDatabase(path, table, timeout)
+        self._db = self._backend = SQLiteDatabase(path, table, timeout)
         self.path = self._db.path
         self.table = self._db.table
         self.name = f"sqlite:///{self.path} (table {self.table})"
@@ -83,54 +83,3 @@ class SQLiteStore:
     def drop_tables(self) -> None:
         """Drop the table and its index; does nothing if they do not exist."""
         run_blocking(self._db.drop_tables)
-
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
-        return run_blocking(self._db.load, key, now, lock)
-
-    def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        return run_blocking(self._db.create, key, payload, accessed_at, expires_at)
-
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        return run_blocking(
-            self._db.update, key, payload, accessed_at, expires_at, expected_version, unlock
-        )
-
-    def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        return run_blocking(self._db.touch, key, accessed_at, expires_at, unlock)
-
-    def unlock(self, key: str, token: str) -> None:
-        run_blocking(self._db.unlock, key, token)
-
-    def delete(self, key: str) -> None:
-        run_blocking(self._db.delete, key)
-
-    def clear_expired(self, now: float) -> int:
-        return run_blocking(self._db.clear_expired, now)
-
-    def count(self, now: float) -> int | None:
-        return run_blocking(self._db.count, now)
-
-    def stats(self, now: float) -> StoreStats:
-        return run_blocking(self._db.stats, now)
-
-    def close(self) -> None:
-        """Close the pooled connections (a later call opens new ones)."""
-        run_blocking(self._db.close)
