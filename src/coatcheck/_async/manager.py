@@ -84,13 +84,9 @@ class AsyncSessionManager:
             session.had_ticket = True
             session.read_only = read_only
             return session
-        return await self.open(
-            ticket,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
-            concurrency=concurrency,
-            read_only=read_only,
-        )
+        # What open() does, without a second call layer: the middleware's per-request path.
+        flow = self.core.open_flow(ticket, remote_addr, user_agent, concurrency, read_only)
+        return await run_async(flow, self.store)
 
     async def save(self, session: Session) -> SaveOutcome:
         """Store what the request changed; returns the headers the response needs."""
