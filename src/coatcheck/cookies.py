@@ -215,6 +215,8 @@ def cookie_values(header: str, name: str) -> list[str]:
         return []
     values = []
     for pair in header.split(";"):
+        if name not in pair:
+            continue  # cheaper than partitioning every other cookie's pair (hot path)
         key, eq, value = pair.partition("=")
         if not eq or key.strip(" \t") != name:
             continue
