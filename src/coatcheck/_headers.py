@@ -24,6 +24,7 @@ __all__ = [
     "ModeFor",
     "RequestMode",
     "check_id_header",
+    "check_values",
     "interrupted_outcome",
     "log_refusal",
     "log_release_failure",
@@ -133,7 +134,16 @@ def merge_headers(
     headers = list(app_headers)
     if not session_headers:
         return headers
-    # One pass over the application's headers: where its Vary and Cache-Control are.
+    check_values(session_headers)
+    for name, _ in headers:
+        # Only Vary (4 letters) and Cache-Control (13) merge; testing the length first spares
+        # a lower() per header on the hot path.
+        if (len(name) == 4 or len(name) == 13) and name.lower() in ("vary", "cache-control"):
+            break
+    else:
+        # The usual response: nothing to merge with, the session's headers go last.
+        headers += session_headers
+        return headers
     vary: list[int] = []
     cache_control: list[int] = []
     for index, (name, _) in enumerate(headers):
@@ -144,9 +154,6 @@ def merge_headers(
             cache_control.append(index)
     removed = False
     for name, value in session_headers:
-        # Response splitting: a CR or LF in a value would start a header (or body) of its own.
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise ValueError(f"refusing a {name} header value with a control character")
         lowered = name.lower()
         if lowered == "vary" and vary:
             _merge_vary(headers, vary, value)
@@ -164,6 +171,16 @@ def merge_headers(
         drop = set(cache_control)
         headers = [header for i, header in enumerate(headers) if i not in drop]
     return headers
+
+
+def check_values(headers: Iterable[tuple[str, str]]) -> None:
+    """Raise ``ValueError`` if a header value holds a CR, LF or NUL.
+
+    Response splitting: a CR or LF in a value would start a header (or body) of its own.
+    """
+    for name, value in headers:
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"refusing a {name} header value with a control character")
 
 
 def _merge_vary(headers: list[tuple[str, str]], at: list[int], value: str) -> None:
