@@ -101,30 +101,27 @@ class SessionMiddleware:
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        manager = self.manager
-        remote_addr = environ.get("REMOTE_ADDR")
-        user_agent = environ.get("HTTP_USER_AGENT")
-        concurrency, read_only = (
-            (None, False)
-            if self.mode_for is None
-            else request_mode(
-                self.mode_for(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
+        mode_for = self.mode_for
+        if mode_for is None:
+            concurrency, read_only = None, False
+        else:
+            concurrency, read_only = request_mode(
+                mode_for(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
             )
-        )
         try:
             if self._id_environ is None:
-                session = manager.open_from_cookie_header(
+                session = self.manager.open_from_cookie_header(
                     environ.get("HTTP_COOKIE"),
-                    remote_addr=remote_addr,
-                    user_agent=user_agent,
+                    remote_addr=environ.get("REMOTE_ADDR"),
+                    user_agent=environ.get("HTTP_USER_AGENT"),
                     concurrency=concurrency,
                     read_only=read_only,
                 )
             else:
-                session = manager.open(
+                session = self.manager.open(
                     environ.get(self._id_environ) or None,
-                    remote_addr=remote_addr,
-                    user_agent=user_agent,
+                    remote_addr=environ.get("REMOTE_ADDR"),
+                    user_agent=environ.get("HTTP_USER_AGENT"),
                     concurrency=concurrency,
                     read_only=read_only,
                 )
@@ -174,29 +171,19 @@ class _Exchange:
         exc_info: OptExcInfo | None = None,
         /,
     ) -> Callable[[bytes], object]:
-        if self.failed:
-            # The 503 already stands; an application error after it is still an error.
-            if exc_info is not None and exc_info[1] is not None:
-                raise exc_info[1].with_traceback(exc_info[2])
-            return _discard
-        if not self.started:
-            self.started = True
-            if _status_code(status) >= 500:
-                self.settle()
-            else:
-                extra = self._save()
-                if extra is None:
-                    self.failed = True
-                    self.upstream(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), exc_info)
-                    return _discard
-                self.extra = extra
-        if self.extra:
-            headers = merge_headers(headers, self.extra)
-        return self.upstream(status, headers, exc_info)
-
-    def _save(self) -> list[tuple[str, str]] | None:
-        middleware = self.middleware
-        manager = middleware.manager
+        if self.started:
+            return self._restart(status, headers, exc_info)
+        self.started = True
+        try:
+            saves = int(status[:3]) < 500
+        except ValueError:
+            saves = False  # not a status line the server will accept either
+        if not saves:
+            self.settle()
+            return self.upstream(status, headers, exc_info)
+        # The save is inlined here rather than a method of its own: this runs once per
+        # request and is the middleware's hot path.
+        manager = self.middleware.manager
         self.settled = True  # a save releases the lock whatever happens
         try:
             outcome = manager.save(self.session)
@@ -204,8 +191,26 @@ class _Exchange:
             outcome = interrupted_outcome(manager.config.cookie)
         except StoreError as exc:
             log_refusal(exc)
-            return None
-        return response_headers(outcome, middleware.id_header)
+            self.failed = True
+            self.upstream(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), exc_info)
+            return _discard
+        extra = self.extra = response_headers(outcome, self.middleware.id_header)
+        if extra:
+            headers = merge_headers(headers, extra)
+        return self.upstream(status, headers, exc_info)
+
+    def _restart(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None
+    ) -> Callable[[bytes], object]:
+        """A second ``start_response``: the application replaces its response (PEP 3333)."""
+        if self.failed:
+            # The 503 already stands; an application error after it is still an error.
+            if exc_info is not None and exc_info[1] is not None:
+                raise exc_info[1].with_traceback(exc_info[2])
+            return _discard
+        if self.extra:
+            headers = merge_headers(headers, self.extra)
+        return self.upstream(status, headers, exc_info)
 
     def settle(self) -> None:
         """Drop an unsaved session's changes and release its lock, if it holds one."""
@@ -231,11 +236,3 @@ class _Exchange:
                 _close(app_iter)
             finally:
                 self.settle()  # an app that never started a response saves nothing
-
-
-def _status_code(status: str) -> int:
-    try:
-        return int(status[:3])
-    except ValueError:
-        # Not a status line the server will accept either; do not save on it.
-        return 500
