@@ -16,6 +16,7 @@ from ._headers import (
     UNAVAILABLE_HEADERS,
     ModeFor,
     check_id_header,
+    check_values,
     interrupted_outcome,
     log_refusal,
     log_release_failure,
@@ -37,6 +38,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _UNAVAILABLE_RAW = [
     (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in UNAVAILABLE_HEADERS
 ]
+# Vary and Cache-Control come from the configuration, the same on every response: encoded
+# once (a Set-Cookie differs each time and is never kept here).
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 # "Try Again Later" (RFC 6455 registry): the websocket twin of a 503.
 _WS_TRY_AGAIN_LATER = 1013
 
@@ -169,29 +173,21 @@ class _Exchange:
         self.settled = False
 
     async def send(self, message: Message) -> None:
-        if self.failed:
-            if not message["type"].startswith("http.response."):
+        if self.started:
+            # After a 503 nothing of the application's response may follow it.
+            if not self.failed or not message["type"].startswith("http.response."):
                 await self.upstream(message)
             return
-        if message["type"] == "http.response.start" and not self.started:
-            self.started = True
-            if message["status"] >= 500:
-                await self.settle()
-            else:
-                extra = await self._save()
-                if extra is None:
-                    self.failed = True
-                    await _send_unavailable(self.upstream)
-                    return
-                if extra:
-                    app_headers = [
-                        (name.decode("latin-1"), value.decode("latin-1"))
-                        for name, value in message.get("headers", ())
-                    ]
-                    message = {**message, "headers": _encode(merge_headers(app_headers, extra))}
-        await self.upstream(message)
-
-    async def _save(self) -> list[tuple[str, str]] | None:
+        if message["type"] != "http.response.start":
+            await self.upstream(message)
+            return
+        self.started = True
+        if message["status"] >= 500:
+            await self.settle()
+            await self.upstream(message)
+            return
+        # The save is inlined here rather than a method of its own: this runs once per
+        # request and is the middleware's hot path.
         middleware = self.middleware
         manager = middleware.manager
         self.settled = True  # a save releases the lock whatever happens
@@ -201,8 +197,13 @@ class _Exchange:
             outcome = interrupted_outcome(manager.config.cookie)
         except StoreError as exc:
             log_refusal(exc)
-            return None
-        return response_headers(outcome, middleware.id_header)
+            self.failed = True
+            await _send_unavailable(self.upstream)
+            return
+        extra = response_headers(outcome, middleware.id_header)
+        if extra:
+            message = {**message, "headers": _merge(message.get("headers", ()), extra)}
+        await self.upstream(message)
 
     async def settle(self) -> None:
         """Drop an unsaved session's changes and release its lock, if it holds one."""
@@ -213,6 +214,29 @@ class _Exchange:
             await self.middleware.manager.abandon(self.session)
         except StoreError as exc:
             log_release_failure(exc)
+
+
+def _merge(
+    raw: Iterable[tuple[bytes, bytes]], extra: list[tuple[str, str]]
+) -> list[tuple[bytes, bytes]]:
+    """:func:`~coatcheck._headers.merge_headers` for ASGI's byte pairs (names lower-cased)."""
+    headers = [(name.lower(), value) for name, value in raw]
+    for lowered, _ in headers:
+        if lowered == b"vary" or lowered == b"cache-control":
+            decoded = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+            return _encode(merge_headers(decoded, extra))
+    # The usual response (hot path): nothing to merge with, so the session's headers go last,
+    # as merge_headers would put them, without decoding and encoding every header.
+    check_values(extra)
+    for pair in extra:
+        encoded = _ENCODED.get(pair)
+        if encoded is None:
+            name, value = pair
+            encoded = (name.lower().encode("latin-1"), value.encode("latin-1"))
+            if (name == "Vary" or name == "Cache-Control") and len(_ENCODED) < 16:
+                _ENCODED[pair] = encoded
+        headers.append(encoded)
+    return headers
 
 
 async def _send_unavailable(send: Send) -> None:
