@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["SessionMiddleware"]
 
 _UNAVAILABLE_STATUS = "503 Service Unavailable"
+# Status codes whose response saves the session: below 500.
+_SAVING_CODES = frozenset(str(code) for code in range(100, 500))
 
 
 def _discard(data: bytes) -> None:
@@ -174,10 +176,14 @@ class _Exchange:
         if self.started:
             return self._restart(status, headers, exc_info)
         self.started = True
-        try:
-            saves = int(status[:3]) < 500
-        except ValueError:
-            saves = False  # not a status line the server will accept either
+        code = status[:3]
+        if code in _SAVING_CODES:
+            saves = True  # the usual case, and a set lookup is cheaper than int()
+        else:
+            try:
+                saves = int(code) < 500
+            except ValueError:
+                saves = False  # not a status line the server will accept either
         if not saves:
             self.settle()
             return self.upstream(status, headers, exc_info)
