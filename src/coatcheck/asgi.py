@@ -88,6 +88,11 @@ class SessionMiddleware:
         self.scope_key = scope_key
         self.id_header = check_id_header(id_header)
         self._id_name = None if id_header is None else id_header.lower().encode("latin-1")
+        # The request headers the middleware reads (ASGI header names are lower-case).
+        wanted = {b"cookie", b"user-agent"}
+        if self._id_name is not None:
+            wanted.add(self._id_name)
+        self._wanted = frozenset(wanted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -99,12 +104,15 @@ class SessionMiddleware:
         idents: list[bytes] = []
         user_agent: str | None = None
         id_name = self._id_name
+        wanted = self._wanted
         for name, value in scope["headers"]:
+            if name not in wanted:
+                continue  # one set lookup per header instead of up to three comparisons
             if name == b"cookie":
                 cookies.append(value)
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
-            elif name == id_name:
+            else:
                 idents.append(value)
         client = scope.get("client")
         remote_addr = client[0] if client else None
