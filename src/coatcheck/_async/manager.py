@@ -77,13 +77,13 @@ class AsyncSessionManager:
         domain) are ambiguous: the request gets a fresh session and a security log line.
         """
         values = cookie_values(cookie_header, self.config.cookie.name) if cookie_header else []
-        ticket = values[0] if values else None
-        if len(values) > 1 and any(v != ticket for v in values):
-            self.core.security_event("ambiguous-cookie", ticket)
+        if len(values) > 1 and len(set(values)) > 1:
+            self.core.security_event("ambiguous-cookie", values[0])
             session = self.core.fresh(self.core.now(), remote_addr, user_agent)
             session.had_ticket = True
             session.read_only = read_only
             return session
+        ticket = values[0] if values else None
         # What open() does, without a second call layer: the middleware's per-request path.
         flow = self.core.open_flow(ticket, remote_addr, user_agent, concurrency, read_only)
         return await run_async(flow, self.store)
