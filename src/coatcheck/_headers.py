@@ -138,7 +138,7 @@ def merge_headers(
     for name, _ in headers:
         # Only Vary (4 letters) and Cache-Control (13) merge; testing the length first spares
         # a lower() per header on the hot path.
-        if (len(name) == 4 or len(name) == 13) and name.lower() in ("vary", "cache-control"):
+        if len(name) in (4, 13) and name.lower() in ("vary", "cache-control"):
             break
     else:
         # The usual response: nothing to merge with, the session's headers go last.
