@@ -235,10 +235,10 @@ def _merge(
             return _encode(merge_headers(decoded, extra))
     # The usual response (hot path): nothing to merge with, so the session's headers go last,
     # as merge_headers would put them, without decoding and encoding every header.
-    check_values(extra)
     for pair in extra:
         encoded = _ENCODED.get(pair)
         if encoded is None:
+            check_values((pair,))  # a pair found in _ENCODED passed it before
             name, value = pair
             encoded = (name.lower().encode("latin-1"), value.encode("latin-1"))
             if (name == "Vary" or name == "Cache-Control") and len(_ENCODED) < 16:
