@@ -311,7 +311,6 @@ def test_failing_store_is_one_line_exit_3(
 def test_unreachable_server_is_store_unavailable_exit_3(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    pytest.importorskip("redis")
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
