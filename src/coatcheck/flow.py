@@ -35,7 +35,7 @@ from .ids import fingerprint, id_validator, new_session_id, new_token, storage_k
 from .merge import Document, changed_keys, merge
 from .session import DEFAULT_NAMESPACE, Reservation, Session
 from .signing import Signer
-from .stores.base import LOCKED, LockRequest, Record
+from .stores.base import LOCKED, LockRequest, Record, Slide
 
 __all__ = ["FORMAT_VERSION", "Op", "SaveOutcome", "SessionCore", "security_log"]
 
@@ -89,8 +89,12 @@ class SessionCore:
         clock: Callable[[], float] | None = None,
         store_name: str = "(unnamed store)",
         monotonic: Callable[[], float] = time.monotonic,
+        slides_on_load: bool = False,
     ) -> None:
         self.config = config
+        # With a store that slides on load (its slides_on_load), the idle timeout's touch rides
+        # on the load's round trip instead of costing the save one of its own.
+        self._slide_idle = config.idle_timeout if slides_on_load else None
         self._monotonic = monotonic
         self.store_name = store_name
         self._clock = clock or time.time
@@ -277,11 +281,14 @@ class SessionCore:
             return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
         key = storage_key(session_id)
         lock_token: str | None = None
+        slide = None
+        if self._slide_idle is not None and not read_only:
+            slide = Slide(now, now + self._slide_idle, now - self.config.access_resolution)
         if mode == "lock" and not read_only:
             lock_token = new_token()
-            record = yield from self._load_locked(key, now, lock_token)
+            record = yield from self._load_locked(key, now, lock_token, slide)
         else:
-            record = yield ("load", (key, now, None))
+            record = yield ("load", (key, now, None, slide))
         if record is None:
             self.security_event("unknown-id", ticket)
             return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
@@ -319,7 +326,15 @@ class SessionCore:
             version=record.version,
             lock_token=lock_token,
         )
-        session.stored_accessed_at = record.accessed_at
+        session.stored_accessed_at = record.accessed_at  # now when the load slid it: no touch
+        if (
+            slide is not None
+            and record.accessed_at == now
+            and record.expires_at > self.deadline(created_at, now)
+        ):
+            # The slide ran past the absolute deadline; the save's touch (forced here) puts the
+            # record's expiry back to the deadline.
+            session.stored_accessed_at = -math.inf
         session.stale_ticket = stale_signature
         session._base_payload = record.payload
         session.had_ticket = True
@@ -344,13 +359,19 @@ class SessionCore:
         session.read_only = read_only
         return session
 
-    def _load_locked(self, key: str, now: float, lock_token: str) -> Generator[Op, Any, Any]:
-        """Load a record and take its lock, waiting (with back-off) while another holds it."""
+    def _load_locked(
+        self, key: str, now: float, lock_token: str, slide: Slide | None
+    ) -> Generator[Op, Any, Any]:
+        """Load a record and take its lock, waiting (with back-off) while another holds it.
+
+        ``slide`` stays the one made at the open's ``now`` across retries: it is the session's
+        access time, while the lock's expiry follows the clock.
+        """
         request = LockRequest(lock_token, self.config.lock_timeout)
         give_up = self._monotonic() + self.config.lock_wait
         delay = _FIRST_LOCK_POLL
         while True:
-            record = yield ("load", (key, now, request))
+            record = yield ("load", (key, now, request, slide))
             if record is not LOCKED:
                 return record
             if self._monotonic() >= give_up:

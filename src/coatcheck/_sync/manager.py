@@ -43,7 +43,9 @@ class SessionManager:
             raise ConfigurationError("pass either a SessionConfig or settings, not both")
         self.store: Store = store_from_url(store) if isinstance(store, str) else store
         self.config = config if config is not None else SessionConfig(**settings)
-        self.core = SessionCore(self.config, clock, self.store.name)
+        self.core = SessionCore(
+            self.config, clock, self.store.name, slides_on_load=self.store.slides_on_load
+        )
 
     def open(
         self,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
-from .base import LOCKED, AsyncStore, Locked, LockRequest, Record, Store, StoreStats
+from .base import LOCKED, AsyncStore, Locked, LockRequest, Record, Slide, Store, StoreStats
 
 if TYPE_CHECKING:
     from ._async.files import AsyncFileStore
@@ -49,6 +49,7 @@ __all__ = [
     "Record",
     "RedisStore",
     "SQLiteStore",
+    "Slide",
     "Store",
     "StoreStats",
     "async_store_from_url",

@@ -16,12 +16,22 @@ Operations (async flavour shown; the sync flavour is the same without ``async`` 
 ``close`` instead of ``aclose``). ``now`` is the caller's clock, so tests can freeze time; stores
 with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at least one second.
 
-``load(key, now, lock=None) -> Record | LOCKED | None``
+``load(key, now, lock=None, slide=None) -> Record | LOCKED | None``
     The record, or ``None`` if there is none. A record whose ``expires_at`` has passed may be
     returned (the core deletes it) or treated as absent (stores with native TTL). With ``lock``,
     the per-session lock is taken in the same atomic step when it is free, expired, or already
     held by ``lock.token``, and the record is returned; when another token holds an unexpired
     lock, ``LOCKED`` is returned and nothing changes. No lock is taken when there is no record.
+
+    With ``slide`` (a :class:`Slide`), a store whose ``slides_on_load`` is true also does the
+    idle timeout's touch in the same atomic step (and round trip): when the record exists, is
+    alive (``expires_at > now``) and its ``accessed_at <= slide.stale_before``, its
+    ``accessed_at`` and ``expires_at`` become ``slide.accessed_at`` and ``slide.expires_at``
+    exactly as :meth:`touch` would move them (version and payload unchanged, a native TTL moved
+    too), and the record is returned with the new times; otherwise the record is returned
+    unchanged. With ``lock`` as well, nothing slides when ``LOCKED`` is returned. A store that
+    cannot do this in one step has ``slides_on_load = False`` and ignores ``slide``; the core
+    then touches at save time instead.
 
 ``create(key, payload, accessed_at, expires_at, now) -> bool``
     Create-if-absent. ``True``: stored with version 1. ``False``: a record already exists under
@@ -59,7 +69,8 @@ with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at
 ``aclose()`` / ``close()``
     Releases connections the store opened itself; a client passed in by the caller is left open.
 
-Every store also has ``name`` (a description for error messages, never with a password) and
+Every store also has ``name`` (a description for error messages, never with a password),
+``slides_on_load`` (a class attribute: whether ``load`` honours ``slide``) and
 ``unavailable_errors`` (the driver exceptions that mean "server down or timed out"): the core
 wraps any other driver exception in :class:`~coatcheck.errors.StoreError`, and those in
 :class:`~coatcheck.errors.StoreUnavailable`, naming the store.
@@ -71,7 +82,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "LOCKED",
@@ -80,6 +91,7 @@ __all__ = [
     "LockRequest",
     "Locked",
     "Record",
+    "Slide",
     "Store",
     "StoreStats",
 ]
@@ -112,6 +124,17 @@ class LockRequest:
     ttl: float
 
 
+class Slide(NamedTuple):
+    """Ask ``load`` to slide the idle timeout of a stale record, as a touch would.
+
+    (A named tuple, not a dataclass: the core builds one on every request.)
+    """
+
+    accessed_at: float  #: the new ``accessed_at``
+    expires_at: float  #: the new ``expires_at``
+    stale_before: float  #: slide only a record whose ``accessed_at`` is at most this
+
+
 @dataclass(frozen=True, slots=True)
 class StoreStats:
     """What ``coatcheck stats`` prints; ``None`` where the backend cannot tell."""
@@ -130,8 +153,11 @@ class Store(Protocol):
 
     name: str
     unavailable_errors: tuple[type[BaseException], ...]
+    slides_on_load: bool
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult: ...
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult: ...
 
     def create(
         self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
@@ -176,8 +202,11 @@ class AsyncStore(Protocol):
 
     name: str
     unavailable_errors: tuple[type[BaseException], ...]
+    slides_on_load: bool
 
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult: ...
+    async def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult: ...
 
     async def create(
         self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float

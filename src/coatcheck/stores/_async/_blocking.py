@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..._compat_async import run_blocking
-from ..base import LoadResult, LockRequest, StoreStats
+from ..base import LoadResult, LockRequest, Slide, StoreStats
 
 __all__ = ["AsyncBlockingStore", "BlockingBackend"]
 
@@ -51,8 +51,13 @@ class AsyncBlockingStore:
     """Every contract operation, run on ``self._backend`` off the event loop."""
 
     _backend: BlockingBackend
+    # The slide would be a second statement or file write in the load's transaction: no
+    # round trip to save here, and it would make every read a write.
+    slides_on_load = False
 
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    async def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         return await run_blocking(self._backend.load, key, now, lock)
 
     async def create(

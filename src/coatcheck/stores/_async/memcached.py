@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ...errors import ConfigurationError
 from .. import _packed
 from .._memcache_async import UNAVAILABLE_ERRORS, AsyncMemcacheAdapter, DriverClient
-from ..base import LOCKED, LoadResult, LockRequest, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Slide, StoreStats
 
 __all__ = ["AsyncMemcachedStore"]
 
@@ -80,6 +80,7 @@ class AsyncMemcachedStore:
     unlock that follows a successful update or touch is a second step.
     """
 
+    slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE_ERRORS
 
     def __init__(
@@ -139,7 +140,9 @@ class AsyncMemcachedStore:
             raise ValueError(f"invalid store key {key!r} for memcached")
         return (self._prefix + key).encode()
 
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    async def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         k = self._key(key)
         if lock is None:
             value = await self._mc.get(k)

@@ -6,7 +6,7 @@ import heapq
 import threading
 from dataclasses import dataclass
 
-from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["AsyncMemoryStore"]
 
@@ -33,6 +33,7 @@ class AsyncMemoryStore:
     """
 
     unavailable_errors: tuple[type[BaseException], ...] = ()
+    slides_on_load = True
 
     def __init__(self) -> None:
         self.name = "memory://"
@@ -69,7 +70,9 @@ class AsyncMemoryStore:
                 heapq.heappush(heap, (entry.expires_at, key))  # it was extended since
         return removed
 
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    async def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -82,6 +85,16 @@ class AsyncMemoryStore:
                 ):
                     return LOCKED
                 entry.lock_token, entry.lock_expires = lock.token, now + lock.ttl
+            if (
+                slide is not None
+                and entry.expires_at > now
+                and entry.accessed_at <= slide.stale_before
+            ):
+                # What touch() does, under the same lock as the read.
+                entry.accessed_at = slide.accessed_at
+                if slide.expires_at < entry.expires_at:
+                    self._push(slide.expires_at, key)
+                entry.expires_at = slide.expires_at
             return Record(entry.payload, entry.version, entry.accessed_at, entry.expires_at)
 
     async def create(

@@ -18,7 +18,7 @@ from pymysql.constants import CLIENT, ER
 from ...errors import ConfigurationError
 from .. import _mysql_async as _mysql
 from .. import _sql
-from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["AsyncConnectionFactory", "AsyncMySQLStore"]
 
@@ -55,6 +55,7 @@ class AsyncMySQLStore:
     connection's PyMySQL ``read_timeout``/``write_timeout`` instead, which URLs set).
     """
 
+    slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         pymysql.err.OperationalError,
         pymysql.err.InterfaceError,
@@ -139,7 +140,9 @@ class AsyncMySQLStore:
         """Drop the table, if it exists, with every session in it."""
         await self._execute(self._sql.drop, {})
 
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    async def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         _sql.check_key(key)
         if lock is None:
             row = (await self._execute(self._sql.load, {"key": key})).row

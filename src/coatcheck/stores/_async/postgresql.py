@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ...errors import ConfigurationError
 from .. import _sql
-from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["AsyncConnectionFactory", "AsyncPostgreSQLStore"]
 
@@ -71,6 +71,7 @@ class AsyncPostgreSQLStore:
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     """
 
+    slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         psycopg.OperationalError,
         psycopg_pool.PoolTimeout,
@@ -197,7 +198,9 @@ class AsyncPostgreSQLStore:
         async with self._connection() as conn:
             await conn.execute(self._sql.drop)
 
-    async def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    async def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         _sql.check_key(key)
         async with self._connection() as conn:
             if lock is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..._compat_sync import run_blocking
-from ..base import LoadResult, LockRequest, StoreStats
+from ..base import LoadResult, LockRequest, Slide, StoreStats
 
 __all__ = ["BlockingStore", "BlockingBackend"]
 
@@ -52,8 +52,13 @@ class BlockingStore:
     """Every contract operation, run on ``self._backend`` off the event loop."""
 
     _backend: BlockingBackend
+    # The slide would be a second statement or file write in the load's transaction: no
+    # round trip to save here, and it would make every read a write.
+    slides_on_load = False
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         return run_blocking(self._backend.load, key, now, lock)
 
     def create(

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ...errors import ConfigurationError
 from .. import _packed
 from .._memcache_sync import UNAVAILABLE_ERRORS, MemcacheAdapter, DriverClient
-from ..base import LOCKED, LoadResult, LockRequest, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Slide, StoreStats
 
 __all__ = ["MemcachedStore"]
 
@@ -81,6 +81,7 @@ class MemcachedStore:
     unlock that follows a successful update or touch is a second step.
     """
 
+    slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE_ERRORS
 
     def __init__(
@@ -140,7 +141,9 @@ class MemcachedStore:
             raise ValueError(f"invalid store key {key!r} for memcached")
         return (self._prefix + key).encode()
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         k = self._key(key)
         if lock is None:
             value = self._mc.get(k)

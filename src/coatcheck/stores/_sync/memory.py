@@ -7,7 +7,7 @@ import heapq
 import threading
 from dataclasses import dataclass
 
-from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["MemoryStore"]
 
@@ -34,6 +34,7 @@ class MemoryStore:
     """
 
     unavailable_errors: tuple[type[BaseException], ...] = ()
+    slides_on_load = True
 
     def __init__(self) -> None:
         self.name = "memory://"
@@ -70,7 +71,9 @@ class MemoryStore:
                 heapq.heappush(heap, (entry.expires_at, key))  # it was extended since
         return removed
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -83,6 +86,16 @@ class MemoryStore:
                 ):
                     return LOCKED
                 entry.lock_token, entry.lock_expires = lock.token, now + lock.ttl
+            if (
+                slide is not None
+                and entry.expires_at > now
+                and entry.accessed_at <= slide.stale_before
+            ):
+                # What touch() does, under the same lock as the read.
+                entry.accessed_at = slide.accessed_at
+                if slide.expires_at < entry.expires_at:
+                    self._push(slide.expires_at, key)
+                entry.expires_at = slide.expires_at
             return Record(entry.payload, entry.version, entry.accessed_at, entry.expires_at)
 
     def create(

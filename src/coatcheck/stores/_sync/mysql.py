@@ -19,7 +19,7 @@ from pymysql.constants import CLIENT, ER
 from ...errors import ConfigurationError
 from .. import _mysql_sync as _mysql
 from .. import _sql
-from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["ConnectionFactory", "MySQLStore"]
 
@@ -56,6 +56,7 @@ class MySQLStore:
     connection's PyMySQL ``read_timeout``/``write_timeout`` instead, which URLs set).
     """
 
+    slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         pymysql.err.OperationalError,
         pymysql.err.InterfaceError,
@@ -140,7 +141,9 @@ class MySQLStore:
         """Drop the table, if it exists, with every session in it."""
         self._execute(self._sql.drop, {})
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         _sql.check_key(key)
         if lock is None:
             row = (self._execute(self._sql.load, {"key": key})).row

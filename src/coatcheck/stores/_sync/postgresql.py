@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ...errors import ConfigurationError
 from .. import _sql
-from ..base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["ConnectionFactory", "PostgreSQLStore"]
 
@@ -72,6 +72,7 @@ class PostgreSQLStore:
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     """
 
+    slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         psycopg.OperationalError,
         psycopg_pool.PoolTimeout,
@@ -198,7 +199,9 @@ class PostgreSQLStore:
         with self._connection() as conn:
             conn.execute(self._sql.drop)
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         _sql.check_key(key)
         with self._connection() as conn:
             if lock is None:

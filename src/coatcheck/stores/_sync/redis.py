@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.exceptions
@@ -17,7 +19,7 @@ from redis.backoff import NoBackoff
 
 from ...errors import ConfigurationError
 from .. import _packed
-from ..base import LOCKED, LoadResult, LockRequest, StoreStats
+from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
 
 __all__ = ["RedisStore"]
 
@@ -37,6 +39,17 @@ def _retry_stale_connection() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
 
 
+class _Script(NamedTuple):
+    """A Lua script and its SHA1, run with EVALSHA (see ``RedisStore._eval``)."""
+
+    source: str
+    sha: str
+
+
+def _script(source: str) -> _Script:
+    return _Script(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
 # Lock values are "<expiry by the caller's clock> <token>"; only the holder's token releases.
 _RELEASE = """
 local function release(lock, token)
@@ -48,9 +61,40 @@ local function release(lock, token)
 end
 """
 
-# KEYS: record, lock. ARGV: token, now, lock expiry, lock PX.
-# Returns the stored value, 0 when another token holds an unexpired lock, nil without a record.
-_LOAD_LOCKED = """
+# The contract's slide: what _TOUCH does, only to a record alive by the caller's clock and last
+# accessed at or before stale_before (both compared as the doubles stored at TIMES_OFFSET;
+# Redis 7's Lua has the struct library). Returns 1 when it slid, else 0.
+_SLIDE = f"""
+local function slide(record, value, now, stale_before, times, px)
+  if string.len(value) < {_packed.HEADER_SIZE}
+      or string.sub(value, 1, {_packed.VERSION_OFFSET}) ~= '{_packed.TAG.decode()}' then
+    return 0
+  end
+  local accessed_at, expires_at = struct.unpack('>dd', value, {_packed.TIMES_OFFSET + 1})
+  if expires_at <= tonumber(now) or accessed_at > tonumber(stale_before) then return 0 end
+  redis.call('SETRANGE', record, {_packed.TIMES_OFFSET}, times)
+  redis.call('PEXPIRE', record, px)
+  return 1
+end
+"""
+
+# KEYS: record. ARGV: now, stale before, packed new times, PX.
+# Returns {value, 1 if it slid else 0}, or nil without a record.
+_LOAD_SLIDE = _script(
+    _SLIDE
+    + """
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+return {value, slide(KEYS[1], value, ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
+"""
+)
+
+# KEYS: record, lock. ARGV: token, now, lock expiry, lock PX, [stale before, times, PX].
+# Returns the stored value ({value, slid} with the slide's arguments), 0 when another token
+# holds an unexpired lock (nothing changes), nil without a record.
+_LOAD_LOCKED = _script(
+    _SLIDE
+    + """
 local value = redis.call('GET', KEYS[1])
 if not value then return false end
 local held = redis.call('GET', KEYS[2])
@@ -62,13 +106,16 @@ if held then
   end
 end
 redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[4])
+if ARGV[5] then return {value, slide(KEYS[1], value, ARGV[2], ARGV[5], ARGV[6], ARGV[7])} end
 return value
 """
+)
 
-# KEYS: record, lock. ARGV: new value, PX, expected version or '', [unlock token]. Returns the
+# KEYS: record, [lock]. ARGV: new value, PX, expected version or '', [unlock token]. Returns the
 # new version, or nil when absent or another version. With an expected version the caller has
 # already written expected + 1 into the value; without one the script writes the version digits.
-_UPDATE = (
+# The lock key is passed only with an unlock token (one key less to send on the common path).
+_UPDATE = _script(
     _RELEASE
     + f"""
 local head = redis.call('GETRANGE', KEYS[1], 0, {_packed.TIMES_OFFSET - 1})
@@ -89,8 +136,8 @@ return version
 """
 )
 
-# KEYS: record, lock. ARGV: packed times, PX, [unlock token]. Returns 1, or 0 without a record.
-_TOUCH = (
+# KEYS: record, [lock]. ARGV: packed times, PX, [unlock token]. Returns 1, or 0 without a record.
+_TOUCH = _script(
     _RELEASE
     + f"""
 if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then return 0 end
@@ -101,12 +148,21 @@ return 1
 )
 
 # KEYS: lock. ARGV: token.
-_UNLOCK = _RELEASE + "release(KEYS[1], ARGV[1])\nreturn 0\n"
+_UNLOCK = _script(_RELEASE + "release(KEYS[1], ARGV[1])\nreturn 0\n")
 
 
 def _ttl_ms(expires_at: float, now: float) -> int:
     """``expires_at - now`` as a Redis PX, never under one second (the contract's floor)."""
     return max(1000, math.ceil((expires_at - now) * 1000))
+
+
+def _slide_args(slide: Slide, now: float) -> tuple[float, bytes, int]:
+    """A slide's ARGV for the load scripts: stale before, the packed new times, PX."""
+    return (
+        slide.stale_before,
+        _packed.pack_times(slide.accessed_at, slide.expires_at),
+        _ttl_ms(slide.expires_at, now),
+    )
 
 
 def _check_prefix(prefix: str) -> str:
@@ -150,10 +206,13 @@ class RedisStore:
     Each record is one string under ``{prefix}{<key>}`` (layout in :mod:`coatcheck.stores._packed`)
     and its lock is ``{prefix}{<key>}:lock``; the braces make the session key the Cluster hash
     tag, so a record and its lock share a slot and one script can touch both. Every operation is
-    one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script where a
-    compare-and-set needs it.
+    one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script (EVALSHA)
+    where a compare-and-set needs it. ``load`` with a ``slide`` is a script too, which also does
+    the idle timeout's touch (times and TTL) when the record is stale, so a read that must slide
+    the session costs one round trip instead of two.
     """
 
+    slides_on_load = True
     unavailable_errors: tuple[type[BaseException], ...] = (
         redis.exceptions.ConnectionError,
         redis.exceptions.TimeoutError,
@@ -194,12 +253,11 @@ class RedisStore:
         if client.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError("the Redis client must return bytes: decode_responses=False")
         self._client: Redis | RedisCluster = client
+        # Scripts run as EVALSHA through this, bound once: redis-py's Script objects and its
+        # evalsha() wrapper cost microseconds per call, which the 1.3x-of-raw target notices.
+        self._execute: Callable[..., Any] = client.execute_command
         self.name = f"{_describe(client)} prefix={prefix!r}"
         self._pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "{*}"
-        self._load_locked = client.register_script(_LOAD_LOCKED)
-        self._update = client.register_script(_UPDATE)
-        self._touch = client.register_script(_TOUCH)
-        self._unlock = client.register_script(_UNLOCK)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -225,24 +283,52 @@ class RedisStore:
         base = url.split("?", 1)[0]
         return cls(url=base + ("?" + urlencode(rest) if rest else ""), **options)
 
-    def _key(self, key: str) -> str:
+    def _key(self, key: str) -> bytes:
         if not key or "{" in key or "}" in key:
             raise ValueError(f"invalid store key {key!r}")
-        return f"{self._prefix}{{{key}}}"
+        # Bytes, so redis-py sends it as is (its encoder tests a str four ways per argument).
+        return f"{self._prefix}{{{key}}}".encode()
 
-    def load(self, key: str, now: float, lock: LockRequest | None = None) -> LoadResult:
+    def _eval(self, script: _Script, numkeys: int, *keys_and_args: Any) -> Any:
+        """EVALSHA of ``script``, loading it first when the server lacks it (NOSCRIPT).
+
+        A server loses its scripts on a restart, a failover (a Sentinel replica promoted) or
+        ``SCRIPT FLUSH``; a Cluster routes EVALSHA by its keys, and ``SCRIPT LOAD`` goes to
+        every primary.
+        """
+        try:
+            return self._execute("EVALSHA", script.sha, numkeys, *keys_and_args)
+        except redis.exceptions.NoScriptError:
+            self._client.script_load(script.source)
+            return self._execute("EVALSHA", script.sha, numkeys, *keys_and_args)
+
+    def load(
+        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
+    ) -> LoadResult:
         k = self._key(key)
-        if lock is None:
-            value = self._client.get(k)
-        else:
-            value = self._load_locked(
-                keys=[k, k + ":lock"],
-                args=[lock.token, now, now + lock.ttl, max(1, math.ceil(lock.ttl * 1000))],
-            )
+        if lock is not None:
+            args: list[Any] = [lock.token, now, now + lock.ttl, max(1, math.ceil(lock.ttl * 1000))]
+            if slide is not None:
+                args += _slide_args(slide, now)
+            value = self._eval(_LOAD_LOCKED, 2, k, k + b":lock", *args)
             if value == 0:
                 return LOCKED
+        elif slide is not None:
+            value = self._eval(_LOAD_SLIDE, 1, k, now, *_slide_args(slide, now))
+        else:
+            value = self._client.get(k)
         if value is None:
             return None
+        if type(value) is list:  # a slide was asked for: [value, 1 if it slid else 0]
+            value, slid = value
+            if slid and slide is not None:
+                # The stored times are now exactly the slide's (packed doubles round-trip).
+                return Record(
+                    value[_packed.HEADER_SIZE :],
+                    _packed.version_of(value),
+                    slide.accessed_at,
+                    slide.expires_at,
+                )
         # bytes: the constructor refuses a client that decodes responses.
         return _packed.unpack(cast(bytes, value))
 
@@ -267,14 +353,13 @@ class RedisStore:
     ) -> int | None:
         k = self._key(key)
         next_version = 0 if expected_version is None else expected_version + 1
-        args: list[Any] = [
-            _packed.pack(payload, next_version, accessed_at, expires_at),
-            _ttl_ms(expires_at, now),
-            "" if expected_version is None else expected_version,
-        ]
-        if unlock is not None:
-            args.append(unlock)
-        version = self._update(keys=[k, k + ":lock"], args=args)
+        value = _packed.pack(payload, next_version, accessed_at, expires_at)
+        px = _ttl_ms(expires_at, now)
+        expected = "" if expected_version is None else expected_version
+        if unlock is None:
+            version = self._eval(_UPDATE, 1, k, value, px, expected)
+        else:
+            version = self._eval(_UPDATE, 2, k, k + b":lock", value, px, expected, unlock)
         return None if version is None else int(version)
 
     def touch(
@@ -286,17 +371,18 @@ class RedisStore:
         unlock: str | None = None,
     ) -> bool:
         k = self._key(key)
-        args: list[Any] = [_packed.pack_times(accessed_at, expires_at), _ttl_ms(expires_at, now)]
-        if unlock is not None:
-            args.append(unlock)
-        return bool(self._touch(keys=[k, k + ":lock"], args=args))
+        times = _packed.pack_times(accessed_at, expires_at)
+        px = _ttl_ms(expires_at, now)
+        if unlock is None:
+            return bool(self._eval(_TOUCH, 1, k, times, px))
+        return bool(self._eval(_TOUCH, 2, k, k + b":lock", times, px, unlock))
 
     def unlock(self, key: str, token: str) -> None:
-        self._unlock(keys=[self._key(key) + ":lock"], args=[token])
+        self._eval(_UNLOCK, 1, self._key(key) + b":lock", token)
 
     def delete(self, key: str) -> None:
         k = self._key(key)
-        self._client.delete(k, k + ":lock")
+        self._client.delete(k, k + b":lock")
 
     def clear_expired(self, now: float) -> int:
         """Redis drops expired keys itself."""
