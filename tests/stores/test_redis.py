@@ -15,7 +15,7 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import LOCKED, LockRequest, Record
+from coatcheck.stores import LOCKED, LockRequest, Record, Slide
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 from tests.servers import require_server
@@ -110,6 +110,38 @@ def test_ttl_is_native_refreshed_by_touch_and_floored_at_one_second(
     assert store.create(key(2), b"x", NOW, NOW + HOUR, NOW)
     assert isinstance(store.load(key(2), NOW, LockRequest("t", 30.0)), Record)
     assert 29_000 < raw.pttl(f"{prefix}{{{key(2)}}}:lock") <= 30_000
+    store.close()
+
+
+def test_a_slide_moves_the_native_ttl_only_when_it_slides(
+    url: str, raw: redis.Redis, new_prefix: Callable[[], str]
+) -> None:
+    prefix = new_prefix()
+    store = RedisStore(url=url, prefix=prefix)
+    record_key, lock_key = f"{prefix}{{{key(1)}}}", f"{prefix}{{{key(1)}}}:lock"
+    assert store.create(key(1), b"x", NOW, NOW + 100, NOW)
+    # Fresh (accessed after stale_before): neither the times nor the TTL move.
+    fresh = store.load(key(1), NOW + 30, None, Slide(NOW + 30, NOW + 5000, NOW - 30))
+    assert fresh == Record(b"x", 1, NOW, NOW + 100)
+    assert 99_000 < raw.pttl(record_key) <= 100_000
+    # Stale: the 16 time bytes and the TTL move together, in the load's one script.
+    slid = store.load(key(1), NOW + 60, None, Slide(NOW + 60, NOW + 5000, NOW + 30))
+    assert slid == Record(b"x", 1, NOW + 60, NOW + 5000)
+    assert store.load(key(1), NOW + 60) == slid
+    assert 4_939_000 < raw.pttl(record_key) <= 4_940_000  # expires_at - now
+    # The locked load slides too, and its lock gets its own TTL.
+    locked = store.load(
+        key(1), NOW + 120, LockRequest("t", 30.0), Slide(NOW + 120, NOW + 7000, NOW + 60)
+    )
+    assert locked == Record(b"x", 1, NOW + 120, NOW + 7000)
+    assert 6_879_000 < raw.pttl(record_key) <= 6_880_000
+    assert 29_000 < raw.pttl(lock_key) <= 30_000
+    # A value some other program wrote is never slid (nor overwritten); load refuses it.
+    raw.set(f"{prefix}{{{key(2)}}}", b"not a coatcheck record", px=100_000)
+    with pytest.raises(ValueError, match="not a coatcheck record"):
+        store.load(key(2), NOW + 60, None, Slide(NOW + 60, NOW + 5000, NOW + 30))
+    assert raw.get(f"{prefix}{{{key(2)}}}") == b"not a coatcheck record"
+    assert 99_000 < raw.pttl(f"{prefix}{{{key(2)}}}") <= 100_000
     store.close()
 
 
@@ -211,8 +243,13 @@ def test_one_round_trip_per_operation(
 ) -> None:
     """Counted on the client's own connection: every request written and every reply read."""
     counts = {"sent": 0, "read": 0}
+    commands: list[str] = []
 
     class CountingConnection(redis.connection.Connection):
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            commands.append(str(args[0]))
+            super().send_command(*args, **kwargs)
+
         def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             counts["sent"] += 1
             super().send_packed_command(command, check_health)
@@ -225,25 +262,38 @@ def test_one_round_trip_per_operation(
     client = redis.Redis(connection_pool=pool)
     store = RedisStore(client, prefix=new_prefix())
     lock = LockRequest("t", 30.0)
-    operations: list[tuple[str, Callable[[], object]]] = [
-        ("create", lambda: store.create(key(1), b"p", NOW, NOW + HOUR, NOW)),
-        ("load", lambda: store.load(key(1), NOW)),
-        ("load+lock", lambda: store.load(key(1), NOW, lock)),
-        ("load locked", lambda: store.load(key(1), NOW, LockRequest("other", 30.0))),
-        ("update+unlock", lambda: store.update(key(1), b"q", NOW, NOW + HOUR, NOW, None, "t")),
-        ("touch", lambda: store.touch(key(1), NOW, NOW + HOUR, NOW, "t")),
-        ("unlock", lambda: store.unlock(key(1), "t")),
-        ("delete", lambda: store.delete(key(1))),
+    stale = Slide(NOW + 120, NOW + HOUR, NOW + 60)  # the record was accessed at NOW
+    operations: list[tuple[str, str, Callable[[], object]]] = [
+        ("create", "SET", lambda: store.create(key(1), b"p", NOW, NOW + HOUR, NOW)),
+        ("load", "GET", lambda: store.load(key(1), NOW)),
+        ("load+lock", "EVALSHA", lambda: store.load(key(1), NOW, lock)),
+        ("load locked", "EVALSHA", lambda: store.load(key(1), NOW, LockRequest("other", 30.0))),
+        ("load+slide", "EVALSHA", lambda: store.load(key(1), NOW + 120, None, stale)),
+        ("load+lock+slide", "EVALSHA", lambda: store.load(key(1), NOW + 120, lock, stale)),
+        (
+            "update+unlock",
+            "EVALSHA",
+            lambda: store.update(key(1), b"q", NOW, NOW + HOUR, NOW, None, "t"),
+        ),
+        ("update", "EVALSHA", lambda: store.update(key(1), b"r", NOW, NOW + HOUR, NOW, None)),
+        ("touch+unlock", "EVALSHA", lambda: store.touch(key(1), NOW, NOW + HOUR, NOW, "t")),
+        ("touch", "EVALSHA", lambda: store.touch(key(1), NOW, NOW + HOUR, NOW)),
+        ("unlock", "EVALSHA", lambda: store.unlock(key(1), "t")),
+        ("delete", "DEL", lambda: store.delete(key(1))),
     ]
-    for _, operation in operations:  # connect and load the scripts into the server first
+    for _, _, operation in operations:  # connect and load the scripts into the server first
         operation()
     store.load(key(1), NOW, lock)  # hold the lock again so "load locked" is really LOCKED
-    for name, operation in operations:
+    for name, command, operation in operations:
         before = dict(counts)
+        commands.clear()
         result = operation()
         if name == "load locked":
             assert result is LOCKED
+        if name in ("load+slide", "load+lock+slide"):
+            assert isinstance(result, Record) and result.accessed_at == NOW + 120, name
         assert (counts["sent"] - before["sent"], counts["read"] - before["read"]) == (1, 1), name
+        assert commands == [command], name
     client.close()
 
 

@@ -28,7 +28,7 @@ from redis.crc import key_slot
 
 from coatcheck import AsyncSessionManager, SessionLocked, SessionManager, StoreUnavailable
 from coatcheck.ids import storage_key
-from coatcheck.stores import LOCKED, LockRequest, Record
+from coatcheck.stores import LOCKED, LockRequest, Record, Slide
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 from coatcheck.testing import FrozenClock
@@ -294,6 +294,8 @@ def test_cluster_every_script_runs_on_every_node(
     for k in script_keys_on_every_node(cluster, prefix):
         flush_scripts(cluster)
         assert store.create(k, b"v1", NOW, NOW + HOUR, NOW)
+        slid = store.load(k, NOW + 120, None, Slide(NOW + 120, NOW + 2 * HOUR, NOW + 60))
+        assert slid == Record(b"v1", 1, NOW + 120, NOW + 2 * HOUR)
         assert isinstance(store.load(k, NOW, LockRequest("a", 30.0)), Record)
         assert store.load(k, NOW, LockRequest("b", 30.0)) is LOCKED
         assert store.update(k, b"v2", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2
@@ -323,6 +325,8 @@ async def test_async_cluster_every_script_runs_on_every_node(
     for k in script_keys_on_every_node(cluster, prefix):
         flush_scripts(cluster)
         assert await store.create(k, b"v1", NOW, NOW + HOUR, NOW)
+        slid = await store.load(k, NOW + 120, None, Slide(NOW + 120, NOW + 2 * HOUR, NOW + 60))
+        assert slid == Record(b"v1", 1, NOW + 120, NOW + 2 * HOUR)
         assert isinstance(await store.load(k, NOW, LockRequest("a", 30.0)), Record)
         assert await store.load(k, NOW, LockRequest("b", 30.0)) is LOCKED
         assert await store.update(k, b"v2", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from coatcheck.stores import LOCKED, AsyncStore, LockRequest, Record
+from coatcheck.stores import LOCKED, AsyncStore, LockRequest, Record, Slide
 
 from .backends import BACKENDS, NATIVE_TTL, async_store_for
 
@@ -251,3 +251,111 @@ async def test_versions_are_per_record(async_store: AsyncStore) -> None:
     assert await async_store.update(key(1), b"a", NOW, NOW + HOUR, NOW, 1) == 2
     assert await async_store.update(key(1), b"b", NOW, NOW + HOUR, NOW, 2) == 3
     assert await async_store.update(key(2), b"c", NOW, NOW + HOUR, NOW, 1) == 2
+
+
+# -- load with a slide (the idle timeout's touch inside the load) ----------------------------
+
+# The stored accessed_at is NOW; a slide made at NOW + 120 with the default 60 s resolution.
+STALE = Slide(NOW + 120, NOW + 120 + HOUR, NOW + 60)
+
+
+async def stored_times(store: AsyncStore, k: str, now: float) -> tuple[float, float]:
+    record = await store.load(k, now)
+    assert isinstance(record, Record)
+    return record.accessed_at, record.expires_at
+
+
+@pytest.mark.asyncio
+async def test_load_slides_a_stale_live_record_as_touch_would(async_store: AsyncStore) -> None:
+    await put(async_store, key(1), b"keep")
+    record = await async_store.load(key(1), NOW + 120, None, STALE)
+    assert isinstance(record, Record)
+    assert (record.payload, record.version) == (b"keep", 1)
+    if async_store.slides_on_load:
+        # Exactly the slide's times, returned and stored (as touch would store them).
+        assert (record.accessed_at, record.expires_at) == (NOW + 120, NOW + 120 + HOUR)
+        assert await stored_times(async_store, key(1), NOW + 120) == (NOW + 120, NOW + 120 + HOUR)
+    else:
+        # A store that cannot slide in one step ignores the slide: the core touches instead.
+        assert (record.accessed_at, record.expires_at) == (
+            pytest.approx(NOW, abs=1e-3),
+            pytest.approx(NOW + HOUR, abs=1e-3),
+        )
+        assert await stored_times(async_store, key(1), NOW + 120) == (
+            pytest.approx(NOW, abs=1e-3),
+            pytest.approx(NOW + HOUR, abs=1e-3),
+        )
+    # Version and payload untouched: a writer that loaded version 1 still wins its update.
+    assert await async_store.update(key(1), b"next", NOW + 121, NOW + HOUR, NOW + 121, 1) == 2
+
+
+@pytest.mark.asyncio
+async def test_load_slides_at_the_stale_boundary_only(async_store: AsyncStore) -> None:
+    await put(async_store, key("fresh"))
+    await put(async_store, key("edge"))
+    fresh = await async_store.load(
+        key("fresh"), NOW + 30, None, Slide(NOW + 30, NOW + HOUR, NOW - 30)
+    )
+    assert isinstance(fresh, Record)
+    assert (fresh.accessed_at, fresh.expires_at) == (
+        pytest.approx(NOW, abs=1e-3),
+        pytest.approx(NOW + HOUR, abs=1e-3),
+    )
+    assert await stored_times(async_store, key("fresh"), NOW + 30) == (
+        pytest.approx(NOW, abs=1e-3),
+        pytest.approx(NOW + HOUR, abs=1e-3),
+    )
+    # accessed_at == stale_before is stale.
+    edge = await async_store.load(key("edge"), NOW + 60, None, Slide(NOW + 60, NOW + 2 * HOUR, NOW))
+    assert isinstance(edge, Record)
+    if async_store.slides_on_load:
+        assert (edge.accessed_at, edge.expires_at) == (NOW + 60, NOW + 2 * HOUR)
+    else:
+        assert edge.accessed_at == pytest.approx(NOW, abs=1e-3)
+
+
+@pytest.mark.asyncio
+async def test_load_never_slides_an_expired_record(async_store: AsyncStore) -> None:
+    await put(async_store, key("dead"), ttl=10)
+    for now in (NOW + 10, NOW + 20):  # expires_at == now is dead already
+        slide = Slide(now, now + HOUR, now)  # stale: only its death stops the slide
+        record = await async_store.load(key("dead"), now, None, slide)
+        # The contract lets a store return a dead record or treat it as absent.
+        assert record is None or (
+            isinstance(record, Record)
+            and record.accessed_at == pytest.approx(NOW, abs=1e-3)
+            and record.expires_at == pytest.approx(NOW + 10, abs=1e-3)
+        )
+    record = await async_store.load(key("dead"), NOW)
+    assert record is None or record == Record(
+        b"data", 1, pytest.approx(NOW, abs=1e-3), pytest.approx(NOW + 10, abs=1e-3)
+    )
+
+
+@pytest.mark.asyncio
+async def test_load_with_a_slide_creates_nothing(async_store: AsyncStore) -> None:
+    assert await async_store.load(key("never"), NOW + 120, None, STALE) is None
+    assert await async_store.load(key("never"), NOW + 120, LockRequest("a", 30.0), STALE) is None
+    assert await async_store.load(key("never"), NOW + 120) is None
+
+
+@pytest.mark.asyncio
+async def test_locked_load_slides_only_when_it_takes_the_lock(async_store: AsyncStore) -> None:
+    await put(async_store, key(1), b"keep")
+    assert isinstance(await async_store.load(key(1), NOW + 120, LockRequest("a", 30.0)), Record)
+    # Another token finds the lock held: LOCKED, and nothing changes, not even the times.
+    assert await async_store.load(key(1), NOW + 120, LockRequest("b", 30.0), STALE) is LOCKED
+    assert await stored_times(async_store, key(1), NOW + 120) == (
+        pytest.approx(NOW, abs=1e-3),
+        pytest.approx(NOW + HOUR, abs=1e-3),
+    )
+    # The holder (or anyone once it is released) loads, locks and slides in one step.
+    record = await async_store.load(key(1), NOW + 120, LockRequest("a", 30.0), STALE)
+    assert isinstance(record, Record)
+    assert (record.payload, record.version) == (b"keep", 1)
+    if async_store.slides_on_load:
+        assert (record.accessed_at, record.expires_at) == (NOW + 120, NOW + 120 + HOUR)
+        assert await stored_times(async_store, key(1), NOW + 120) == (NOW + 120, NOW + 120 + HOUR)
+    assert await async_store.load(key(1), NOW + 120, LockRequest("b", 30.0), STALE) is LOCKED
+    assert await async_store.touch(key(1), NOW + 121, NOW + HOUR, NOW + 121, unlock="a") is True
+    assert isinstance(await async_store.load(key(1), NOW + 121, LockRequest("b", 30.0)), Record)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -821,3 +821,92 @@ def test_read_only_request_never_writes(
     manager.save(session)
     record = raw_record(sync_store, ticket, clock())
     assert record is not None and record.accessed_at < clock()  # not even a touch
+
+
+# -- the idle timeout's touch inside the load (stores with slides_on_load) -----------------------
+
+
+class Recording:
+    """A store that also writes down the name of every operation called on it, in order."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.store, name)
+        if not callable(attr):
+            return attr  # name, slides_on_load, unavailable_errors
+
+        def call(*args: Any) -> Any:
+            self.calls.append(name)
+            return attr(*args)
+
+        return call
+
+
+def request(manager: SessionManager, ticket: str, recording: Recording) -> list[str]:
+    """Open and save one unmodified request; returns the store operations it cost."""
+    recording.calls.clear()
+    session = manager.open(ticket)
+    assert session["n"] == 1
+    manager.save(session)
+    return list(recording.calls)
+
+
+@pytest.mark.parametrize("mode", ["merge", "lock"])
+def test_a_stale_read_slides_inside_the_load_where_the_store_can(
+    sync_store: Store, clock: FrozenClock, mode: str
+) -> None:
+    recording = Recording(sync_store)
+    manager = manager_for(cast(Store, recording), clock, concurrency=mode)
+    ticket, _ = stored(manager, n=1)
+    slides = sync_store.slides_on_load
+    release = ["unlock"] if mode == "lock" else []
+    clock.advance(30)  # within the access resolution: nothing to slide
+    assert request(manager, ticket, recording) == ["load", *release]
+    clock.advance(31)  # past it: the load slides, so the save has no touch to do
+    stale_read = request(manager, ticket, recording)
+    assert stale_read == (["load", *release] if slides else ["load", "touch"])
+    record = raw_record(sync_store, ticket, clock())
+    assert record is not None and record.version == 1  # a slide never rewrites the payload
+    assert record.accessed_at == pytest.approx(clock())
+    assert record.expires_at == pytest.approx(clock() + IDLE)
+    clock.advance(30)
+    assert request(manager, ticket, recording) == ["load", *release]
+    if mode == "lock":
+        assert (manager.open(ticket)).lock_token is not None  # every lock was released
+
+
+def test_a_slide_past_the_absolute_deadline_is_corrected_by_a_touch(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    recording = Recording(sync_store)
+    manager = manager_for(
+        cast(Store, recording), clock, idle_timeout=3000, absolute_timeout=3600
+    )
+    ticket, _ = stored(manager, n=1)
+    created = clock()
+    clock.advance(2900)  # stale, alive, and 700 s before the absolute deadline
+    # A sliding store moved the expiry to now + 3000 in the load; the save's touch puts it
+    # back to the deadline (a store that does not slide touches anyway).
+    assert request(manager, ticket, recording) == ["load", "touch"]
+    record = raw_record(sync_store, ticket, clock())
+    assert record is not None
+    assert record.accessed_at == pytest.approx(clock())
+    assert record.expires_at == pytest.approx(created + 3600)
+    clock.advance(701)
+    assert (manager.open(ticket)).is_new
+
+
+def test_an_expired_session_is_never_slid_back_to_life(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    recording = Recording(sync_store)
+    manager = manager_for(cast(Store, recording), clock)
+    ticket, _ = stored(manager, n=1)
+    clock.advance(IDLE)  # expires_at == now: dead
+    recording.calls.clear()
+    assert (manager.open(ticket)).is_new
+    assert recording.calls == ["load", "delete"]
+    assert raw_record(sync_store, ticket, clock()) is None

@@ -289,17 +289,17 @@ class AsyncRedisStore:
         return f"{self._prefix}{{{key}}}".encode()
 
     async def _eval(self, script: _Script, numkeys: int, *keys_and_args: Any) -> Any:
-        """EVALSHA of ``script``, loading it first when the server lacks it (NOSCRIPT).
+        """EVALSHA of ``script``; EVAL of its source when the server lacks it (NOSCRIPT).
 
         A server loses its scripts on a restart, a failover (a Sentinel replica promoted) or
-        ``SCRIPT FLUSH``; a Cluster routes EVALSHA by its keys, and ``SCRIPT LOAD`` goes to
-        every primary.
+        ``SCRIPT FLUSH``. EVAL runs the script (NOSCRIPT means it did not run) and caches it,
+        in one round trip, on the one node its keys route to: ``SCRIPT LOAD`` on a Cluster
+        would go to every primary, and fail while any of them is down.
         """
         try:
             return await self._execute("EVALSHA", script.sha, numkeys, *keys_and_args)
         except redis.exceptions.NoScriptError:
-            await self._client.script_load(script.source)
-            return await self._execute("EVALSHA", script.sha, numkeys, *keys_and_args)
+            return await self._execute("EVAL", script.source, numkeys, *keys_and_args)
 
     async def load(
         self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
