@@ -227,6 +227,8 @@ class _MemcachedDecoder(_Decoder):
                 out.append(command)
                 if command in self.STORAGE:
                     i += int(words[4]) + 2  # skip the data block
+                elif command == "ms":  # meta set: ms <key> <datalen> <flags>*
+                    i += int(words[2]) + 2
         return out
 
 

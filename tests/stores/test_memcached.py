@@ -1,20 +1,23 @@
-"""MemcachedStore beyond the contract: exptime rules, key rules, cas under contention, outages."""
+"""MemcachedStore beyond the contract: exptime rules, key rules, cas under contention, outages,
+round trips (one per operation after a load), what the store remembers and for how long."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from types import SimpleNamespace
 
 import aiomcache
 import pytest
-from pymemcache.client.base import Client
+from pymemcache.client.base import Client, PooledClient
+from pymemcache.client.hash import HashClient
 
 from coatcheck.errors import ConfigurationError
 from coatcheck.stores import LockRequest, Record
@@ -27,6 +30,10 @@ from ._own_server import own_server
 NOW = float(int(time.time()))
 HOUR = 3600.0
 DAY = 86400.0
+# An absolute exptime is rounded up to the next second, and memcached reads the time left
+# against its own clock, whole seconds that tick once a second from a start it backdates
+# (memcached.c, clock_handler): the TTL it reports may exceed the one asked for by 3 s.
+ABSOLUTE_SLACK = 3
 
 
 def key(n: int | str) -> str:
@@ -60,6 +67,110 @@ def prefix(raw: Client) -> Iterator[str]:
         raw.delete(f"{value}{key(n)}:lock")
 
 
+class CountingRelay:
+    """A TCP relay to memcached that counts round trips: client turns the server answered.
+
+    A turn is everything a client sends before the server answers; it is counted, with the first
+    word it sent (``gets``, ``ms``, ``add``...), when the answer starts, which is before the
+    client can have read it: when an operation returns, its turns are all counted.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self.sent: list[str] = []
+        self.connections = 0
+        self.open = 0
+        self._sockets: list[socket.socket] = []
+        self.replying = threading.Event()  # clear it to hold the server's replies back
+        self.replying.set()
+        self.requested = threading.Event()  # set whenever a client sends something
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"memcached://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                self.open += 1
+                self._sockets += [client, upstream]
+            turn: list[bytes] = []  # what the client sent since the server last answered
+            for src, dst, from_client in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pump, args=(src, dst, turn, from_client), daemon=True
+                ).start()
+
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, turn: list[bytes], from_client: bool
+    ) -> None:
+        try:
+            while chunk := src.recv(1 << 16):
+                if not from_client:
+                    self.replying.wait()
+                with self._lock:
+                    if from_client:
+                        self.requested.set()
+                        turn.append(chunk)
+                    elif turn:
+                        self.sent.append(b"".join(turn).split(None, 1)[0].decode())
+                        turn.clear()
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        if from_client:
+            with self._lock:
+                self.open -= 1
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def since(self, mark: int) -> list[str]:
+        """The commands of the round trips after ``mark`` (a length of :attr:`sent`)."""
+        with self._lock:
+            return self.sent[mark:]
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def relay(server: tuple[str, int]) -> Iterator[CountingRelay]:
+    counting = CountingRelay(server)
+    yield counting
+    counting.close()
+
+
+def trips(relay: CountingRelay, operation: Callable[[], object]) -> list[str]:
+    """The commands ``operation`` sent, one per round trip."""
+    mark = len(relay.sent)
+    operation()
+    return relay.since(mark)
+
+
+async def async_trips(
+    relay: CountingRelay, operation: Callable[[], Awaitable[object]]
+) -> list[str]:
+    mark = len(relay.sent)
+    await operation()
+    return relay.since(mark)
+
+
 def remaining_ttl(raw: Client, item: str) -> int | None:
     """Seconds the server will keep ``item``, via the meta protocol (``mg <key> t``)."""
     reply = raw.raw_command(f"mg {item} t".encode(), b"\r\n").decode()
@@ -81,7 +192,7 @@ def test_ttl_beyond_thirty_days_becomes_an_absolute_time(
     # Sent as a relative 31 days, memcached would read it as a date in 1970: gone at once.
     ttl = remaining_ttl(raw, prefix + key(1))
     assert ttl is not None
-    assert 31 * DAY - 5 <= ttl <= 31 * DAY + 1
+    assert 31 * DAY - 5 <= ttl <= 31 * DAY + ABSOLUTE_SLACK
     ttl = remaining_ttl(raw, prefix + key(2))
     assert ttl is not None
     assert 29 * DAY - 5 <= ttl <= 29 * DAY
@@ -98,7 +209,7 @@ def test_touch_update_and_locks_set_native_ttls(url: str, raw: Client, prefix: s
     assert isinstance(record, Record)
     assert (record.payload, record.version, record.accessed_at) == (b"x", 1, NOW + 1)
     assert store.update(key(1), b"y", NOW, NOW + 40 * DAY, NOW, 1) == 2
-    assert 40 * DAY - 5 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 40 * DAY + 1
+    assert 40 * DAY - 5 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 40 * DAY + ABSOLUTE_SLACK
     assert isinstance(store.load(key(1), NOW, LockRequest("t", 30.0)), Record)
     assert 25 <= (remaining_ttl(raw, prefix + key(1) + ":lock") or 0) <= 30
     # A deadline already past gets the one-second floor, never 0 (which would mean "forever").
@@ -108,8 +219,9 @@ def test_touch_update_and_locks_set_native_ttls(url: str, raw: Client, prefix: s
 
 
 def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Client) -> None:
-    """Requests written on the client's own socket: memcached has no multi-key atomic step, so
-    update and touch are gets + cas, and a locked load is get + add."""
+    """Requests written on the socket of a client passed in: a write after a load is one cas
+    (a meta set) on the token the load saw; a locked load is add + gets, and the unlock after
+    a write is a second step (gets + cas on the lock), as memcached has no multi-key step."""
     sent = [0]
 
     class CountingSocket(socket.socket):
@@ -120,17 +232,21 @@ def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Cl
     counting_module = SimpleNamespace(**{**vars(socket), "socket": CountingSocket})
     client = Client(server, socket_module=counting_module)
     store = MemcachedStore(client, prefix=prefix)
+    fresh = MemcachedStore(client, prefix=prefix)  # remembers nothing: another process, say
     lock = LockRequest("t", 30.0)
     expected: list[tuple[str, Callable[[], object], int]] = [
         ("create", partial(store.create, key(1), b"p", NOW, NOW + HOUR, NOW), 1),
         ("load", partial(store.load, key(1), NOW), 1),
         ("load+lock", partial(store.load, key(1), NOW, lock), 2),
-        ("touch", partial(store.touch, key(1), NOW, NOW + HOUR, NOW), 2),
-        ("update+unlock", partial(store.update, key(1), b"q", NOW, NOW + HOUR, NOW, 1, "t"), 4),
+        ("touch", partial(store.touch, key(1), NOW, NOW + HOUR, NOW), 1),
+        ("update+unlock", partial(store.update, key(1), b"q", NOW, NOW + HOUR, NOW, 1, "t"), 3),
         # The unlock's cas made the lock item vanish at once, so this add succeeds first time.
         ("load+lock again", partial(store.load, key(1), NOW, lock), 2),
         ("unlock", partial(store.unlock, key(1), "t"), 2),
-        ("update", partial(store.update, key(1), b"r", NOW, NOW + HOUR, NOW, None), 2),
+        ("update", partial(store.update, key(1), b"r", NOW, NOW + HOUR, NOW, None), 1),
+        ("update without a load", partial(fresh.update, key(1), b"s", NOW, NOW + HOUR, NOW, 3), 2),
+        # What store remembers is stale now: its cas is refused, it reads, it writes.
+        ("touch after their write", partial(store.touch, key(1), NOW, NOW + HOUR, NOW), 3),
         ("delete", partial(store.delete, key(1)), 2),
     ]
     client.version()  # connect first
@@ -140,6 +256,247 @@ def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Cl
         assert sent[0] - before == round_trips, name
     assert raw.get(prefix + key(1) + ":lock") is None
     client.close()
+
+
+def test_a_write_after_a_load_is_one_round_trip(relay: CountingRelay, prefix: str) -> None:
+    store = MemcachedStore(url=relay.url, prefix=prefix)
+    other = MemcachedStore(url=relay.url, prefix=prefix)
+    assert trips(relay, lambda: store.create(key(1), b"p", NOW, NOW + HOUR, NOW)) == ["add"]
+    assert trips(relay, lambda: store.load(key(1), NOW)) == ["gets"]
+    result: list[object] = []
+    assert trips(
+        relay, lambda: result.append(store.update(key(1), b"q", NOW, NOW + HOUR, NOW, 1))
+    ) == ["ms"]
+    # The meta set answered with the item's new token: the next write needs no read either.
+    assert trips(relay, lambda: result.append(store.touch(key(1), NOW + 1, NOW + HOUR, NOW))) == [
+        "ms"
+    ]
+    assert trips(
+        relay, lambda: result.append(store.update(key(1), b"r", NOW, NOW + HOUR, NOW, 2))
+    ) == ["ms"]
+    # A store that loaded nothing reads first.
+    assert trips(relay, lambda: result.append(other.touch(key(1), NOW + 2, NOW + HOUR, NOW))) == [
+        "gets",
+        "ms",
+    ]
+    assert result == [2, True, 3, True]
+    record = other.load(key(1), NOW)
+    assert record == Record(b"r", 3, NOW + 2, NOW + HOUR)
+    store.close()
+    other.close()
+
+
+def test_a_writer_between_load_and_update_is_caught(
+    relay: CountingRelay, prefix: str, raw: Client
+) -> None:
+    """What a load remembered is only a first guess: the server's cas check decides."""
+    mine = MemcachedStore(url=relay.url, prefix=prefix)
+    theirs = MemcachedStore(url=relay.url, prefix=prefix)
+    k = key(1)
+    assert mine.create(k, b"0", NOW, NOW + HOUR, NOW)
+    seen: list[object] = []
+
+    def update(payload: bytes, expected: int | None) -> Callable[[], object]:
+        return lambda: seen.append(mine.update(k, payload, NOW, NOW + HOUR, NOW, expected))
+
+    # They save between my load and my save: my cas is refused, the version I expected is gone.
+    assert isinstance(mine.load(k, NOW), Record)
+    assert theirs.update(k, b"theirs", NOW, NOW + HOUR, NOW, 1) == 2
+    assert trips(relay, update(b"mine", 1)) == ["ms", "gets"]
+    # They touch in between: the token changed, the version did not, so my save goes through.
+    assert isinstance(mine.load(k, NOW), Record)
+    assert theirs.touch(k, NOW + 5, NOW + HOUR, NOW)
+    assert trips(relay, update(b"mine", 2)) == ["ms", "gets", "ms"]
+    # A blind save (no expected version) over their save bumps the version it finds.
+    assert isinstance(mine.load(k, NOW), Record)
+    assert theirs.update(k, b"theirs", NOW, NOW + HOUR, NOW, None) == 4
+    assert trips(relay, update(b"blind", None)) == ["ms", "gets", "ms"]
+    assert seen == [None, 3, 5]
+    assert theirs.load(k, NOW) == Record(b"blind", 5, NOW, NOW + HOUR)
+    # They destroy it: my save and my touch find nothing in one round trip, and create nothing.
+    assert isinstance(mine.load(k, NOW), Record)
+    theirs.delete(k)
+    assert trips(relay, update(b"late", 5)) == ["ms"]
+    assert seen[-1] is None
+    assert isinstance(theirs.create(k, b"new", NOW, NOW + HOUR, NOW), bool)
+    theirs.delete(k)
+    assert not mine.touch(k, NOW, NOW + HOUR, NOW)
+    assert raw.get(prefix + k) is None
+    # They destroy it and create it again under the same key, with the same version: a new item
+    # has a new token, so my cas is refused all the same, and the version check runs on theirs.
+    assert mine.create(k, b"0", NOW, NOW + HOUR, NOW)
+    assert isinstance(mine.load(k, NOW), Record)
+    theirs.delete(k)
+    assert theirs.create(k, b"again", NOW, NOW + HOUR, NOW)
+    assert trips(relay, update(b"mine", 1)) == ["ms", "gets", "ms"]
+    assert seen[-1] == 2
+    # A remembered version other than the one expected proves nothing (it may be stale): read.
+    assert trips(relay, update(b"mine", 1)) == ["gets"]
+    assert seen[-1] is None
+    mine.close()
+    theirs.close()
+
+
+def test_what_the_store_remembers_is_bounded(
+    relay: CountingRelay, prefix: str, raw: Client
+) -> None:
+    budget = 64 * 1024
+    store = MemcachedStore(url=relay.url, prefix=prefix, seen_bytes=budget)
+    keys = [key(f"bounded-{n}") for n in range(400)]
+    payload = b"p" * 300
+    try:
+        for k in keys:
+            assert store.create(k, payload, NOW, NOW + HOUR, NOW)
+            assert isinstance(store.load(k, NOW), Record)
+            assert store._seen.size <= budget
+        assert len(store._seen) < 2 * budget // 300
+        # The latest loads are remembered; the first ones were dropped, so that save reads first.
+        assert trips(relay, lambda: store.update(keys[-1], b"x", NOW, NOW + HOUR, NOW, 1)) == ["ms"]
+        assert trips(relay, lambda: store.update(keys[0], b"x", NOW, NOW + HOUR, NOW, 1)) == [
+            "gets",
+            "ms",
+        ]
+        # A record over a 64th of the budget is never remembered.
+        big = b"b" * (budget // 64)
+        assert store.create(key(1), big, NOW, NOW + HOUR, NOW)
+        assert isinstance(store.load(key(1), NOW), Record)
+        assert trips(relay, lambda: store.touch(key(1), NOW, NOW + HOUR, NOW)) == ["gets", "ms"]
+        # seen_bytes=0: nothing is remembered.
+        forgetful = MemcachedStore(url=relay.url, prefix=prefix, seen_bytes=0)
+        assert isinstance(forgetful.load(keys[-1], NOW), Record)
+        assert trips(relay, lambda: forgetful.touch(keys[-1], NOW, NOW + HOUR, NOW)) == [
+            "gets",
+            "ms",
+        ]
+        forgetful.close()
+        with pytest.raises(ConfigurationError):
+            MemcachedStore(url=relay.url, prefix=prefix, seen_bytes=-1)
+    finally:
+        raw.delete_many([prefix + k for k in keys], noreply=False)
+        store.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` (the relay's threads see a socket close a moment after it happens)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_pool_keeps_at_most_pool_size_idle_connections(
+    relay: CountingRelay, prefix: str
+) -> None:
+    store = MemcachedStore(url=relay.url, prefix=prefix, pool_size=2)
+    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    start = threading.Barrier(8)
+    failures: list[object] = []
+
+    def loads() -> None:
+        start.wait()
+        for _ in range(40):
+            record = store.load(key(1), NOW)
+            if not isinstance(record, Record):
+                failures.append(record)
+
+    workers = [threading.Thread(target=loads) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    # Clients beyond pool_size that a burst opened were closed when they came back.
+    assert wait_until(lambda: relay.open <= 2), relay.open
+    assert store.load(key(1), NOW) is not None
+    store.close()
+    assert wait_until(lambda: relay.open == 0), relay.open
+
+
+def test_other_pymemcache_clients_passed_in(relay: CountingRelay, prefix: str, raw: Client) -> None:
+    """A PooledClient sends the meta set too, with the client's key_prefix; a HashClient has no
+    raw_command, so it sends the classic cas, whose reply has no new token: its next write
+    reads first."""
+    prefixed = Client(("127.0.0.1", relay.port), key_prefix=prefix)
+    store = MemcachedStore(prefixed, prefix="app:")
+    assert store.create(key(2), b"x", NOW, NOW + HOUR, NOW)
+    assert isinstance(store.load(key(2), NOW), Record)
+    assert trips(relay, lambda: store.update(key(2), b"y", NOW, NOW + HOUR, NOW, 1)) == ["ms"]
+    assert store.load(key(2), NOW) == Record(b"y", 2, NOW, NOW + HOUR)
+    assert (raw.get(prefix + "app:" + key(2)) or b"").endswith(b"y")
+    store.delete(key(2))
+    prefixed.close()
+    pooled = PooledClient(("127.0.0.1", relay.port), max_pool_size=2)
+    store = MemcachedStore(pooled, prefix=prefix)
+    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert isinstance(store.load(key(1), NOW), Record)
+    assert trips(relay, lambda: store.touch(key(1), NOW + 1, NOW + HOUR, NOW)) == ["ms"]
+    store.close()
+    pooled.close()
+    hashed = HashClient([("127.0.0.1", relay.port)])
+    store = MemcachedStore(hashed, prefix=prefix)
+    assert isinstance(store.load(key(1), NOW), Record)
+    updated: list[object] = []
+    assert trips(
+        relay, lambda: updated.append(store.update(key(1), b"y", NOW, NOW + HOUR, NOW, 1))
+    ) == ["cas"]
+    assert trips(relay, lambda: updated.append(store.touch(key(1), NOW + 2, NOW + HOUR, NOW))) == [
+        "gets",
+        "cas",
+    ]
+    assert updated == [2, True]
+    assert store.load(key(1), NOW) == Record(b"y", 2, NOW + 2, NOW + HOUR)
+    store.close()
+    hashed.close()
+
+
+@pytest.mark.asyncio
+async def test_async_a_write_after_a_load_is_one_round_trip(
+    relay: CountingRelay, prefix: str
+) -> None:
+    store = AsyncMemcachedStore(url=relay.url, prefix=prefix)
+    other = AsyncMemcachedStore(url=relay.url, prefix=prefix)
+    k = key(1)
+    assert await async_trips(relay, lambda: store.create(k, b"p", NOW, NOW + HOUR, NOW)) == ["add"]
+    assert await async_trips(relay, lambda: store.load(k, NOW)) == ["gets"]
+    assert await async_trips(relay, lambda: store.update(k, b"q", NOW, NOW + HOUR, NOW, 1)) == [
+        "ms"
+    ]
+    assert await async_trips(relay, lambda: store.touch(k, NOW + 1, NOW + HOUR, NOW)) == ["ms"]
+    # Another writer in between: the cas is refused, the store reads again, the version decides.
+    assert await other.update(k, b"theirs", NOW, NOW + HOUR, NOW, 2) == 3
+    assert await async_trips(relay, lambda: store.update(k, b"r", NOW, NOW + HOUR, NOW, 2)) == [
+        "ms",
+        "gets",
+    ]
+    assert isinstance(await store.load(k, NOW), Record)
+    assert await other.touch(k, NOW + 2, NOW + HOUR, NOW)
+    assert await async_trips(relay, lambda: store.update(k, b"r", NOW, NOW + HOUR, NOW, 3)) == [
+        "ms",
+        "gets",
+        "ms",
+    ]
+    assert await other.load(k, NOW) == Record(b"r", 4, NOW, NOW + HOUR)
+    await other.delete(k)
+    assert await async_trips(relay, lambda: store.touch(k, NOW, NOW + HOUR, NOW)) == ["ms"]
+    assert await store.load(k, NOW) is None
+    await store.aclose()
+    await other.aclose()
+
+
+@pytest.mark.asyncio
+async def test_async_client_passed_in_sends_the_meta_set(relay: CountingRelay, prefix: str) -> None:
+    client = aiomcache.Client("127.0.0.1", relay.port)
+    store = AsyncMemcachedStore(client, prefix=prefix)
+    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert isinstance(await store.load(key(1), NOW), Record)
+    assert await async_trips(
+        relay, lambda: store.update(key(1), b"y", NOW, NOW + HOUR, NOW, 1)
+    ) == ["ms"]
+    assert await store.load(key(1), NOW) == Record(b"y", 2, NOW, NOW + HOUR)
+    await store.aclose()
+    await client.close()
 
 
 def test_bad_prefixes_and_keys_are_refused(url: str) -> None:
@@ -314,6 +671,79 @@ async def test_async_outages_fail_within_the_timeout(silent_port: int) -> None:
             await store.load(key(1), NOW)
         assert time.monotonic() - started < 1.0
         await store.aclose()
+
+
+def run_guarded(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())`` in a thread of its own, so a hang fails the test, not the run."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=15.0)
+    assert not runner.is_alive(), "the event loop is stuck"
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def test_async_each_command_has_its_own_deadline(silent_port: int) -> None:
+    """One timer keeps the deadlines of all the commands in flight (not one timer each)."""
+    store = AsyncMemcachedStore(url=f"memcached://127.0.0.1:{silent_port}", timeout=0.4)
+
+    async def timed(delay: float) -> float:
+        await asyncio.sleep(delay)
+        started = time.monotonic()
+        with pytest.raises(asyncio.TimeoutError):
+            await store.load(key(1), NOW)
+        return time.monotonic() - started
+
+    async def main() -> None:
+        # The second starts while the first waits: each times out 0.4 s after its own start.
+        first, second = await asyncio.gather(timed(0), timed(0.2))
+        assert 0.38 <= first < 0.9
+        assert 0.38 <= second < 0.9
+        # Cancelled from outside, a command is cancelled, not timed out; the next one times out.
+        task = asyncio.ensure_future(store.load(key(1), NOW))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert 0.38 <= await timed(0) < 0.9
+
+    async def then_close() -> None:
+        await main()
+        await store.aclose()
+
+    run_guarded(then_close)
+
+
+@pytest.mark.asyncio
+async def test_async_a_command_cancelled_mid_reply_leaves_no_reply_behind(
+    relay: CountingRelay, prefix: str
+) -> None:
+    """aiomcache returns a connection cancelled mid-command to its pool, where the next command
+    would read the old reply as its own: the store must never use that connection again."""
+    store = AsyncMemcachedStore(url=relay.url, prefix=prefix, pool_size=1)
+    assert await store.create(key(1), b"one", NOW, NOW + HOUR, NOW)
+    assert await store.create(key(2), b"two", NOW, NOW + HOUR, NOW)
+    relay.replying.clear()
+    relay.requested.clear()
+    task = asyncio.ensure_future(store.load(key(1), NOW))
+    assert await asyncio.to_thread(relay.requested.wait, 5.0)  # the gets has gone out
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    relay.replying.set()
+    assert await store.load(key(2), NOW) == Record(b"two", 1, NOW, NOW + HOUR)
+    assert await store.update(key(2), b"2", NOW, NOW + HOUR, NOW, 1) == 2
+    assert await store.load(key(1), NOW) == Record(b"one", 1, NOW, NOW + HOUR)
+    await store.aclose()
 
 
 def test_the_store_recovers_when_its_server_restarts() -> None:

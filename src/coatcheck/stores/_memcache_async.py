@@ -9,15 +9,18 @@ flavour. Keys and values are bytes here; the store validates keys before they ar
 from __future__ import annotations
 
 import asyncio
+import enum
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiomcache
+from aiomcache.client import acquire
 from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection
 
-__all__ = ["UNAVAILABLE_ERRORS", "AsyncMemcacheAdapter", "DriverClient"]
+__all__ = ["UNAVAILABLE_ERRORS", "AsyncMemcacheAdapter", "Cas", "DriverClient"]
 
 T = TypeVar("T")
 
@@ -37,6 +40,28 @@ _STALE: tuple[type[BaseException], ...] = (
     BrokenPipeError,
     asyncio.IncompleteReadError,
 )
+
+
+class Cas(enum.Enum):
+    """Why a compare-and-set stored nothing."""
+
+    CHANGED = "changed"  # EXISTS: the item changed since its cas token was read
+    GONE = "gone"  # NOT_FOUND: there is no such item
+
+
+@acquire
+async def _one_line(client: aiomcache.Client, conn: Connection, command: bytes) -> bytes:
+    """Send ``command`` on a pooled connection of ``client`` and read its one-line reply.
+
+    Any aiomcache client's pool will do; the reply is read here, with the EOF check of
+    :class:`_Client`, so a client passed in cannot spin on a closed connection either.
+    """
+    conn.writer.write(command)
+    await conn.writer.drain()
+    line = await conn.reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionResetError("memcached closed the connection")
+    return line[:-2]
 
 
 class _Client(aiomcache.Client):
@@ -60,6 +85,87 @@ class _Client(aiomcache.Client):
         return bytes(response[:-2])
 
 
+class _Watchdog:
+    """Deadlines for the commands in flight, kept by one timer rather than one per command.
+
+    ``asyncio.timeout()`` schedules and cancels a timer handle for every command, and the event
+    loop sifts its timer heap on every turn: on a local memcached that costs about a sixth of a
+    ``get``. Here a command only notes its deadline. One timer, set for the earliest deadline,
+    cancels each task whose deadline has passed, then re-arms for the next deadline or stops
+    when nothing is in flight; :meth:`expired` tells the cancellation it made from any other.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        # task -> (deadline, task.cancelling() when the command started)
+        self._inflight: dict[asyncio.Task[Any], tuple[float, int]] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    def start(self) -> asyncio.Task[Any]:
+        """Note the current task's deadline; return the task, for :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        if task is None:
+            raise RuntimeError("memcached commands must run inside an asyncio task")
+        if loop is not self._loop:
+            # Another event loop (asyncio.run again): whatever was noted belongs to the old one.
+            self._loop, self._timer = loop, None
+            self._inflight.clear()
+            self._expired.clear()
+        deadline = loop.time() + self._timeout
+        cancelling = 0
+        if sys.version_info >= (3, 11):
+            cancelling = task.cancelling()
+        self._inflight[task] = (deadline, cancelling)
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._fire)
+        return task
+
+    def stop(self, task: asyncio.Task[Any]) -> None:
+        """The command of ``task`` is over."""
+        self._inflight.pop(task, None)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the ``CancelledError`` that ``task`` got means its deadline passed.
+
+        ``False`` when someone else cancelled the task, even if the deadline passed too: their
+        cancellation must go on. Call it once, in the handler, before :meth:`stop`.
+        """
+        noted = self._inflight.pop(task, None)
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        if sys.version_info >= (3, 11) and noted is not None:
+            return task.uncancel() <= noted[1]
+        return True
+
+    def _fire(self) -> None:
+        loop = self._loop
+        self._timer = None
+        if loop is None:
+            return
+        # A timer may run up to the clock's resolution early; a millisecond early is fine.
+        now = loop.time() + 1e-3
+        nearest = math.inf
+        for task, (deadline, _) in self._inflight.items():
+            if deadline <= now:
+                if task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()  # takes effect at the task's next step, not here
+            elif deadline < nearest:
+                nearest = deadline
+        if nearest < math.inf:
+            self._timer = loop.call_at(nearest, self._fire)
+
+    def close(self) -> None:
+        """Drop the timer (the commands in flight keep their deadlines until they end)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class AsyncMemcacheAdapter:
     """An aiomcache client with a deadline on every call and a retry on stale connections.
 
@@ -72,6 +178,7 @@ class AsyncMemcacheAdapter:
         self._timeout = timeout
         self._attempts = attempts
         self._owned = owned
+        self._watchdog = _Watchdog(timeout)
 
     @classmethod
     def connect(
@@ -88,35 +195,36 @@ class AsyncMemcacheAdapter:
         return f"memcached://{host}:{port}"
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await self._once(fn, *args)
-            except _STALE:
-                if attempt == self._attempts:
-                    raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def _once(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``fn(*args)``, retried on stale connections, all of it within the timeout."""
+        watchdog = self._watchdog
+        task = watchdog.start()
         try:
-            if sys.version_info >= (3, 11):
-                async with asyncio.timeout(self._timeout):
+            for attempt in range(1, self._attempts + 1):
+                try:
                     return await fn(*args)
-            return await asyncio.wait_for(fn(*args), self._timeout)
-        except asyncio.TimeoutError:
-            # aiomcache puts a connection cancelled mid-reply back into its pool; drop the idle
-            # connections so that half-read one is never used again.
+                except _STALE:
+                    if attempt == self._attempts:
+                        raise
+                except ClientException as exc:
+                    # A get on a connection the server closed reads an empty line, which
+                    # aiomcache reports only in its message ("get failed: b''"): an outage.
+                    if not str(exc).endswith(": b''"):
+                        raise
+                    if attempt == self._attempts:
+                        raise ConnectionResetError("memcached closed the connection") from exc
+        except asyncio.CancelledError:
+            timed_out = watchdog.expired(task)
+            # aiomcache puts a connection cancelled mid-command back into its pool (its acquire
+            # catches Exception, not CancelledError), where the next command would read this
+            # one's reply as its own: drop the idle connections so it is never used again.
+            # (No await in clear() suspends while the pool holds connections.)
             await self.client.close()
-            raise
-        except ClientException as exc:
-            # A get on a connection the server closed reads an empty line, which aiomcache
-            # reports only in its message ("get failed: b''"): that is an outage, not a bug.
-            if str(exc).endswith(": b''"):
-                raise ConnectionResetError("memcached closed the connection") from exc
-            raise
-
-    async def get(self, key: bytes) -> bytes | None:
-        """The value, or ``None``."""
-        return await self._call(self.client.get, key)
+            if not timed_out:
+                raise
+            raise asyncio.TimeoutError(f"no reply from memcached in {self._timeout} s") from None
+        finally:
+            watchdog.stop(task)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def gets(self, key: bytes) -> tuple[bytes, int] | None:
         """The value and its cas token, or ``None``."""
@@ -129,9 +237,23 @@ class AsyncMemcacheAdapter:
         """Store only if absent; ``False`` when the key exists."""
         return await self._call(self.client.add, key, value, exptime)
 
-    async def cas(self, key: bytes, value: bytes, token: int, exptime: int) -> bool:
-        """Store only if unchanged since ``gets``; ``False`` when changed or gone."""
-        return await self._call(self.client.cas, key, value, token, exptime)
+    async def cas(self, key: bytes, value: bytes, token: int, exptime: int) -> int | Cas:
+        """Store only if unchanged since ``token`` was read.
+
+        Stored: the new cas token. Not stored: :attr:`Cas.CHANGED` or :attr:`Cas.GONE`.
+        """
+        # aiomcache's cas answers only True or False, and the classic cas reply carries no new
+        # token, so the next write would need a gets first. A meta set (memcached 1.6+,
+        # protocol.txt "Meta Set") compares the token and answers HD c<new token>, EX or NF.
+        command = b"ms %b %d C%d T%d c\r\n%b\r\n" % (key, len(value), token, exptime, value)
+        reply = await self._call(_one_line, self.client, command)
+        if reply[:4] == b"HD c":
+            return int(reply[4:])
+        if reply[:2] == b"EX":
+            return Cas.CHANGED
+        if reply[:2] == b"NF":
+            return Cas.GONE
+        raise ClientException("unexpected reply to a meta set", reply[:64])
 
     async def delete(self, key: bytes) -> None:
         """Remove the key; a missing key is fine."""
@@ -139,5 +261,6 @@ class AsyncMemcacheAdapter:
 
     async def aclose(self) -> None:
         """Close the connections, if the client is ours."""
+        self._watchdog.close()
         if self._owned:
             await self.client.close()

@@ -7,15 +7,14 @@ whatever the client's ``default_noreply``, since the store acts on what the serv
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import enum
+from collections import deque
+from typing import Any
 
-from pymemcache.client.base import PooledClient
-from pymemcache.exceptions import MemcacheUnexpectedCloseError
+from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
 
-__all__ = ["UNAVAILABLE_ERRORS", "DriverClient", "MemcacheAdapter"]
-
-T = TypeVar("T")
+__all__ = ["UNAVAILABLE_ERRORS", "Cas", "DriverClient", "MemcacheAdapter"]
 
 # pymemcache's Client, PooledClient or HashClient; it ships no type information.
 DriverClient = Any
@@ -32,30 +31,34 @@ _STALE: tuple[type[BaseException], ...] = (
 )
 
 
+class Cas(enum.Enum):
+    """Why a compare-and-set stored nothing."""
+
+    CHANGED = "changed"  # EXISTS: the item changed since its cas token was read
+    GONE = "gone"  # NOT_FOUND: there is no such item
+
+
 class MemcacheAdapter:
     """A pymemcache client with a retry on stale connections.
 
     Its own ``connect_timeout`` and ``timeout`` bound every call. ``attempts`` bounds how many
-    stale pooled connections one call may discard before it reports the error.
+    stale pooled connections one call may discard before it reports the error. A client with
+    ``raw_command`` (``Client``, ``PooledClient``) does cas as a meta set that reports the new
+    token; ``HashClient`` has none, so there it is the classic ``cas``.
     """
 
     def __init__(self, client: DriverClient, *, timeout: float, attempts: int, owned: bool) -> None:
         self.client = client
         self._attempts = attempts
         self._owned = owned
+        self._meta = callable(getattr(client, "raw_command", None))
+        # pymemcache adds the client's key_prefix to every key, but not inside a raw command.
+        self._key_prefix: bytes = getattr(client, "key_prefix", b"") or b""
 
     @classmethod
     def connect(cls, host: str, port: int, *, timeout: float, pool_size: int) -> MemcacheAdapter:
-        """A thread-safe pooled client of our own, closed by :meth:`close`."""
-        client = PooledClient(
-            (host, port),
-            connect_timeout=timeout,
-            timeout=timeout,
-            no_delay=True,
-            max_pool_size=pool_size,
-            default_noreply=False,
-        )
-        return cls(client, timeout=timeout, attempts=pool_size + 1, owned=True)
+        """A thread-safe pool of plain clients of our own, closed by :meth:`close`."""
+        return _Pool(host, port, timeout=timeout, pool_size=pool_size)
 
     def describe(self) -> str:
         """``memcached://host:port``, from the client's settings."""
@@ -64,41 +67,124 @@ class MemcacheAdapter:
             return f"memcached://{server[0]}:{server[1]}"
         return "memcached://(client)"
 
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(self, name: str, *args: Any) -> Any:
+        """The client's method ``name`` on ``args`` (positional: the cheaper call)."""
+        # The caller's client: pymemcache closes a socket that failed, and reconnects.
         for attempt in range(1, self._attempts + 1):
             try:
-                return fn(*args, **kwargs)
+                return getattr(self.client, name)(*args)
             except _STALE:
                 if attempt == self._attempts:
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def get(self, key: bytes) -> bytes | None:
-        """The value, or ``None``."""
-        value: bytes | None = self._call(self.client.get, key)
-        return value
-
     def gets(self, key: bytes) -> tuple[bytes, int] | None:
         """The value and its cas token, or ``None``."""
-        value, token = self._call(self.client.gets, key)
+        value, token = self._call("gets", key)
         if value is None or token is None:
             return None
         return value, int(token)
 
     def add(self, key: bytes, value: bytes, exptime: int) -> bool:
         """Store only if absent; ``False`` when the key exists."""
-        return bool(self._call(self.client.add, key, value, expire=exptime, noreply=False))
+        return bool(self._call("add", key, value, exptime, False))
 
-    def cas(self, key: bytes, value: bytes, token: int, exptime: int) -> bool:
-        """Store only if unchanged since ``gets``; ``False`` when changed or gone."""
-        stored = self._call(self.client.cas, key, value, token, expire=exptime, noreply=False)
-        return stored is True
+    def cas(self, key: bytes, value: bytes, token: int, exptime: int) -> int | Cas:
+        """Store only if unchanged since ``token`` was read.
+
+        Stored: the new cas token, or 0 when the client cannot tell it (``HashClient``). Not
+        stored: :attr:`Cas.CHANGED` or :attr:`Cas.GONE`.
+        """
+        if self._meta:
+            # The classic cas answers STORED without the new token, so the next write would
+            # need a gets first; a meta set (memcached 1.6+, protocol.txt "Meta Set") compares
+            # the token and answers HD c<new token>, EX or NF, in one line.
+            command = b"ms %b%b %d C%d T%d c\r\n%b" % (
+                self._key_prefix,
+                key,
+                len(value),
+                token,
+                exptime,
+                value,
+            )
+            reply = self._call("raw_command", command, b"\r\n")
+            if reply[:4] == b"HD c":
+                return int(reply[4:])
+            if reply[:2] == b"EX":
+                return Cas.CHANGED
+            if reply[:2] == b"NF":
+                return Cas.GONE
+            raise MemcacheUnknownError(f"unexpected reply to a meta set: {reply[:64]!r}")
+        stored = self._call("cas", key, value, token, exptime, False)
+        if stored:
+            return 0
+        return Cas.CHANGED if stored is False else Cas.GONE
 
     def delete(self, key: bytes) -> None:
         """Remove the key; a missing key is fine."""
-        self._call(self.client.delete, key, noreply=False)
+        self._call("delete", key, False)
 
     def close(self) -> None:
         """Close the connections, if the client is ours."""
         if self._owned:
             self.client.close()
+
+
+class _Pool(MemcacheAdapter):
+    """Plain pymemcache clients shared by threads: a deque of idle ones.
+
+    pymemcache's ``PooledClient`` takes a lock and a context manager around every command,
+    about a quarter of a ``get`` on a local server; ``deque.pop`` and ``append`` are atomic,
+    so a thread takes an idle client or makes one, and puts it back after a clean reply. A
+    client that failed is closed, never reused (it may hold half a reply). At most
+    ``pool_size`` clients wait idle; a burst beyond that opens extra ones and closes them.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float, pool_size: int) -> None:
+        super().__init__(None, timeout=timeout, attempts=pool_size + 1, owned=True)
+        self._meta = True
+        self._server = (host, port)
+        self._timeout = timeout
+        self._size = pool_size
+        self._idle: deque[Client] = deque()
+
+    def describe(self) -> str:
+        return f"memcached://{self._server[0]}:{self._server[1]}"
+
+    def _call(self, name: str, *args: Any) -> Any:
+        idle = self._idle
+        for attempt in range(1, self._attempts + 1):
+            try:
+                client = idle.pop()
+            except IndexError:
+                client = Client(
+                    self._server,
+                    connect_timeout=self._timeout,
+                    timeout=self._timeout,
+                    no_delay=True,
+                    default_noreply=False,
+                )
+            try:
+                result = getattr(client, name)(*args)
+            except _STALE:
+                client.close()
+                if attempt == self._attempts:
+                    raise
+                continue
+            except BaseException:
+                client.close()  # it may hold half a reply
+                raise
+            if len(idle) < self._size:
+                idle.append(client)
+            else:
+                client.close()
+            return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def close(self) -> None:
+        """Close the idle clients; as with pymemcache's pool, a later call opens new ones."""
+        while self._idle:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
