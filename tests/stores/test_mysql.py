@@ -22,6 +22,7 @@ from coatcheck.stores._sync.mysql import MySQLStore
 from tests.servers import require_server
 
 from ._proxy import TCPProxy
+from ._turns import TurnCounter
 from ._workers import run_cas_processes
 
 NOW = float(int(time.time()))
@@ -183,6 +184,89 @@ async def test_statements_per_operation_async(
     assert made[0].closed
 
 
+def locked_loads(store: Any) -> dict[str, tuple[Callable[[], Any], object]]:
+    """name -> (a locked load, what it returns), in this order; sync or async store alike."""
+    return {
+        "taken": (lambda: store.load(key("k"), NOW, LockRequest("a", 30.0)), Record),
+        "taken again, same token": (
+            lambda: store.load(key("k"), NOW, LockRequest("a", 30.0)),
+            Record,
+        ),
+        "LOCKED": (lambda: store.load(key("k"), NOW, LockRequest("b", 30.0)), LOCKED),
+        "missing": (lambda: store.load(key("missing"), NOW, LockRequest("a", 30.0)), None),
+    }
+
+
+def check_outcome(name: str, result: object, expected: object) -> None:
+    if expected is Record:
+        assert isinstance(result, Record), name
+        assert result.payload == b"p", name
+    else:
+        assert result is expected, name
+
+
+@pytest.fixture
+def relay(server: tuple[str, int]) -> Iterator[TurnCounter]:
+    with TurnCounter(server) as counter:
+        yield counter
+
+
+def test_every_operation_is_one_round_trip(table: str, raw: Any, relay: TurnCounter) -> None:
+    # The store's own connections allow multi-statement requests: a locked load sends the
+    # lock and the read together, one round trip like every other operation.
+    store = MySQLStore.from_url(f"mysql://root@127.0.0.1:{relay.port}/test?table={table}")
+    store.create_tables()
+    assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    for name, (operation, expected) in locked_loads(store).items():
+        before = relay.turns
+        check_outcome(name, operation(), expected)
+        assert relay.turns - before == 1, name
+    # The lock taken in that one request is the real thing: token "a", until NOW + 30.
+    held = f"SELECT lock_token, lock_expires FROM `{table}` WHERE `key` = %s"  # noqa: S608 - the test's own table name
+    assert query(raw, held, key("k")) == [(b"a", NOW + 30.0)]
+    for name, (_, operation) in operations(store).items():
+        before = relay.turns
+        operation()
+        assert relay.turns - before == 1, name
+    store.close()
+
+
+@pytest.mark.asyncio
+async def test_every_operation_is_one_round_trip_async(
+    table: str, raw: Any, relay: TurnCounter
+) -> None:
+    store = AsyncMySQLStore.from_url(f"mysql://root@127.0.0.1:{relay.port}/test?table={table}")
+    await store.create_tables()
+    assert await store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    for name, (operation, expected) in locked_loads(store).items():
+        before = relay.turns
+        check_outcome(name, await operation(), expected)
+        assert relay.turns - before == 1, name
+    for name, (_, operation) in operations(store).items():
+        before = relay.turns
+        await operation()
+        assert relay.turns - before == 1, name
+    await store.aclose()
+
+
+def test_without_multi_statements_a_locked_load_is_two_round_trips(
+    table: str, raw: Any, relay: TurnCounter
+) -> None:
+    # A connection factory whose connections refuse multi-statement requests still works,
+    # with the lock and the read sent one after the other.
+    store = MySQLStore(
+        lambda: connect_raw(("127.0.0.1", relay.port), client_flag=CLIENT.FOUND_ROWS),
+        table=table,
+    )
+    store.create_tables()
+    assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    for name, (operation, expected) in locked_loads(store).items():
+        before = relay.turns
+        check_outcome(name, operation(), expected)
+        assert relay.turns - before == 2, name
+    store.close()
+
+
 def test_schema_has_exact_columns_and_an_expiry_index(
     store: MySQLStore, raw: pymysql.Connection[Any], table: str
 ) -> None:
@@ -341,7 +425,7 @@ async def test_a_closed_port_is_unavailable_at_once_async() -> None:
 def test_a_full_pool_times_out_as_unavailable(url: str, raw: Any) -> None:
     store = MySQLStore.from_url(f"{url}&pool_size=1&pool_timeout=0.3")
     store.create_tables()
-    with store._pool.acquire():  # the only connection is busy elsewhere
+    with store._pool.connection():  # the only connection is busy elsewhere
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
             store.load(key(1), NOW)
@@ -354,7 +438,7 @@ def test_a_full_pool_times_out_as_unavailable(url: str, raw: Any) -> None:
 async def test_a_full_pool_times_out_as_unavailable_async(url: str, raw: Any) -> None:
     store = AsyncMySQLStore.from_url(f"{url}&pool_size=1&pool_timeout=0.3")
     await store.create_tables()
-    async with store._pool.acquire():  # the only connection is busy elsewhere
+    async with store._pool.connection():  # the only connection is busy elsewhere
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
             await store.load(key(1), NOW)
@@ -403,6 +487,36 @@ async def test_a_blocked_statement_times_out_as_unavailable_async(
         with pytest.raises(store.unavailable_errors):
             await store.touch(key(1), NOW, NOW + HOUR, NOW)
         assert time.monotonic() - started < 2
+    finally:
+        holder.rollback()
+        holder.close()
+    assert await store.touch(key(1), NOW, NOW + HOUR, NOW) is True
+    await store.aclose()
+
+
+@pytest.mark.asyncio
+async def test_each_statement_gets_its_own_whole_timeout_async(
+    url: str, server: tuple[str, int], table: str, raw: Any
+) -> None:
+    # A connection keeps one timer for all its statements: the one an earlier statement set
+    # must neither cut a later statement short nor let it run past its own deadline, and a
+    # cancellation from outside must stay a cancellation.
+    store = AsyncMySQLStore.from_url(f"{url}&read_timeout=1&pool_size=1")
+    await store.create_tables()
+    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)  # sets the timer: 1 s
+    holder = connect_raw(server)
+    try:
+        lock_the_table(holder, table)
+        await asyncio.sleep(0.6)
+        started = time.monotonic()
+        with pytest.raises(pymysql.err.OperationalError, match="timed out after 1 s"):
+            await store.touch(key(1), NOW, NOW + HOUR, NOW)
+        assert 0.95 < time.monotonic() - started < 2  # not cut at the first deadline, 0.4 s in
+        blocked = asyncio.create_task(store.touch(key(1), NOW, NOW + HOUR, NOW))
+        await asyncio.sleep(0.2)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
     finally:
         holder.rollback()
         holder.close()
