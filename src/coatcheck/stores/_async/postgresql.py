@@ -9,8 +9,7 @@ tells "locked by another" from "missing".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import contextlib
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -60,13 +59,14 @@ class AsyncConnectionFactory(Protocol):
 
 
 class AsyncPostgreSQLStore:
-    """Sessions in one PostgreSQL table, through a psycopg connection pool.
+    """Sessions in one PostgreSQL table, over pooled psycopg connections.
 
-    Pass a ready ``psycopg_pool.AsyncConnectionPool`` (left open by :meth:`aclose`), or a
+    Build the store with :meth:`from_url`, which keeps a pool of its own (see
+    :class:`~coatcheck.stores._sql.AsyncPool`), or pass a ready
+    ``psycopg_pool.AsyncConnectionPool`` (left open by :meth:`aclose`; its connections that
+    are not in autocommit mode are switched to it for the statement and switched back), or a
     ``connect`` factory that opens a connection (the store opens one per operation and closes
-    it again: use this when something else, such as PgBouncer, does the pooling), or build the
-    store with :meth:`from_url`, which owns its pool. Borrowed connections that are not in
-    autocommit mode are switched to it for the statement and switched back.
+    it again: use this when something else, such as PgBouncer, does the pooling).
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     """
@@ -74,6 +74,7 @@ class AsyncPostgreSQLStore:
     slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         psycopg.OperationalError,
+        _sql.PoolTimeout,
         psycopg_pool.PoolTimeout,
         psycopg_pool.TooManyRequests,
     )
@@ -86,23 +87,25 @@ class AsyncPostgreSQLStore:
         table: str = _sql.DEFAULT_TABLE,
         name: str | None = None,
     ) -> None:
+        self._source: _Pool | AsyncConnectionFactory
         if pool is not None and connect is not None:
             raise ConfigurationError("PostgreSQLStore takes a pool or a connect factory, not both")
-        parts = _sql.split_table(table)
-        self.table = table
-        self._sql = _SQL.render(
-            table=sql.Identifier(*parts).as_string(None),
-            index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
-        )
-        self._source: _Pool | AsyncConnectionFactory
         if pool is not None:
             self._source = pool
         elif connect is not None:
             self._source = connect
         else:
             raise ConfigurationError("PostgreSQLStore needs a pool or a connect factory")
-        self._owns_pool = False
-        self._opened = True  # a pool passed in is the caller's to open
+        parts = _sql.split_table(table)
+        self.table = table
+        self._sql = _SQL.render(
+            table=sql.Identifier(*parts).as_string(None),
+            index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
+        )
+        # Set by from_url: the store's own pool, which every statement then goes through,
+        # and the libpq connection string its connections use.
+        self._own: _sql.AsyncPool[psycopg.AsyncConnection[Any]] | None = None
+        self._conninfo: str | None = None
         if name is None:
             conninfo = pool.conninfo if pool is not None else None
             name = _name_from_conninfo(conninfo if isinstance(conninfo, str) else None, table)
@@ -115,7 +118,7 @@ class AsyncPostgreSQLStore:
         Options: ``table``, ``pool_size`` (10), ``pool_timeout`` (5 s: longest wait for a
         free connection), ``statement_timeout`` (seconds, enforced by the server; off unless
         given, since PgBouncer refuses the startup option it needs). Any other parameter goes
-        to libpq; ``connect_timeout`` defaults to 5 s. The pool opens on first use.
+        to libpq; ``connect_timeout`` defaults to 5 s. Connections are opened when needed.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
         params = dict(rest)  # values still percent-encoded: libpq decodes them itself
@@ -132,84 +135,111 @@ class AsyncPostgreSQLStore:
             conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
-        pool_timeout = float(options.get("pool_timeout", 5.0))
-        pool: _Pool = psycopg_pool.AsyncConnectionPool(
-            conninfo,
-            kwargs={"autocommit": True},
-            min_size=1,
-            max_size=int(options.get("pool_size", 10)),
-            timeout=pool_timeout,
-            # A failed connection attempt is not retried on a backoff schedule that can
-            # outlast the outage by minutes; the next request that needs a connection asks
-            # for a new one, so the first request after a recovery succeeds.
-            reconnect_timeout=0.0,
-            open=False,
-            name="coatcheck",
+
+        async def connect() -> psycopg.AsyncConnection[Any]:
+            return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+
+        table = str(options.get("table", _sql.DEFAULT_TABLE))
+        store = cls(connect=connect, table=table, name=_name_from_conninfo(conninfo, table))
+        store._conninfo = conninfo
+        store._own = _sql.AsyncPool(
+            connect,
+            size=int(options.get("pool_size", 10)),
+            timeout=float(options.get("pool_timeout", 5.0)),
+            alive=_alive,
+            close=_close,
+            lost=_lost,
+            # A server-side refusal (a statement timeout, say) leaves the connection usable.
+            usable_after=(psycopg.Error,),
+            closed_error=_closed_error,
         )
-        store = cls(pool, table=str(options.get("table", _sql.DEFAULT_TABLE)))
-        store._owns_pool = True
-        store._opened = False
         return store
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        source = self._source
-        if not isinstance(source, psycopg_pool.AsyncConnectionPool):
+    async def _run(
+        self,
+        query: str,
+        params: dict[str, Any] | None,
+        fetch: bool = False,
+        binary: bool = False,
+        prepare: bool | None = None,
+    ) -> tuple[int, Any]:
+        """Run one statement in autocommit mode: its row count, and its first row if ``fetch``.
+
+        Every operation's path, kept short: on the store's own pool it is ``get``, the
+        statement on the connection's own cursor, and ``put``.
+        """
+        pool = self._own
+        if pool is None:
+            return await self._run_elsewhere(query, params, fetch, binary, prepare)
+        conn = await pool.get()
+        try:
+            cur = await _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
+            result = cur.rowcount, await cur.fetchone() if fetch else None
+        except BaseException as exc:
+            await pool.failed(conn, exc)
+            raise
+        await pool.put(conn)
+        return result
+
+    async def _run_elsewhere(
+        self,
+        query: str,
+        params: dict[str, Any] | None,
+        fetch: bool,
+        binary: bool,
+        prepare: bool | None,
+    ) -> tuple[int, Any]:
+        """:meth:`_run` on a borrowed psycopg_pool or a connection from the factory."""
+        pool = self._source
+        if not isinstance(pool, psycopg_pool.AsyncConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be
             # restored; without autocommit, BEGIN and COMMIT would cost two more round trips.
-            async with await source() as conn:
+            async with await pool() as conn:
                 if not conn.autocommit:
                     await conn.set_autocommit(True)
-                yield conn
-            return
-        if not self._opened:
-            await source.open()
-            self._opened = True
+                cur = await conn.execute(query, params, prepare=prepare, binary=binary)
+                return cur.rowcount, await cur.fetchone() if fetch else None
+        # getconn/putconn: pool.connection() would also commit, and cost more.
+        conn = await pool.getconn()
         broken = False
         try:
-            async with source.connection() as conn:
-                try:
-                    if conn.autocommit:
-                        yield conn
-                    else:
-                        await conn.set_autocommit(True)
-                        try:
-                            yield conn
-                        finally:
-                            if not conn.closed:
-                                await conn.set_autocommit(False)
-                except psycopg.OperationalError:
-                    broken = conn.broken
-                    raise
+            switch = not conn.autocommit
+            if switch:
+                await conn.set_autocommit(True)
+            try:
+                cur = await _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
+                return cur.rowcount, await cur.fetchone() if fetch else None
+            finally:
+                if switch and not conn.closed:
+                    await conn.set_autocommit(False)
+        except psycopg.OperationalError:
+            broken = conn.broken
+            raise
         finally:
+            await pool.putconn(conn)
             if broken:
                 # One dead connection usually means the server restarted and every idle one
                 # is dead too: test them now, so the next request gets a live connection.
-                await source.check()
+                await pool.check()
 
     async def create_tables(self) -> None:
         """Create the table and its expiry index if they do not exist."""
-        async with self._connection() as conn:
-            for statement in self._sql.schema:
-                await conn.execute(statement)
+        # Without parameters or preparation, psycopg sends the statements as one simple query.
+        await self._run(";".join(self._sql.schema), None, prepare=False)
 
     async def drop_tables(self) -> None:
         """Drop the table, if it exists, with every session in it."""
-        async with self._connection() as conn:
-            await conn.execute(self._sql.drop)
+        await self._run(self._sql.drop, None)
 
     async def load(
         self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
     ) -> LoadResult:
         _sql.check_key(key)
-        async with self._connection() as conn:
-            if lock is None:
-                cur = await _cursor(conn).execute(self._sql.load, {"key": key}, binary=True)
-                row = await cur.fetchone()
-                return None if row is None else Record(*row)
-            params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
-            cur = await _cursor(conn).execute(self._sql.lock, params, binary=True)
-            row = await cur.fetchone()
+        if lock is None:
+            row = (await self._run(self._sql.load, {"key": key}, True, True))[1]
+            return None if row is None else Record(*row)
+        params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
+        row = (await self._run(self._sql.lock, params, True, True))[1]
         if row is None:
             return None
         got, payload, version, accessed_at, expires_at = row
@@ -225,9 +255,7 @@ class AsyncPostgreSQLStore:
             "accessed_at": accessed_at,
             "expires_at": expires_at,
         }
-        async with self._connection() as conn:
-            cur = await _cursor(conn).execute(self._sql.create, params)
-            return cur.rowcount == 1
+        return (await self._run(self._sql.create, params))[0] == 1
 
     async def update(
         self,
@@ -248,9 +276,7 @@ class AsyncPostgreSQLStore:
             "expected": expected_version,
             "unlock": unlock,
         }
-        async with self._connection() as conn:
-            cur = await _cursor(conn).execute(self._sql.update, params)
-            row = await cur.fetchone()
+        row = (await self._run(self._sql.update, params, True))[1]
         return None if row is None else int(row[0])
 
     async def touch(
@@ -268,19 +294,15 @@ class AsyncPostgreSQLStore:
             "expires_at": expires_at,
             "unlock": unlock,
         }
-        async with self._connection() as conn:
-            cur = await _cursor(conn).execute(self._sql.touch, params)
-            return cur.rowcount == 1
+        return (await self._run(self._sql.touch, params))[0] == 1
 
     async def unlock(self, key: str, token: str) -> None:
         _sql.check_key(key)
-        async with self._connection() as conn:
-            await _cursor(conn).execute(self._sql.unlock, {"key": key, "token": token})
+        await self._run(self._sql.unlock, {"key": key, "token": token})
 
     async def delete(self, key: str) -> None:
         _sql.check_key(key)
-        async with self._connection() as conn:
-            await _cursor(conn).execute(self._sql.delete, {"key": key})
+        await self._run(self._sql.delete, {"key": key})
 
     async def clear_expired(self, now: float) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.
@@ -289,32 +311,49 @@ class AsyncPostgreSQLStore:
         """
         removed = 0
         params = {"now": now, "limit": _sql.CLEAR_BATCH}
-        async with self._connection() as conn:
-            while True:
-                cur = await conn.execute(self._sql.clear_batch, params)
-                removed += cur.rowcount
-                if cur.rowcount < _sql.CLEAR_BATCH:
-                    return removed
+        while True:
+            deleted = (await self._run(self._sql.clear_batch, params))[0]
+            removed += deleted
+            if deleted < _sql.CLEAR_BATCH:
+                return removed
 
     async def count(self, now: float) -> int | None:
-        async with self._connection() as conn:
-            cur = await conn.execute(self._sql.count, {"now": now})
-            row = await cur.fetchone()
+        row = (await self._run(self._sql.count, {"now": now}, True))[1]
         return 0 if row is None else int(row[0])
 
     async def stats(self, now: float) -> StoreStats:
-        async with self._connection() as conn:
-            cur = await conn.execute(self._sql.stats, {"now": now})
-            row = await cur.fetchone()
+        row = (await self._run(self._sql.stats, {"now": now}, True))[1]
         if row is None:
             return StoreStats(0, 0, 0)
         return StoreStats(int(row[0]), int(row[1]), int(row[2]))
 
     async def aclose(self) -> None:
-        """Close the pool the store built from a URL; a pool passed in is left open."""
-        if self._owns_pool and isinstance(self._source, psycopg_pool.AsyncConnectionPool):
-            await self._source.close()
-            self._opened = True  # a closed pool cannot reopen: fail loudly on later use
+        """Close the connections of the store's own pool; a pool passed in is left open."""
+        if self._own is not None:
+            await self._own.aclose()
+
+
+def _alive(conn: psycopg.AsyncConnection[Any]) -> bool:
+    # Between statements nothing should arrive: a readable socket means the server closed the
+    # connection (a restart, idle_session_timeout) or is about to.
+    try:
+        return not conn.closed and _sql.quiet(conn, conn.pgconn.socket)
+    except (psycopg.Error, OSError, ValueError):
+        return False
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error, OSError):
+        await conn.close()
+
+
+def _lost(conn: psycopg.AsyncConnection[Any], exc: BaseException) -> bool:
+    # psycopg marks a connection it lost as closed (and broken).
+    return conn.closed
+
+
+def _closed_error() -> psycopg.OperationalError:
+    return psycopg.OperationalError("the PostgreSQL store is closed")
 
 
 def _name_from_conninfo(conninfo: str | None, table: str) -> str:

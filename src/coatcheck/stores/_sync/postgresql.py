@@ -10,8 +10,7 @@ tells "locked by another" from "missing".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -61,13 +60,14 @@ class ConnectionFactory(Protocol):
 
 
 class PostgreSQLStore:
-    """Sessions in one PostgreSQL table, through a psycopg connection pool.
+    """Sessions in one PostgreSQL table, over pooled psycopg connections.
 
-    Pass a ready ``psycopg_pool.ConnectionPool`` (left open by :meth:`close`), or a
+    Build the store with :meth:`from_url`, which keeps a pool of its own (see
+    :class:`~coatcheck.stores._sql.Pool`), or pass a ready
+    ``psycopg_pool.ConnectionPool`` (left open by :meth:`close`; its connections that
+    are not in autocommit mode are switched to it for the statement and switched back), or a
     ``connect`` factory that opens a connection (the store opens one per operation and closes
-    it again: use this when something else, such as PgBouncer, does the pooling), or build the
-    store with :meth:`from_url`, which owns its pool. Borrowed connections that are not in
-    autocommit mode are switched to it for the statement and switched back.
+    it again: use this when something else, such as PgBouncer, does the pooling).
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     """
@@ -75,6 +75,7 @@ class PostgreSQLStore:
     slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         psycopg.OperationalError,
+        _sql.PoolTimeout,
         psycopg_pool.PoolTimeout,
         psycopg_pool.TooManyRequests,
     )
@@ -87,23 +88,25 @@ class PostgreSQLStore:
         table: str = _sql.DEFAULT_TABLE,
         name: str | None = None,
     ) -> None:
+        self._source: _Pool | ConnectionFactory
         if pool is not None and connect is not None:
             raise ConfigurationError("PostgreSQLStore takes a pool or a connect factory, not both")
-        parts = _sql.split_table(table)
-        self.table = table
-        self._sql = _SQL.render(
-            table=sql.Identifier(*parts).as_string(None),
-            index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
-        )
-        self._source: _Pool | ConnectionFactory
         if pool is not None:
             self._source = pool
         elif connect is not None:
             self._source = connect
         else:
             raise ConfigurationError("PostgreSQLStore needs a pool or a connect factory")
-        self._owns_pool = False
-        self._opened = True  # a pool passed in is the caller's to open
+        parts = _sql.split_table(table)
+        self.table = table
+        self._sql = _SQL.render(
+            table=sql.Identifier(*parts).as_string(None),
+            index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
+        )
+        # Set by from_url: the store's own pool, which every statement then goes through,
+        # and the libpq connection string its connections use.
+        self._own: _sql.Pool[psycopg.Connection[Any]] | None = None
+        self._conninfo: str | None = None
         if name is None:
             conninfo = pool.conninfo if pool is not None else None
             name = _name_from_conninfo(conninfo if isinstance(conninfo, str) else None, table)
@@ -116,7 +119,7 @@ class PostgreSQLStore:
         Options: ``table``, ``pool_size`` (10), ``pool_timeout`` (5 s: longest wait for a
         free connection), ``statement_timeout`` (seconds, enforced by the server; off unless
         given, since PgBouncer refuses the startup option it needs). Any other parameter goes
-        to libpq; ``connect_timeout`` defaults to 5 s. The pool opens on first use.
+        to libpq; ``connect_timeout`` defaults to 5 s. Connections are opened when needed.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
         params = dict(rest)  # values still percent-encoded: libpq decodes them itself
@@ -133,84 +136,111 @@ class PostgreSQLStore:
             conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
-        pool_timeout = float(options.get("pool_timeout", 5.0))
-        pool: _Pool = psycopg_pool.ConnectionPool(
-            conninfo,
-            kwargs={"autocommit": True},
-            min_size=1,
-            max_size=int(options.get("pool_size", 10)),
-            timeout=pool_timeout,
-            # A failed connection attempt is not retried on a backoff schedule that can
-            # outlast the outage by minutes; the next request that needs a connection asks
-            # for a new one, so the first request after a recovery succeeds.
-            reconnect_timeout=0.0,
-            open=False,
-            name="coatcheck",
+
+        def connect() -> psycopg.Connection[Any]:
+            return psycopg.Connection.connect(conninfo, autocommit=True)
+
+        table = str(options.get("table", _sql.DEFAULT_TABLE))
+        store = cls(connect=connect, table=table, name=_name_from_conninfo(conninfo, table))
+        store._conninfo = conninfo
+        store._own = _sql.Pool(
+            connect,
+            size=int(options.get("pool_size", 10)),
+            timeout=float(options.get("pool_timeout", 5.0)),
+            alive=_alive,
+            close=_close,
+            lost=_lost,
+            # A server-side refusal (a statement timeout, say) leaves the connection usable.
+            usable_after=(psycopg.Error,),
+            closed_error=_closed_error,
         )
-        store = cls(pool, table=str(options.get("table", _sql.DEFAULT_TABLE)))
-        store._owns_pool = True
-        store._opened = False
         return store
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        source = self._source
-        if not isinstance(source, psycopg_pool.ConnectionPool):
+    def _run(
+        self,
+        query: str,
+        params: dict[str, Any] | None,
+        fetch: bool = False,
+        binary: bool = False,
+        prepare: bool | None = None,
+    ) -> tuple[int, Any]:
+        """Run one statement in autocommit mode: its row count, and its first row if ``fetch``.
+
+        Every operation's path, kept short: on the store's own pool it is ``get``, the
+        statement on the connection's own cursor, and ``put``.
+        """
+        pool = self._own
+        if pool is None:
+            return self._run_elsewhere(query, params, fetch, binary, prepare)
+        conn = pool.get()
+        try:
+            cur = _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
+            result = cur.rowcount, cur.fetchone() if fetch else None
+        except BaseException as exc:
+            pool.failed(conn, exc)
+            raise
+        pool.put(conn)
+        return result
+
+    def _run_elsewhere(
+        self,
+        query: str,
+        params: dict[str, Any] | None,
+        fetch: bool,
+        binary: bool,
+        prepare: bool | None,
+    ) -> tuple[int, Any]:
+        """:meth:`_run` on a borrowed psycopg_pool or a connection from the factory."""
+        pool = self._source
+        if not isinstance(pool, psycopg_pool.ConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be
             # restored; without autocommit, BEGIN and COMMIT would cost two more round trips.
-            with source() as conn:
+            with pool() as conn:
                 if not conn.autocommit:
                     conn.set_autocommit(True)
-                yield conn
-            return
-        if not self._opened:
-            source.open()
-            self._opened = True
+                cur = conn.execute(query, params, prepare=prepare, binary=binary)
+                return cur.rowcount, cur.fetchone() if fetch else None
+        # getconn/putconn: pool.connection() would also commit, and cost more.
+        conn = pool.getconn()
         broken = False
         try:
-            with source.connection() as conn:
-                try:
-                    if conn.autocommit:
-                        yield conn
-                    else:
-                        conn.set_autocommit(True)
-                        try:
-                            yield conn
-                        finally:
-                            if not conn.closed:
-                                conn.set_autocommit(False)
-                except psycopg.OperationalError:
-                    broken = conn.broken
-                    raise
+            switch = not conn.autocommit
+            if switch:
+                conn.set_autocommit(True)
+            try:
+                cur = _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
+                return cur.rowcount, cur.fetchone() if fetch else None
+            finally:
+                if switch and not conn.closed:
+                    conn.set_autocommit(False)
+        except psycopg.OperationalError:
+            broken = conn.broken
+            raise
         finally:
+            pool.putconn(conn)
             if broken:
                 # One dead connection usually means the server restarted and every idle one
                 # is dead too: test them now, so the next request gets a live connection.
-                source.check()
+                pool.check()
 
     def create_tables(self) -> None:
         """Create the table and its expiry index if they do not exist."""
-        with self._connection() as conn:
-            for statement in self._sql.schema:
-                conn.execute(statement)
+        # Without parameters or preparation, psycopg sends the statements as one simple query.
+        self._run(";".join(self._sql.schema), None, prepare=False)
 
     def drop_tables(self) -> None:
         """Drop the table, if it exists, with every session in it."""
-        with self._connection() as conn:
-            conn.execute(self._sql.drop)
+        self._run(self._sql.drop, None)
 
     def load(
         self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
     ) -> LoadResult:
         _sql.check_key(key)
-        with self._connection() as conn:
-            if lock is None:
-                cur = _cursor(conn).execute(self._sql.load, {"key": key}, binary=True)
-                row = cur.fetchone()
-                return None if row is None else Record(*row)
-            params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
-            cur = _cursor(conn).execute(self._sql.lock, params, binary=True)
-            row = cur.fetchone()
+        if lock is None:
+            row = (self._run(self._sql.load, {"key": key}, True, True))[1]
+            return None if row is None else Record(*row)
+        params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
+        row = (self._run(self._sql.lock, params, True, True))[1]
         if row is None:
             return None
         got, payload, version, accessed_at, expires_at = row
@@ -226,9 +256,7 @@ class PostgreSQLStore:
             "accessed_at": accessed_at,
             "expires_at": expires_at,
         }
-        with self._connection() as conn:
-            cur = _cursor(conn).execute(self._sql.create, params)
-            return cur.rowcount == 1
+        return (self._run(self._sql.create, params))[0] == 1
 
     def update(
         self,
@@ -249,9 +277,7 @@ class PostgreSQLStore:
             "expected": expected_version,
             "unlock": unlock,
         }
-        with self._connection() as conn:
-            cur = _cursor(conn).execute(self._sql.update, params)
-            row = cur.fetchone()
+        row = (self._run(self._sql.update, params, True))[1]
         return None if row is None else int(row[0])
 
     def touch(
@@ -269,19 +295,15 @@ class PostgreSQLStore:
             "expires_at": expires_at,
             "unlock": unlock,
         }
-        with self._connection() as conn:
-            cur = _cursor(conn).execute(self._sql.touch, params)
-            return cur.rowcount == 1
+        return (self._run(self._sql.touch, params))[0] == 1
 
     def unlock(self, key: str, token: str) -> None:
         _sql.check_key(key)
-        with self._connection() as conn:
-            _cursor(conn).execute(self._sql.unlock, {"key": key, "token": token})
+        self._run(self._sql.unlock, {"key": key, "token": token})
 
     def delete(self, key: str) -> None:
         _sql.check_key(key)
-        with self._connection() as conn:
-            _cursor(conn).execute(self._sql.delete, {"key": key})
+        self._run(self._sql.delete, {"key": key})
 
     def clear_expired(self, now: float) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.
@@ -290,32 +312,49 @@ class PostgreSQLStore:
         """
         removed = 0
         params = {"now": now, "limit": _sql.CLEAR_BATCH}
-        with self._connection() as conn:
-            while True:
-                cur = conn.execute(self._sql.clear_batch, params)
-                removed += cur.rowcount
-                if cur.rowcount < _sql.CLEAR_BATCH:
-                    return removed
+        while True:
+            deleted = (self._run(self._sql.clear_batch, params))[0]
+            removed += deleted
+            if deleted < _sql.CLEAR_BATCH:
+                return removed
 
     def count(self, now: float) -> int | None:
-        with self._connection() as conn:
-            cur = conn.execute(self._sql.count, {"now": now})
-            row = cur.fetchone()
+        row = (self._run(self._sql.count, {"now": now}, True))[1]
         return 0 if row is None else int(row[0])
 
     def stats(self, now: float) -> StoreStats:
-        with self._connection() as conn:
-            cur = conn.execute(self._sql.stats, {"now": now})
-            row = cur.fetchone()
+        row = (self._run(self._sql.stats, {"now": now}, True))[1]
         if row is None:
             return StoreStats(0, 0, 0)
         return StoreStats(int(row[0]), int(row[1]), int(row[2]))
 
     def close(self) -> None:
-        """Close the pool the store built from a URL; a pool passed in is left open."""
-        if self._owns_pool and isinstance(self._source, psycopg_pool.ConnectionPool):
-            self._source.close()
-            self._opened = True  # a closed pool cannot reopen: fail loudly on later use
+        """Close the connections of the store's own pool; a pool passed in is left open."""
+        if self._own is not None:
+            self._own.close()
+
+
+def _alive(conn: psycopg.Connection[Any]) -> bool:
+    # Between statements nothing should arrive: a readable socket means the server closed the
+    # connection (a restart, idle_session_timeout) or is about to.
+    try:
+        return not conn.closed and _sql.quiet(conn, conn.pgconn.socket)
+    except (psycopg.Error, OSError, ValueError):
+        return False
+
+
+def _close(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error, OSError):
+        conn.close()
+
+
+def _lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+    # psycopg marks a connection it lost as closed (and broken).
+    return conn.closed
+
+
+def _closed_error() -> psycopg.OperationalError:
+    return psycopg.OperationalError("the PostgreSQL store is closed")
 
 
 def _name_from_conninfo(conninfo: str | None, table: str) -> str:
