@@ -106,9 +106,12 @@ class Locked(enum.Enum):
 LOCKED = Locked.LOCKED
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored session, as a store returns it."""
+class Record(NamedTuple):
+    """One stored session, as a store returns it.
+
+    A NamedTuple rather than a frozen dataclass: every load builds one, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much.
+    """
 
     payload: bytes
     version: int
