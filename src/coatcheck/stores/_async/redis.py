@@ -69,7 +69,11 @@ def _release(lock: str, token: str) -> str:
 
 
 def _slide(value: str, now: str, slide: str, px: str) -> str:
-    """Lua: the contract's slide of KEYS[1], whose stored ``value`` is in hand; sets ``slid``.
+    """Lua: the contract's slide of KEYS[1], whose stored ``value`` is in hand.
+
+    When it slides, the script returns ``{value}`` (a one-element array says "slid");
+    otherwise it carries on, and the script returns the bare value (a bulk string, the
+    cheaper reply on the common path).
 
     What _TOUCH does, only to a record alive by the caller's clock (``now``, a number) and last
     accessed at or before stale_before. ``slide`` packs stale_before and then the 16 new time
@@ -77,33 +81,32 @@ def _slide(value: str, now: str, slide: str, px: str) -> str:
     of Redis's Lua. A value some other program wrote is left alone.
     """
     return f"""
-local slid = 0
 if string.len({value}) >= {_packed.HEADER_SIZE}
     and string.sub({value}, 1, {_packed.VERSION_OFFSET}) == '{_packed.TAG.decode()}' then
   local accessed_at, expires_at = struct.unpack('>dd', {value}, {_packed.TIMES_OFFSET + 1})
   if expires_at > {now} and accessed_at <= struct.unpack('>d', {slide}) then
     redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, string.sub({slide}, 9))
     redis.call('PEXPIRE', KEYS[1], {px})
-    slid = 1
+    return {{{value}}}
   end
 end"""
 
 
 # KEYS: record. ARGV: now (packed double), slide (_SLIDE_ARG), PX.
-# Returns {value, 1 if it slid else 0}, or nil without a record.
+# Returns {value} when it slid, the bare value when not, nil without a record.
 _LOAD_SLIDE = _script(
     """
 local value = redis.call('GET', KEYS[1])
 if not value then return false end"""
     + _slide("value", "struct.unpack('>d', ARGV[1])", "ARGV[2]", "ARGV[3]")
     + """
-return {value, slid}
+return value
 """
 )
 
 # KEYS: record, lock. ARGV: token, now (packed double), lock expiry (text), lock PX, [slide, PX].
-# Returns the stored value ({value, slid} with the slide's arguments), 0 when another token
-# holds an unexpired lock (nothing changes), nil without a record.
+# Returns the stored value ({value} when it slid), 0 when another token holds an unexpired
+# lock (nothing changes), nil without a record.
 _LOAD_LOCKED = _script(
     """
 local value = redis.call('GET', KEYS[1])
@@ -123,7 +126,7 @@ end
 if not ARGV[5] then return value end"""
     + _slide("value", "now", "ARGV[5]", "ARGV[6]")
     + """
-return {value, slid}
+return value
 """
 )
 
@@ -355,9 +358,9 @@ class AsyncRedisStore:
             value = await self._client.get(k)
         if value is None:
             return None
-        if type(value) is list:  # a slide was asked for: [value, 1 if it slid else 0]
-            value, slid = value
-            if slid and slide is not None:
+        if type(value) is list:  # [value]: the load slid the record
+            value = value[0]
+            if slide is not None:
                 # The stored times are now exactly the slide's (packed doubles round-trip).
                 return Record(
                     value[_packed.HEADER_SIZE :],
