@@ -1125,8 +1125,8 @@ def sync_bench(name: str, tmp: Path) -> Iterator[Bench]:
         store.create_tables()
         relay = RelayCounter(address(PG_URL, 5432), "postgresql")
         probe = PostgreSQLStore.from_url(with_port(url, relay.port))
-        raw = RawPostgreSQL(store._conninfo, f"cc_bench_{u}")
-        probe_raw = RawPostgreSQL(probe._conninfo, f"cc_bench_{u}")
+        raw = RawPostgreSQL(store._source.conninfo, f"cc_bench_{u}")
+        probe_raw = RawPostgreSQL(probe._source.conninfo, f"cc_bench_{u}")
         try:
             yield Bench(name, store, raw, probe, probe_raw, relay)
         finally:
@@ -1255,8 +1255,8 @@ async def async_bench(name: str, tmp: Path) -> AsyncIterator[Bench]:
         await store.create_tables()
         relay = RelayCounter(address(PG_URL, 5432), "postgresql")
         probe = AsyncPostgreSQLStore.from_url(with_port(url, relay.port))
-        raw = await AsyncRawPostgreSQL.open(store._conninfo, f"cc_bench_{u}")
-        probe_raw = await AsyncRawPostgreSQL.open(probe._conninfo, f"cc_bench_{u}")
+        raw = await AsyncRawPostgreSQL.open(store._source.conninfo, f"cc_bench_{u}")
+        probe_raw = await AsyncRawPostgreSQL.open(probe._source.conninfo, f"cc_bench_{u}")
         try:
             yield Bench(name, store, raw, probe, probe_raw, relay)
         finally:

@@ -178,8 +178,8 @@ def check_round_trips(store: PostgreSQLStore, trips: RoundTrips) -> None:
 def test_a_store_from_a_url_takes_one_round_trip_per_operation(
     server: tuple[str, int], table: str, raw: Any
 ) -> None:
-    # The store's own pool: a checkout costs no round trip (an idle connection is checked
-    # with a poll), and nothing is sent around a statement (no BEGIN, COMMIT or reset).
+    # Through the store's psycopg_pool: a checkout costs no round trip, and nothing is sent
+    # around a statement (no BEGIN, COMMIT or reset).
     with TurnCounter(server) as relay:
         store = PostgreSQLStore.from_url(
             f"postgresql://postgres@127.0.0.1:{relay.port}/test?table={table}"
@@ -193,49 +193,21 @@ def test_a_store_from_a_url_takes_one_round_trip_per_operation(
             "update": lambda: store.update(key("k"), b"q", NOW, NOW + HOUR, NOW, None),
             "touch": lambda: store.touch(key("k"), NOW, NOW + HOUR, NOW),
         }
+        pool = store._source
+        assert isinstance(pool, psycopg_pool.ConnectionPool)
         for name, operation in operations.items():
-            for _ in range(6):  # psycopg prepares a statement (a Parse of its own) on run 6
+            # psycopg prepares a statement (a Parse of its own) on its sixth run on each
+            # connection, and the pool hands its connections out in turn.
+            for _ in range(6 * 5):
                 operation()
+            connections = pool.get_stats()["pool_size"]
+            assert connections <= 5
             before = relay.turns
             for _ in range(10):
                 operation()
             assert relay.turns - before == 10, name
+            assert pool.get_stats()["pool_size"] == connections
         store.close()
-
-
-def test_a_quiet_store_keeps_reusing_its_latest_connection(store: PostgreSQLStore) -> None:
-    # After a burst has opened several connections, one request at a time gets the connection
-    # returned last, every time, so its prepared statements keep paying off (a first-in,
-    # first-out pool would cycle through every connection instead).
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-    pool = store._own
-    assert pool is not None
-
-    def burst() -> None:
-        start = threading.Barrier(6, timeout=30)
-
-        def loads() -> None:
-            start.wait()
-            for _ in range(5):
-                store.load(key(1), NOW)
-
-        threads = [threading.Thread(target=loads) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    while len(pool._idle) < 2:
-        burst()
-    latest = pool._idle[-1]
-    for _ in range(20):
-        assert isinstance(store.load(key(1), NOW), Record)
-    assert pool._idle[-1] is latest
-    backends = {store._run("SELECT pg_backend_pid()", None, True)[1] for _ in range(5)}
-    assert backends == {(latest.info.backend_pid,)}
-    # The load statement is prepared on that connection (psycopg does it on the sixth run).
-    prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT payload%'"
-    assert store._run(prepared, None, True)[1] == (1,)
 
 
 def test_clear_expired_deletes_in_batches(
@@ -296,12 +268,8 @@ async def test_an_async_pool_passed_in_stays_open(conninfo: str, table: str, raw
 
 def test_a_store_built_from_a_url_closes_its_own_pool(store: PostgreSQLStore) -> None:
     assert store.load(key(1), NOW) is None
-    pool = store._own
-    assert pool is not None
-    (conn,) = pool._idle
     store.close()
-    assert conn.closed
-    with pytest.raises(store.unavailable_errors, match="closed"):
+    with pytest.raises(psycopg_pool.PoolClosed):
         store.load(key(1), NOW)
 
 
@@ -471,14 +439,13 @@ async def test_one_dead_connection_clears_the_other_idle_ones(
         )
         await store.create_tables()
         assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-        pool = store._own
-        assert pool is not None
-        while len(pool._idle) < 3:
+        pool = store._source
+        assert isinstance(pool, psycopg_pool.AsyncConnectionPool)
+        while pool.get_stats().get("pool_available", 0) < 3:
             await asyncio.gather(*(store.load(key(1), NOW) for _ in range(8)))
         proxy.stop()  # a server restart: every pooled connection dies
         with pytest.raises(store.unavailable_errors):
             await store.load(key(1), NOW)
-        assert not pool._idle
         proxy.start()
         assert isinstance(await store.load(key(1), NOW), Record)
         await store.aclose()

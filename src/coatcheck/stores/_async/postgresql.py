@@ -9,7 +9,6 @@ tells "locked by another" from "missing".
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -59,14 +58,13 @@ class AsyncConnectionFactory(Protocol):
 
 
 class AsyncPostgreSQLStore:
-    """Sessions in one PostgreSQL table, over pooled psycopg connections.
+    """Sessions in one PostgreSQL table, through a psycopg connection pool.
 
-    Build the store with :meth:`from_url`, which keeps a pool of its own (see
-    :class:`~coatcheck.stores._sql.AsyncPool`), or pass a ready
-    ``psycopg_pool.AsyncConnectionPool`` (left open by :meth:`aclose`; its connections that
-    are not in autocommit mode are switched to it for the statement and switched back), or a
-    ``connect`` factory that opens a connection (the store opens one per operation and closes
-    it again: use this when something else, such as PgBouncer, does the pooling).
+    Pass a ready ``psycopg_pool.AsyncConnectionPool`` (left open by :meth:`aclose`; its
+    connections that are not in autocommit mode are switched to it for the statement and
+    switched back), or a ``connect`` factory that opens a connection (the store opens one per
+    operation and closes it again: use this when something else, such as PgBouncer, does the
+    pooling), or build the store with :meth:`from_url`, which owns its pool.
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     """
@@ -74,7 +72,6 @@ class AsyncPostgreSQLStore:
     slides_on_load = False
     unavailable_errors: tuple[type[BaseException], ...] = (
         psycopg.OperationalError,
-        _sql.PoolTimeout,
         psycopg_pool.PoolTimeout,
         psycopg_pool.TooManyRequests,
     )
@@ -102,10 +99,8 @@ class AsyncPostgreSQLStore:
             table=sql.Identifier(*parts).as_string(None),
             index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
         )
-        # Set by from_url: the store's own pool, which every statement then goes through,
-        # and the libpq connection string its connections use.
-        self._own: _sql.AsyncPool[psycopg.AsyncConnection[Any]] | None = None
-        self._conninfo: str | None = None
+        self._owns_pool = False
+        self._opened = True  # a pool passed in is the caller's to open
         if name is None:
             conninfo = pool.conninfo if pool is not None else None
             name = _name_from_conninfo(conninfo if isinstance(conninfo, str) else None, table)
@@ -118,7 +113,7 @@ class AsyncPostgreSQLStore:
         Options: ``table``, ``pool_size`` (10), ``pool_timeout`` (5 s: longest wait for a
         free connection), ``statement_timeout`` (seconds, enforced by the server; off unless
         given, since PgBouncer refuses the startup option it needs). Any other parameter goes
-        to libpq; ``connect_timeout`` defaults to 5 s. Connections are opened when needed.
+        to libpq; ``connect_timeout`` defaults to 5 s. The pool opens on first use.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
         params = dict(rest)  # values still percent-encoded: libpq decodes them itself
@@ -135,24 +130,22 @@ class AsyncPostgreSQLStore:
             conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
-
-        async def connect() -> psycopg.AsyncConnection[Any]:
-            return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-
-        table = str(options.get("table", _sql.DEFAULT_TABLE))
-        store = cls(connect=connect, table=table, name=_name_from_conninfo(conninfo, table))
-        store._conninfo = conninfo
-        store._own = _sql.AsyncPool(
-            connect,
-            size=int(options.get("pool_size", 10)),
+        pool: _Pool = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=int(options.get("pool_size", 10)),
             timeout=float(options.get("pool_timeout", 5.0)),
-            alive=_alive,
-            close=_close,
-            lost=_lost,
-            # A server-side refusal (a statement timeout, say) leaves the connection usable.
-            usable_after=(psycopg.Error,),
-            closed_error=_closed_error,
+            # A failed connection attempt is not retried on a backoff schedule that can
+            # outlast the outage by minutes; the next request that needs a connection asks
+            # for a new one, so the first request after a recovery succeeds.
+            reconnect_timeout=0.0,
+            open=False,
+            name="coatcheck",
         )
+        store = cls(pool, table=str(options.get("table", _sql.DEFAULT_TABLE)))
+        store._owns_pool = True
+        store._opened = False
         return store
 
     async def _run(
@@ -165,31 +158,9 @@ class AsyncPostgreSQLStore:
     ) -> tuple[int, Any]:
         """Run one statement in autocommit mode: its row count, and its first row if ``fetch``.
 
-        Every operation's path, kept short: on the store's own pool it is ``get``, the
-        statement on the connection's own cursor, and ``put``.
+        Every operation's one path, kept short: ``getconn``, the statement on the connection's
+        own cursor, ``putconn`` (``pool.connection()`` would also commit, and costs more).
         """
-        pool = self._own
-        if pool is None:
-            return await self._run_elsewhere(query, params, fetch, binary, prepare)
-        conn = await pool.get()
-        try:
-            cur = await _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
-            result = cur.rowcount, await cur.fetchone() if fetch else None
-        except BaseException as exc:
-            await pool.failed(conn, exc)
-            raise
-        await pool.put(conn)
-        return result
-
-    async def _run_elsewhere(
-        self,
-        query: str,
-        params: dict[str, Any] | None,
-        fetch: bool,
-        binary: bool,
-        prepare: bool | None,
-    ) -> tuple[int, Any]:
-        """:meth:`_run` on a borrowed psycopg_pool or a connection from the factory."""
         pool = self._source
         if not isinstance(pool, psycopg_pool.AsyncConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be
@@ -199,7 +170,9 @@ class AsyncPostgreSQLStore:
                     await conn.set_autocommit(True)
                 cur = await conn.execute(query, params, prepare=prepare, binary=binary)
                 return cur.rowcount, await cur.fetchone() if fetch else None
-        # getconn/putconn: pool.connection() would also commit, and cost more.
+        if not self._opened:
+            await pool.open()  # idempotent, so two first requests at once are fine
+            self._opened = True
         conn = await pool.getconn()
         broken = False
         try:
@@ -328,32 +301,9 @@ class AsyncPostgreSQLStore:
         return StoreStats(int(row[0]), int(row[1]), int(row[2]))
 
     async def aclose(self) -> None:
-        """Close the connections of the store's own pool; a pool passed in is left open."""
-        if self._own is not None:
-            await self._own.aclose()
-
-
-def _alive(conn: psycopg.AsyncConnection[Any]) -> bool:
-    # Between statements nothing should arrive: a readable socket means the server closed the
-    # connection (a restart, idle_session_timeout) or is about to.
-    try:
-        return not conn.closed and _sql.quiet(conn, conn.pgconn.socket)
-    except (psycopg.Error, OSError, ValueError):
-        return False
-
-
-async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
-    with contextlib.suppress(psycopg.Error, OSError):
-        await conn.close()
-
-
-def _lost(conn: psycopg.AsyncConnection[Any], exc: BaseException) -> bool:
-    # psycopg marks a connection it lost as closed (and broken).
-    return conn.closed
-
-
-def _closed_error() -> psycopg.OperationalError:
-    return psycopg.OperationalError("the PostgreSQL store is closed")
+        """Close the pool, unless it was passed in."""
+        if self._owns_pool and isinstance(self._source, psycopg_pool.AsyncConnectionPool):
+            await self._source.close()
 
 
 def _name_from_conninfo(conninfo: str | None, table: str) -> str:
