@@ -94,7 +94,10 @@ class SessionCore:
         self.config = config
         # With a store that slides on load (its slides_on_load), the idle timeout's touch rides
         # on the load's round trip instead of costing the save one of its own.
-        self._slide_idle = config.idle_timeout if slides_on_load else None
+        # Not with a binding: a request refused for another address or User-Agent must not
+        # keep the session alive either.
+        bound = config.bind_remote_addr or config.bind_user_agent
+        self._slide_idle = config.idle_timeout if slides_on_load and not bound else None
         self._monotonic = monotonic
         self.store_name = store_name
         self._clock = clock or time.time
@@ -283,7 +286,8 @@ class SessionCore:
         lock_token: str | None = None
         slide = None
         if self._slide_idle is not None and not read_only:
-            slide = Slide(now, now + self._slide_idle, now - self.config.access_resolution)
+            idle = self._slide_idle
+            slide = Slide(now, now + idle, now - self.config.access_resolution, now - idle)
         if mode == "lock" and not read_only:
             lock_token = new_token()
             record = yield from self._load_locked(key, now, lock_token, slide)

@@ -25,7 +25,8 @@ with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at
 
     With ``slide`` (a :class:`Slide`), a store whose ``slides_on_load`` is true also does the
     idle timeout's touch in the same atomic step (and round trip): when the record exists, is
-    alive (``expires_at > now``) and its ``accessed_at <= slide.stale_before``, its
+    alive (``expires_at > now``) and its ``accessed_at`` is in ``(slide.alive_after,
+    slide.stale_before]``, its
     ``accessed_at`` and ``expires_at`` become ``slide.accessed_at`` and ``slide.expires_at``
     exactly as :meth:`touch` would move them (version and payload unchanged, a native TTL moved
     too), and the record is returned with the new times; otherwise the record is returned
@@ -81,6 +82,7 @@ The contract test suite in ``tests/contract`` checks all of this against every s
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -136,6 +138,9 @@ class Slide(NamedTuple):
     accessed_at: float  #: the new ``accessed_at``
     expires_at: float  #: the new ``expires_at``
     stale_before: float  #: slide only a record whose ``accessed_at`` is at most this
+    #: and only one whose ``accessed_at`` is after this: a record idle for longer than the
+    #: current idle timeout stays dead even if it was stored under a longer one
+    alive_after: float = -math.inf
 
 
 @dataclass(frozen=True, slots=True)

@@ -333,6 +333,32 @@ async def test_load_never_slides_an_expired_record(async_store: AsyncStore) -> N
 
 
 @pytest.mark.asyncio
+async def test_load_never_slides_a_record_idle_since_alive_after(async_store: AsyncStore) -> None:
+    # Alive by its stored expiry (written under a longer idle timeout), but last accessed at
+    # or before alive_after: idle-dead by the current timeout, so it must not come back.
+    await put(async_store, key("idle"))
+    for alive_after in (NOW, NOW + 1):
+        slide = Slide(NOW + 120, NOW + 120 + HOUR, NOW + 60, alive_after)
+        record = await async_store.load(key("idle"), NOW + 120, None, slide)
+        assert isinstance(record, Record)
+        assert record.accessed_at == pytest.approx(NOW, abs=1e-3)
+        record = await async_store.load(key("idle"), NOW + 120, LockRequest("a", 30.0), slide)
+        assert isinstance(record, Record)
+        assert record.accessed_at == pytest.approx(NOW, abs=1e-3)
+        await async_store.unlock(key("idle"), "a")
+    assert await stored_times(async_store, key("idle"), NOW + 120) == (
+        pytest.approx(NOW, abs=1e-3),
+        pytest.approx(NOW + HOUR, abs=1e-3),
+    )
+    # Just after alive_after it is still alive, and slides.
+    slide = Slide(NOW + 120, NOW + 120 + HOUR, NOW + 60, NOW - 1)
+    record = await async_store.load(key("idle"), NOW + 120, None, slide)
+    assert isinstance(record, Record)
+    if async_store.slides_on_load:
+        assert (record.accessed_at, record.expires_at) == (NOW + 120, NOW + 120 + HOUR)
+
+
+@pytest.mark.asyncio
 async def test_load_with_a_slide_creates_nothing(async_store: AsyncStore) -> None:
     assert await async_store.load(key("never"), NOW + 120, None, STALE) is None
     assert await async_store.load(key("never"), NOW + 120, LockRequest("a", 30.0), STALE) is None

@@ -310,6 +310,31 @@ def test_load_never_slides_an_expired_record(sync_store: Store) -> None:
     )
 
 
+def test_load_never_slides_a_record_idle_since_alive_after(sync_store: Store) -> None:
+    # Alive by its stored expiry (written under a longer idle timeout), but last accessed at
+    # or before alive_after: idle-dead by the current timeout, so it must not come back.
+    put(sync_store, key("idle"))
+    for alive_after in (NOW, NOW + 1):
+        slide = Slide(NOW + 120, NOW + 120 + HOUR, NOW + 60, alive_after)
+        record = sync_store.load(key("idle"), NOW + 120, None, slide)
+        assert isinstance(record, Record)
+        assert record.accessed_at == pytest.approx(NOW, abs=1e-3)
+        record = sync_store.load(key("idle"), NOW + 120, LockRequest("a", 30.0), slide)
+        assert isinstance(record, Record)
+        assert record.accessed_at == pytest.approx(NOW, abs=1e-3)
+        sync_store.unlock(key("idle"), "a")
+    assert stored_times(sync_store, key("idle"), NOW + 120) == (
+        pytest.approx(NOW, abs=1e-3),
+        pytest.approx(NOW + HOUR, abs=1e-3),
+    )
+    # Just after alive_after it is still alive, and slides.
+    slide = Slide(NOW + 120, NOW + 120 + HOUR, NOW + 60, NOW - 1)
+    record = sync_store.load(key("idle"), NOW + 120, None, slide)
+    assert isinstance(record, Record)
+    if sync_store.slides_on_load:
+        assert (record.accessed_at, record.expires_at) == (NOW + 120, NOW + 120 + HOUR)
+
+
 def test_load_with_a_slide_creates_nothing(sync_store: Store) -> None:
     assert sync_store.load(key("never"), NOW + 120, None, STALE) is None
     assert sync_store.load(key("never"), NOW + 120, LockRequest("a", 30.0), STALE) is None

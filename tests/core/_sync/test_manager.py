@@ -910,3 +910,35 @@ def test_an_expired_session_is_never_slid_back_to_life(
     assert (manager.open(ticket)).is_new
     assert recording.calls == ["load", "delete"]
     assert raw_record(sync_store, ticket, clock()) is None
+
+
+def test_a_lowered_idle_timeout_is_not_undone_by_a_slide(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    # Stored under a 2 h idle timeout; the application restarts with 30 min. A session idle
+    # for 40 min is dead by the new setting, although its stored expiry is still ahead.
+    long = manager_for(sync_store, clock, idle_timeout=7200)
+    ticket, _ = stored(long, n=1)
+    clock.advance(40 * 60)
+    recording = Recording(sync_store)
+    short = manager_for(cast(Store, recording), clock, idle_timeout=30 * 60)
+    assert (short.open(ticket)).is_new
+    assert recording.calls == ["load", "delete"]
+    assert raw_record(sync_store, ticket, clock()) is None
+
+
+def test_a_request_refused_by_a_binding_does_not_slide_the_session(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    manager = manager_for(sync_store, clock, bind_remote_addr=True)
+    session = manager.open(None, remote_addr="192.0.2.1")
+    session["n"] = 1
+    ticket = (manager.save(session)).ticket
+    assert ticket is not None
+    clock.advance(manager.config.access_resolution + 1)
+    refused = manager.open(ticket, remote_addr="198.51.100.7")
+    assert refused.is_new
+    manager.save(refused)
+    record = raw_record(sync_store, ticket, clock())
+    assert record is not None
+    assert record.accessed_at < clock() - manager.config.access_resolution  # not extended

@@ -88,7 +88,7 @@ class AsyncMemoryStore:
             if (
                 slide is not None
                 and entry.expires_at > now
-                and entry.accessed_at <= slide.stale_before
+                and slide.alive_after < entry.accessed_at <= slide.stale_before
             ):
                 # What touch() does, under the same lock as the read.
                 entry.accessed_at = slide.accessed_at

@@ -77,16 +77,18 @@ def _slide(value: str, now: str, slide: str, px: str) -> str:
     cheaper reply on the common path).
 
     What _TOUCH does, only to a record alive by the caller's clock (``now``, a number) and last
-    accessed at or before stale_before. ``slide`` packs stale_before and then the 16 new time
-    bytes (_SLIDE_ARG), compared with the doubles stored at TIMES_OFFSET by the struct library
-    of Redis's Lua. A value some other program wrote is left alone.
+    accessed after alive_after and at or before stale_before. ``slide`` packs stale_before, the
+    16 new time bytes and alive_after (_SLIDE_ARG), compared with the doubles stored at
+    TIMES_OFFSET by the struct library of Redis's Lua. A value some other program wrote is
+    left alone.
     """
     return f"""
 if string.len({value}) >= {_packed.HEADER_SIZE}
     and string.sub({value}, 1, {_packed.VERSION_OFFSET}) == '{_packed.TAG.decode()}' then
   local accessed_at, expires_at = struct.unpack('>dd', {value}, {_packed.TIMES_OFFSET + 1})
-  if expires_at > {now} and accessed_at <= struct.unpack('>d', {slide}) then
-    redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, string.sub({slide}, 9))
+  local stale_before, _, _, alive_after = struct.unpack('>dddd', {slide})
+  if expires_at > {now} and accessed_at <= stale_before and accessed_at > alive_after then
+    redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, string.sub({slide}, 9, 24))
     redis.call('PEXPIRE', KEYS[1], {px})
     return {{{value}}}
   end
@@ -175,7 +177,8 @@ _UNLOCK = _script(_release("KEYS[1]", "ARGV[1]") + "\nreturn 0\n")
 # argument several ways and repr()s numbers, a few microseconds per call (the 1.3x target).
 # Times a script only compares go as packed doubles, exact and cheap to read with struct.
 _DOUBLE = struct.Struct(">d")
-_SLIDE_ARG = struct.Struct(">ddd")  # stale_before, then the new accessed_at and expires_at
+# stale_before, the new accessed_at and expires_at (the 16 bytes a touch writes), alive_after
+_SLIDE_ARG = struct.Struct(">dddd")
 
 
 def _ttl_ms(expires_at: float, now: float) -> int:
@@ -184,8 +187,10 @@ def _ttl_ms(expires_at: float, now: float) -> int:
 
 
 def _slide_arg(slide: Slide) -> bytes:
-    """The ``slide`` argument of the load scripts: stale_before, then the new time bytes."""
-    return _SLIDE_ARG.pack(slide.stale_before, slide.accessed_at, slide.expires_at)
+    """The ``slide`` argument of the load scripts (see _SLIDE_ARG)."""
+    return _SLIDE_ARG.pack(
+        slide.stale_before, slide.accessed_at, slide.expires_at, slide.alive_after
+    )
 
 
 def _px(expires_at: float, now: float) -> bytes:
