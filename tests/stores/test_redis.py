@@ -297,6 +297,58 @@ def test_one_round_trip_per_operation(
     client.close()
 
 
+def test_a_slide_runs_the_script_only_when_it_may_be_due(
+    server: tuple[str, int], url: str, new_prefix: Callable[[], str]
+) -> None:
+    commands: list[str] = []
+
+    class RecordingConnection(redis.connection.Connection):
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            commands.append(str(args[0]))
+            super().send_command(*args, **kwargs)
+
+    pool = redis.ConnectionPool(
+        host=server[0], port=server[1], connection_class=RecordingConnection
+    )
+    client = redis.Redis(connection_pool=pool)
+    prefix = new_prefix()
+    store = RedisStore(client, prefix=prefix)
+
+    def load(now: float, stale_before: float) -> Record:
+        commands.clear()
+        record = store.load(key(1), now, None, Slide(now, now + HOUR, stale_before))
+        assert isinstance(record, Record)
+        return record
+
+    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    # This store wrote the access time NOW: a slide for a record accessed before NOW - 60
+    # cannot apply, so the load is a plain GET.
+    assert load(NOW + 30, NOW - 60).accessed_at == NOW
+    assert commands == ["GET"]
+    # Past the resolution the slide may be due: the script, which slides.
+    assert load(NOW + 61, NOW + 1).accessed_at == NOW + 61
+    assert commands == ["EVALSHA"]
+    assert load(NOW + 90, NOW + 30).accessed_at == NOW + 61
+    assert commands == ["GET"]
+    # Another process (another store) slid it meanwhile: this one does not know, runs the
+    # script, which finds nothing to do, and learns the new access time.
+    other = RedisStore(url=url, prefix=prefix)
+    assert isinstance(
+        other.load(key(1), NOW + 200, None, Slide(NOW + 200, NOW + HOUR, NOW + 140)), Record
+    )
+    assert load(NOW + 210, NOW + 150).accessed_at == NOW + 200
+    assert commands == ["EVALSHA"]
+    assert load(NOW + 220, NOW + 160).accessed_at == NOW + 200
+    assert commands == ["GET"]
+    # Deleted and gone: nothing remembered, nothing created.
+    store.delete(key(1))
+    commands.clear()
+    assert store.load(key(1), NOW + 230, None, Slide(NOW + 230, NOW + HOUR, NOW + 170)) is None
+    assert commands == ["EVALSHA"]
+    other.close()
+    client.close()
+
+
 def test_bad_prefixes_and_keys_are_refused(url: str) -> None:
     for bad in ["", "a b", "a\tb", "a*", "a?", "a[b]", "{app}:", "a}", "\x00", "new\nline"]:
         with pytest.raises(ConfigurationError):

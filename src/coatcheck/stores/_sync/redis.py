@@ -29,6 +29,8 @@ __all__ = ["RedisStore"]
 _BAD_PREFIX = re.compile(r"[\s\x00-\x1f\x7f*?\[\]{}]")
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 _SCAN_BATCH = 1000
+# How many sessions' access times a store remembers (see RedisStore); about 150 bytes each.
+_KNOWN_LIMIT = 10_000
 
 
 # redis-py's default retries three times with backoff, on timeouts too, which multiplies the
@@ -242,7 +244,10 @@ class RedisStore:
     one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script (EVALSHA)
     where a compare-and-set needs it. ``load`` with a ``slide`` is a script too, which also does
     the idle timeout's touch (times and TTL) when the record is stale, so a read that must slide
-    the session costs one round trip instead of two.
+    the session costs one round trip instead of two. The store remembers the access time it
+    last read or wrote for recent sessions (at most ``_KNOWN_LIMIT``), and a load whose slide
+    could not apply to it, since that access time is already past the slide's
+    ``stale_before``, is a plain ``GET``: the script runs only when a slide may be due.
     """
 
     slides_on_load = True
@@ -291,6 +296,9 @@ class RedisStore:
         self._execute: Callable[..., Any] = client.execute_command
         self.name = f"{_describe(client)} prefix={prefix!r}"
         self._pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "{*}"
+        # Stored key -> the accessed_at this store last read or wrote there. Only a hint:
+        # another process can only have moved it later, so a slide it calls needless is.
+        self._known: dict[bytes, float] = {}
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -351,7 +359,7 @@ class RedisStore:
             value = self._eval(_LOAD_LOCKED, 2, k, k + b":lock", *args)
             if value == 0:
                 return LOCKED
-        elif slide is not None:
+        elif slide is not None and self._known.get(k, -math.inf) <= slide.stale_before:
             value = self._eval(
                 _LOAD_SLIDE,
                 1,
@@ -363,11 +371,13 @@ class RedisStore:
         else:
             value = self._client.get(k)
         if value is None:
+            self._known.pop(k, None)
             return None
         if type(value) is list:  # [value]: the load slid the record
             value = value[0]
             if slide is not None:
                 # The stored times are now exactly the slide's (packed doubles round-trip).
+                self._note(k, slide.accessed_at)
                 return Record(
                     value[_packed.HEADER_SIZE :],
                     _packed.version_of(value),
@@ -375,15 +385,25 @@ class RedisStore:
                     slide.expires_at,
                 )
         # bytes: the constructor refuses a client that decodes responses.
-        return _packed.unpack(cast(bytes, value))
+        record = _packed.unpack(cast(bytes, value))
+        self._note(k, record.accessed_at)
+        return record
+
+    def _note(self, k: bytes, accessed_at: float) -> None:
+        """Remember ``accessed_at`` as the stored access time of ``k``."""
+        known = self._known
+        if len(known) >= _KNOWN_LIMIT:
+            known.clear()  # rare; it costs each session one script more than needed
+        known[k] = accessed_at
 
     def create(
         self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
     ) -> bool:
         value = _packed.pack(payload, 1, accessed_at, expires_at)
-        created = self._client.set(
-            self._key(key), value, nx=True, px=_ttl_ms(expires_at, now)
-        )
+        k = self._key(key)
+        created = self._client.set(k, value, nx=True, px=_ttl_ms(expires_at, now))
+        if created:
+            self._note(k, accessed_at)
         return bool(created)
 
     def update(
@@ -406,7 +426,11 @@ class RedisStore:
         else:
             lock_key, token = k + b":lock", unlock.encode()
             version = self._eval(_UPDATE, 2, k, lock_key, value, px, expected, token)
-        return None if version is None else int(version)
+        if version is None:
+            self._known.pop(k, None)
+            return None
+        self._note(k, accessed_at)
+        return int(version)
 
     def touch(
         self,
@@ -420,14 +444,23 @@ class RedisStore:
         times = _packed.pack_times(accessed_at, expires_at)
         px = _px(expires_at, now)
         if unlock is None:
-            return bool(self._eval(_TOUCH, 1, k, times, px))
-        return bool(self._eval(_TOUCH, 2, k, k + b":lock", times, px, unlock.encode()))
+            touched = bool(self._eval(_TOUCH, 1, k, times, px))
+        else:
+            touched = bool(
+                self._eval(_TOUCH, 2, k, k + b":lock", times, px, unlock.encode())
+            )
+        if touched:
+            self._note(k, accessed_at)
+        else:
+            self._known.pop(k, None)
+        return touched
 
     def unlock(self, key: str, token: str) -> None:
         self._eval(_UNLOCK, 1, self._key(key) + b":lock", token.encode())
 
     def delete(self, key: str) -> None:
         k = self._key(key)
+        self._known.pop(k, None)
         self._client.delete(k, k + b":lock")
 
     def clear_expired(self, now: float) -> int:
