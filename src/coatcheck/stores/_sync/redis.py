@@ -446,9 +446,7 @@ class RedisStore:
         if unlock is None:
             touched = bool(self._eval(_TOUCH, 1, k, times, px))
         else:
-            touched = bool(
-                self._eval(_TOUCH, 2, k, k + b":lock", times, px, unlock.encode())
-            )
+            touched = bool(self._eval(_TOUCH, 2, k, k + b":lock", times, px, unlock.encode()))
         if touched:
             self._note(k, accessed_at)
         else:
