@@ -3,6 +3,11 @@
 Stopping it drops every forwarded connection and refuses new ones, as a crashed server would;
 starting it listens on the same port again. The real server never notices anything but a
 client going away, so no test ever stops a service other tests share.
+
+It also counts round trips in :attr:`TCPProxy.turns`, whatever the protocol: a turn starts
+when a client sends after the server last spoke (or first), so everything a client sends
+before it reads an answer is one turn, however many packets or statements it holds. Each
+forwarded connection keeps its own state, so a pool's connections do not blur one another.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ class TCPProxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
+        #: Client-to-server turns over every connection so far (see the module docstring).
+        self.turns = 0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -82,18 +89,26 @@ class TCPProxy:
                     server.close()
                     return
                 self._sockets.update((client, server))
-            self._spawn(_pump, client, server)
-            self._spawn(_pump, server, client)
+            # One flag per connection: did the client speak last?
+            state = {"client_last": False}
+            self._spawn(self._pump, client, server, state, True)
+            self._spawn(self._pump, server, client, state, False)
 
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    _shut(source)
-    _shut(sink)
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, state: dict[str, bool], client: bool
+    ) -> None:
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    if client and not state["client_last"]:
+                        self.turns += 1
+                    # Before forwarding: the peer can only answer after it has the data.
+                    state["client_last"] = client
+                sink.sendall(data)
+        except OSError:
+            pass
+        _shut(source)
+        _shut(sink)
 
 
 def _shut(sock: socket.socket) -> None:

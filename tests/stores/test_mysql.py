@@ -22,7 +22,6 @@ from coatcheck.stores._sync.mysql import MySQLStore
 from tests.servers import require_server
 
 from ._proxy import TCPProxy
-from ._turns import TurnCounter
 from ._workers import run_cas_processes
 
 NOW = float(int(time.time()))
@@ -206,12 +205,12 @@ def check_outcome(name: str, result: object, expected: object) -> None:
 
 
 @pytest.fixture
-def relay(server: tuple[str, int]) -> Iterator[TurnCounter]:
-    with TurnCounter(server) as counter:
+def relay(server: tuple[str, int]) -> Iterator[TCPProxy]:
+    with TCPProxy(server) as counter:
         yield counter
 
 
-def test_every_operation_is_one_round_trip(table: str, raw: Any, relay: TurnCounter) -> None:
+def test_every_operation_is_one_round_trip(table: str, raw: Any, relay: TCPProxy) -> None:
     # The store's own connections allow multi-statement requests: a locked load sends the
     # lock and the read together, one round trip like every other operation.
     store = MySQLStore.from_url(f"mysql://root@127.0.0.1:{relay.port}/test?table={table}")
@@ -233,7 +232,7 @@ def test_every_operation_is_one_round_trip(table: str, raw: Any, relay: TurnCoun
 
 @pytest.mark.asyncio
 async def test_every_operation_is_one_round_trip_async(
-    table: str, raw: Any, relay: TurnCounter
+    table: str, raw: Any, relay: TCPProxy
 ) -> None:
     store = AsyncMySQLStore.from_url(f"mysql://root@127.0.0.1:{relay.port}/test?table={table}")
     await store.create_tables()
@@ -250,7 +249,7 @@ async def test_every_operation_is_one_round_trip_async(
 
 
 def test_without_multi_statements_a_locked_load_is_two_round_trips(
-    table: str, raw: Any, relay: TurnCounter
+    table: str, raw: Any, relay: TCPProxy
 ) -> None:
     # A connection factory whose connections refuse multi-statement requests still works,
     # with the lock and the read sent one after the other.

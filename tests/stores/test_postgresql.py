@@ -25,7 +25,6 @@ from coatcheck.stores._sync.postgresql import PostgreSQLStore
 from tests.servers import require_server
 
 from ._proxy import TCPProxy
-from ._turns import TurnCounter
 from ._workers import run_cas_processes
 
 NOW = float(int(time.time()))
@@ -180,7 +179,7 @@ def test_a_store_from_a_url_takes_one_round_trip_per_operation(
 ) -> None:
     # Through the store's psycopg_pool: a checkout costs no round trip, and nothing is sent
     # around a statement (no BEGIN, COMMIT or reset).
-    with TurnCounter(server) as relay:
+    with TCPProxy(server) as relay:
         store = PostgreSQLStore.from_url(
             f"postgresql://postgres@127.0.0.1:{relay.port}/test?table={table}"
         )
