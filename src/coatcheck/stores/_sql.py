@@ -317,15 +317,15 @@ MYSQL = Statements(
 
 # -- connection pools ------------------------------------------------------------------------
 #
-# Both stores keep their own connections in one of these when they make them (a psycopg_pool
-# or a connection factory passed to PostgreSQLStore is used as given). They are small on
-# purpose, since every operation checks a connection out and back in: here that is two short
-# critical sections and one poll of the idle connection's socket, where psycopg_pool's
-# getconn/putconn (logging, statistics, a reentrant lock, a commit) cost 10-15 µs on a load
-# whose whole raw floor is 80-100 µs, and a threading.Semaphore with a context manager about
-# 10 µs (benchmarks/stores.py). The most recently returned connection is reused first, so a
-# quiet site keeps one warm connection, with its prepared statements, where psycopg_pool's
-# first-in, first-out order cycles through all of them.
+# MySQLStore keeps the connections it makes in one of these (PyMySQL has no pool, and the sync
+# and async flavours should behave alike); PostgreSQLStore uses psycopg_pool, the pool made for
+# psycopg. They are small on purpose, since every operation
+# checks a connection out and back in: two short critical sections and one poll of the idle
+# connection's socket (no round trip), where a threading.Semaphore with a context manager
+# costs about 10 µs (benchmarks/stores.py). The most recently returned connection is reused
+# first, so a quiet site keeps one warm connection rather than cycling through all of them.
+# The connection-specific steps (is it alive, how to close it, which errors lose it) are
+# parameters, which keeps the pool free of driver imports.
 
 C = TypeVar("C")
 
