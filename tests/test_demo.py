@@ -180,6 +180,10 @@ def test_real_server_in_a_thread(manager: SessionManager) -> None:
     assert not thread.is_alive()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_coatcheck_demo_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "COATCHECK_SECRET": SECRET}
     proc = subprocess.Popen(
@@ -197,6 +201,10 @@ def test_coatcheck_demo_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> No
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A test run started in the background by a shell without job control inherits SIGINT
+        # as ignored, and Python then installs no KeyboardInterrupt handler: give the demo the
+        # default disposition, as a terminal would.
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
@@ -211,6 +219,9 @@ def test_coatcheck_demo_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == 0
     assert "stopped" in out
     assert (tmp_path / "demo.db").exists()
