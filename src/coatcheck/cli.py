@@ -33,7 +33,7 @@ from . import __version__
 from ._sync.driver import store_failure
 from .config import SessionConfig
 from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
-from .flow import SessionCore, _Corrupt
+from .flow import SessionCore, _Corrupt, created_at
 from .ids import storage_key
 from .serializers import JSONSerializer, MsgpackSerializer, Serializer
 from .session import DEFAULT_NAMESPACE
@@ -315,7 +315,7 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         remote = meta.get("r")
         rows = [
             ("store", store.name),
-            ("created", _timestamp(float(meta["c"]), now)),
+            ("created", _timestamp(created_at(meta), now)),
             ("accessed", _timestamp(record.accessed_at, now)),
             ("expires", _timestamp(record.expires_at, now) + expired),
             ("user", "-" if user is None else _printable(repr(user))),

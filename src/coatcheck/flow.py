@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
 from .config import ConcurrencyMode, SessionConfig
-from .cookies import delete_cookie_header, set_cookie_header
+from .cookies import cookie_values, delete_cookie_header, set_cookie_header
 from .errors import (
     ConfigurationError,
     PayloadTooLarge,
@@ -37,10 +37,10 @@ from .session import DEFAULT_NAMESPACE, Reservation, Session
 from .signing import Signer
 from .stores.base import LOCKED, LockRequest, Record, Slide
 
-__all__ = ["FORMAT_VERSION", "Op", "SaveOutcome", "SessionCore", "security_log"]
+__all__ = ["FORMAT_VERSION", "Op", "SaveOutcome", "SessionCore", "created_at", "security_log"]
 
 #: Version of the stored payload envelope; a payload of another version is refused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: A store operation: the contract method to call and its positional arguments.
 Op = tuple[str, tuple[Any, ...]]
@@ -64,6 +64,17 @@ class _Corrupt(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def created_at(meta: dict[str, Any]) -> float:
+    """The creation time kept in a decoded payload's metadata (whole milliseconds there)."""
+    return float(meta["c"] / 1000)
+
+
+def _returning(session: Session) -> Generator[Op, Any, Session]:
+    """A flow that needs no store operation: it just returns ``session``."""
+    yield from ()  # makes this a generator; yields nothing
+    return session
 
 
 class SaveOutcome(NamedTuple):
@@ -117,6 +128,7 @@ class SessionCore:
         self._dumps = config.serializer.dumps
         self._loads = config.serializer.loads
         self._valid_id = id_validator(config.id_bytes)
+        self._cookie_name = config.cookie.name
 
     # -- time ------------------------------------------------------------------------------
 
@@ -213,11 +225,7 @@ class SessionCore:
         if not isinstance(document, dict):
             raise _Corrupt("corrupt-payload")
         data, meta = document.get("d"), document.get("m")
-        if (
-            type(data) is not dict
-            or type(meta) is not dict
-            or type(meta.get("c")) not in (int, float)
-        ):
+        if type(data) is not dict or type(meta) is not dict or type(meta.get("c")) is not int:
             raise _Corrupt("corrupt-payload")
         for values in data.values():
             if type(values) is not dict:
@@ -226,26 +234,64 @@ class SessionCore:
 
     # -- opening ---------------------------------------------------------------------------
 
-    def fresh(self, now: float, remote_addr: str | None, user_agent: str | None) -> Session:
+    def fresh(
+        self,
+        now: float,
+        remote_addr: str | None,
+        user_agent: str | None,
+        had_ticket: bool = False,
+        mode: ConcurrencyMode | None = None,
+        read_only: bool = False,
+    ) -> Session:
         """A new, unsaved session; it costs nothing until it holds data."""
-        meta: dict[str, Any] = {"c": now}
+        # Stored in whole milliseconds (an int encodes and decodes several times faster than
+        # a float); the session sees the same rounded value now as after any later load.
+        created_ms = int(now * 1000)
+        meta: dict[str, Any] = {"c": created_ms}
         if remote_addr is not None:
             meta["r"] = remote_addr
         if self.config.bind_user_agent:
             meta["a"] = self._agent_digest(user_agent)
         return Session(
-            session_id=None,
-            data={DEFAULT_NAMESPACE: {}},
-            meta=meta,
-            created_at=now,
-            accessed_at=now,
-            is_new=True,
-            reservations=self._reservations,
+            None,
+            {DEFAULT_NAMESPACE: {}},
+            meta,
+            created_ms / 1000,
+            now,
+            self._reservations,
+            mode or self.config.concurrency,
+            read_only,
+            had_ticket,
         )
 
     def _agent_digest(self, user_agent: str | None) -> str:
         # Only a digest is kept: the binding needs equality, not the string itself.
         return hashlib.sha256((user_agent or "").encode("utf-8", "replace")).hexdigest()[:16]
+
+    def cookie_open_flow(
+        self,
+        cookie_header: str | None,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
+    ) -> Generator[Op, Any, Session]:
+        """:meth:`open_flow` for the session cookie found in a raw ``Cookie`` header.
+
+        Two different values under the session cookie's name (cookie tossing from a sibling
+        domain) are ambiguous: the request gets a fresh session and a security log line.
+        """
+        values = cookie_values(cookie_header, self._cookie_name) if cookie_header else None
+        if not values:
+            return self.open_flow(None, remote_addr, user_agent, concurrency, read_only)
+        if len(values) > 1 and len(set(values)) > 1:
+            mode = concurrency or self.config.concurrency
+            if mode not in _MODES:
+                raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+            self.security_event("ambiguous-cookie", values[0])
+            session = self.fresh(self.now(), remote_addr, user_agent, True, mode, read_only)
+            return _returning(session)
+        return self.open_flow(values[0], remote_addr, user_agent, concurrency, read_only)
 
     def open_flow(
         self,
@@ -267,7 +313,7 @@ class SessionCore:
             raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
         now = self.now()
         if ticket is None or ticket == "":
-            return self._fresh_for(now, remote_addr, user_agent, False, mode, read_only)
+            return self.fresh(now, remote_addr, user_agent, False, mode, read_only)
         if not isinstance(ticket, str):
             raise TypeError(f"a session ticket is a str or None, not {type(ticket).__name__}")
         session_id = ticket
@@ -276,12 +322,12 @@ class SessionCore:
             verified = self._signer.verify(ticket[:_MAX_TICKET_LENGTH])
             if verified is None or len(ticket) > _MAX_TICKET_LENGTH:
                 self.security_event("bad-signature", ticket)
-                return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
+                return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
             session_id, newest = verified
             stale_signature = not newest
         if not self._valid_id(session_id):
             self.security_event("malformed-id", ticket)
-            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         key = storage_key(session_id)
         lock_token: str | None = None
         slide = None
@@ -295,19 +341,19 @@ class SessionCore:
             record = yield ("load", (key, now, None, slide))
         if record is None:
             self.security_event("unknown-id", ticket)
-            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         try:
             data, meta = self.decode(record.payload)
         except _Corrupt as corrupt:
             self.security_event(corrupt.reason, ticket)
             yield ("delete", (key,))
-            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
-        created_at = float(meta["c"])
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        created_at = meta["c"] / 1000  # created_at(meta), inlined on the hot path
         if now >= self.deadline(created_at, record.accessed_at):
             # lemon: an expired session found on access is destroyed at once.
             log.info("session expired; deleted on access")
             yield ("delete", (key,))
-            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         cfg = self.config
         if (cfg.bind_remote_addr and meta.get("r") != remote_addr) or (
             cfg.bind_user_agent and meta.get("a") != self._agent_digest(user_agent)
@@ -317,50 +363,35 @@ class SessionCore:
             self.security_event("binding-mismatch", ticket)
             if lock_token is not None:
                 yield ("unlock", (key, lock_token))
-            return self._fresh_for(now, remote_addr, user_agent, True, mode, read_only)
-        session = Session(
-            session_id=session_id,
-            data=data,
-            meta=meta,
-            created_at=created_at,
-            accessed_at=now,
-            is_new=False,
-            reservations=self._reservations,
-            key=key,
-            version=record.version,
-            lock_token=lock_token,
-        )
-        session.stored_accessed_at = record.accessed_at  # now when the load slid it: no touch
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        stored_accessed_at = record.accessed_at  # now when the load slid it: no touch
         if (
             slide is not None
-            and record.accessed_at == now
+            and stored_accessed_at == now
             and record.expires_at > self.deadline(created_at, now)
         ):
             # The slide ran past the absolute deadline; the save's touch (forced here) puts the
             # record's expiry back to the deadline.
-            session.stored_accessed_at = -math.inf
-        session.stale_ticket = stale_signature
-        session._base_payload = record.payload
-        session.had_ticket = True
-        session.concurrency = mode
-        session.read_only = read_only
+            stored_accessed_at = -math.inf
+        session = Session(
+            session_id,
+            data,
+            meta,
+            created_at,
+            now,
+            self._reservations,
+            mode,
+            read_only,
+            True,
+            key,
+            record.version,
+            stored_accessed_at,
+            record.payload,
+            lock_token,
+            stale_signature,
+        )
         if cfg.regenerate_every_request and not read_only:
             session.regenerate()
-        return session
-
-    def _fresh_for(
-        self,
-        now: float,
-        remote_addr: str | None,
-        user_agent: str | None,
-        had_ticket: bool,
-        mode: ConcurrencyMode,
-        read_only: bool,
-    ) -> Session:
-        session = self.fresh(now, remote_addr, user_agent)
-        session.had_ticket = had_ticket
-        session.concurrency = mode
-        session.read_only = read_only
         return session
 
     def _load_locked(

@@ -81,18 +81,24 @@ class Session(MutableMapping[str, Any]):
 
     def __init__(
         self,
-        *,
         session_id: str | None,
         data: dict[str, dict[str, Any]],
         meta: dict[str, Any],
         created_at: float,
         accessed_at: float,
-        is_new: bool,
         reservations: Mapping[str, Reservation],
+        concurrency: str = "merge",
+        read_only: bool = False,
+        had_ticket: bool = False,
         key: str | None = None,
         version: int | None = None,
+        stored_accessed_at: float | None = None,
+        base_payload: bytes | None = None,
         lock_token: str | None = None,
+        stale_ticket: bool = False,
     ) -> None:
+        # Built by the flow once per request, with every field given here (positionally, on
+        # the hot path): each attribute is set exactly once.
         self._id = session_id
         self._data = data
         self._default = data.setdefault(DEFAULT_NAMESPACE, {})
@@ -107,9 +113,9 @@ class Session(MutableMapping[str, Any]):
         #: When this request started using the session.
         self.accessed_at = accessed_at
         #: The access time the store held when the session was loaded (None for a new one).
-        self.stored_accessed_at: float | None = None if is_new else accessed_at
+        self.stored_accessed_at = stored_accessed_at
         #: True until the session has been stored once (lemon's ``created()``).
-        self.is_new = is_new
+        self.is_new = key is None
         #: True once the application read or wrote the data (responses then vary on Cookie).
         self.accessed = False
         #: The store key (digest of the id) the session was loaded from; None for a new one.
@@ -119,16 +125,16 @@ class Session(MutableMapping[str, Any]):
         #: The lock token held for this session in ``lock`` mode.
         self.lock_token = lock_token
         #: True when the client presented a ticket (cookie), valid or not.
-        self.had_ticket = False
+        self.had_ticket = had_ticket
         #: True when the ticket was signed with an older key and should be re-issued.
-        self.stale_ticket = False
+        self.stale_ticket = stale_ticket
         #: The concurrency mode this request runs in (see SessionConfig.concurrency).
-        self.concurrency = "merge"
+        self.concurrency = concurrency
         #: True when the request promised not to write (no lock, no save, no touch).
-        self.read_only = False
+        self.read_only = read_only
         # The payload as loaded: decoded only when a concurrent save forces a merge, to tell
         # which keys the other request changed.
-        self._base_payload: bytes | None = None
+        self._base_payload = base_payload
 
     # -- identity and metadata -------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any
 
 from ..config import ConcurrencyMode, SessionConfig
-from ..cookies import cookie_values
 from ..errors import ConfigurationError
 from ..flow import SaveOutcome, SessionCore
 from ..session import Reservation, Session
@@ -79,16 +78,9 @@ class SessionManager:
         Two different values under the session cookie's name (cookie tossing from a sibling
         domain) are ambiguous: the request gets a fresh session and a security log line.
         """
-        values = cookie_values(cookie_header, self.config.cookie.name) if cookie_header else []
-        if len(values) > 1 and len(set(values)) > 1:
-            self.core.security_event("ambiguous-cookie", values[0])
-            session = self.core.fresh(self.core.now(), remote_addr, user_agent)
-            session.had_ticket = True
-            session.read_only = read_only
-            return session
-        ticket = values[0] if values else None
-        # What open() does, without a second call layer: the middleware's per-request path.
-        flow = self.core.open_flow(ticket, remote_addr, user_agent, concurrency, read_only)
+        flow = self.core.cookie_open_flow(
+            cookie_header, remote_addr, user_agent, concurrency, read_only
+        )
         return run_sync(flow, self.store)
 
     def save(self, session: Session) -> SaveOutcome:

@@ -486,10 +486,13 @@ def test_unserializable_value_names_the_key_and_keeps_the_stored_data(
     [
         (b"", "corrupt-payload"),
         (b"\x80\x04garbage", "corrupt-payload"),
-        (b'cc1:json:{"d":', "corrupt-payload"),
-        (b"cc1:json:[1,2]", "corrupt-payload"),
-        (b'cc2:json:{"d":{},"m":{"c":1}}', "foreign-format"),
-        (b'cc1:msgpack:{"d":{},"m":{"c":1}}', "foreign-format"),
+        (b'cc2:json:{"d":', "corrupt-payload"),
+        (b"cc2:json:[1,2]", "corrupt-payload"),
+        # The creation time is whole milliseconds since version 2.
+        (b'cc2:json:{"d":{},"m":{"c":1.5}}', "corrupt-payload"),
+        (b'cc3:json:{"d":{},"m":{"c":1}}', "foreign-format"),
+        (b'cc1:json:{"d":{},"m":{"c":1.5}}', "foreign-format"),  # an older version's payload
+        (b'cc2:msgpack:{"d":{},"m":{"c":1}}', "foreign-format"),
     ],
 )
 def test_corrupt_payload_gives_fresh_session_and_is_deleted(
@@ -507,6 +510,23 @@ def test_corrupt_payload_gives_fresh_session_and_is_deleted(
         session = manager.open(ticket)
     assert session.is_new and reasons == [reason]
     assert raw_record(sync_store, ticket, clock()) is None
+
+
+def test_created_at_is_kept_in_whole_milliseconds_and_survives_a_reload(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    manager = manager_for(sync_store, clock, idle_timeout=None)
+    clock.advance(0.4351826)
+    ticket, session = stored(manager, n=1)
+    assert session.created_at == int(clock() * 1000) / 1000 != clock()
+    clock.advance(10)
+    again = manager.open(ticket)
+    assert not again.is_new and again.created_at == session.created_at
+    # The absolute timeout counts from that same (rounded) instant.
+    clock.now = session.created_at + ABSOLUTE - 0.0005
+    assert not (manager.open(ticket)).is_new
+    clock.now = session.created_at + ABSOLUTE
+    assert (manager.open(ticket)).is_new
 
 
 def test_user_data_cannot_spoof_metadata(
