@@ -129,6 +129,9 @@ class SessionCore:
         self._loads = config.serializer.loads
         self._valid_id = id_validator(config.id_bytes)
         self._cookie_name = config.cookie.name
+        # A timeout that is off never comes: infinity keeps deadline() branch-free.
+        self._idle = math.inf if config.idle_timeout is None else config.idle_timeout
+        self._absolute = math.inf if config.absolute_timeout is None else config.absolute_timeout
 
     # -- time ------------------------------------------------------------------------------
 
@@ -148,10 +151,9 @@ class SessionCore:
 
     def deadline(self, created_at: float, accessed_at: float) -> float:
         """When a session created and last used at these times expires."""
-        cfg = self.config
-        idle = math.inf if cfg.idle_timeout is None else accessed_at + cfg.idle_timeout
-        hard = math.inf if cfg.absolute_timeout is None else created_at + cfg.absolute_timeout
-        return min(idle, hard)
+        idle = accessed_at + self._idle
+        hard = created_at + self._absolute
+        return idle if idle < hard else hard
 
     # -- reserved namespaces ---------------------------------------------------------------
 

@@ -329,13 +329,6 @@ def _plain_list(items: list[Any]) -> bool:
     return True
 
 
-def _json_is_plain(obj: Any) -> bool:
-    try:
-        return type(obj) is dict and _plain_dict(obj)
-    except RecursionError:  # a cycle, or absurd depth: the tagger says which
-        return False
-
-
 _JSON_ENCODER = json.JSONEncoder(
     ensure_ascii=False, check_circular=False, allow_nan=False, separators=(",", ":")
 )
@@ -362,24 +355,6 @@ _C_ENCODE: Any = (
 )
 
 
-def _json_encode(tree: Any) -> str:
-    if _C_ENCODE is None:
-        return _JSON_ENCODER.encode(tree)
-    chunks: Any = _C_ENCODE(tree, 0)
-    return "".join(chunks)
-
-
-def _json_decode(decoder: json.JSONDecoder, text: str) -> Any:
-    try:
-        # scan_once is set in JSONDecoder.__init__ but typeshed does not declare it.
-        value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
-    except StopIteration:
-        raise ValueError("not a JSON document") from None
-    if end != len(text):
-        raise ValueError("extra data after the JSON document")
-    return value
-
-
 class JSONSerializer:
     """Tagged JSON, UTF-8, compact: the default serializer.
 
@@ -396,8 +371,15 @@ class JSONSerializer:
     def dumps(self, obj: Any) -> bytes:
         """Encode *obj*; raise :class:`~coatcheck.errors.SerializationError` if not storable."""
         try:
-            tree = obj if _json_is_plain(obj) else _Tagger(binary=False).tag(obj)
-            return _json_encode(tree).encode("utf-8")
+            # Plain data (the usual case) goes straight to the C encoder, untagged.
+            try:
+                plain = type(obj) is dict and _plain_dict(obj)
+            except RecursionError:  # a cycle, or absurd depth: the tagger says which
+                plain = False
+            tree = obj if plain else _Tagger(binary=False).tag(obj)
+            if _C_ENCODE is None:
+                return _JSON_ENCODER.encode(tree).encode("utf-8")
+            return "".join(_C_ENCODE(tree, 0)).encode("utf-8")
         except RecursionError as exc:
             raise SerializationError("value is nested too deeply to store") from exc
         except UnicodeEncodeError as exc:
@@ -409,7 +391,16 @@ class JSONSerializer:
         """Decode a payload from :meth:`dumps`; raise ``ValueError`` for any bad input."""
         try:
             decoder = _JSON_DECODER if _TAG_MARK in data else _JSON_PLAIN_DECODER
-            return _json_decode(decoder, str(data, "utf-8"))
+            text = str(data, "utf-8")
+            # The scanner alone: JSONDecoder.decode() would also run a whitespace regex
+            # on both ends, which compact JSON never has.
+            try:
+                value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+            except StopIteration:
+                raise ValueError("not a JSON document") from None
+            if end != len(text):
+                raise ValueError("extra data after the JSON document")
+            return value
         except ValueError:
             raise
         except _DECODE_ERRORS as exc:
