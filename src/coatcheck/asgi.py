@@ -227,10 +227,17 @@ class _Exchange:
 def _merge(
     raw: Iterable[tuple[bytes, bytes]], extra: list[tuple[str, str]]
 ) -> list[tuple[bytes, bytes]]:
-    """:func:`~coatcheck._headers.merge_headers` for ASGI's byte pairs (names lower-cased)."""
-    headers = [(name.lower(), value) for name, value in raw]
-    for lowered, _ in headers:
-        if lowered == b"vary" or lowered == b"cache-control":
+    """:func:`~coatcheck._headers.merge_headers` for ASGI's byte pairs.
+
+    The application's headers keep their names as sent, unless a Vary or Cache-Control of its
+    own must be merged (those responses are rebuilt with lower-case names); the session's own
+    headers go out lower-case, as ASGI asks.
+    """
+    headers = list(raw)
+    for raw_name, _ in headers:
+        # Only Vary (4 letters) and Cache-Control (13) merge; the length test spares a lower()
+        # per header on the hot path.
+        if len(raw_name) in (4, 13) and raw_name.lower() in (b"vary", b"cache-control"):
             decoded = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
             return _encode(merge_headers(decoded, extra))
     # The usual response (hot path): nothing to merge with, so the session's headers go last,

@@ -219,7 +219,12 @@ class Session(MutableMapping[str, Any]):
         return self._default[_check_key(key)]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._set(DEFAULT_NAMESPACE, self._default, key, value)
+        # _set() for the default namespace, inlined: the most common write.
+        if self._destroyed or self.read_only:
+            self._check_writable()
+        self._default[_check_key(key)] = value
+        self._changed.add((DEFAULT_NAMESPACE, key))
+        self.accessed = True
 
     def __delitem__(self, key: str) -> None:
         self._delete(DEFAULT_NAMESPACE, self._default, key)
@@ -238,7 +243,8 @@ class Session(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         self.accessed = True
-        return self._default.get(_check_key(key), default)
+        # _check_key() only for a non-str key, which it refuses: this is the most common read.
+        return self._default.get(key if type(key) is str else _check_key(key), default)
 
     def __repr__(self) -> str:
         state = "new" if self.is_new else "stored"

@@ -513,6 +513,45 @@ async def test_the_outer_scope_is_not_changed(manager: AsyncSessionManager) -> N
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("app_headers", "expected"),
+    [
+        # Nothing to merge: the application's names go out as it sent them.
+        (
+            [(b"Content-Type", b"text/plain"), (b"X-Custom", b"1")],
+            [(b"Content-Type", b"text/plain"), (b"X-Custom", b"1"), (b"vary", b"Cookie")],
+        ),
+        # An upper-case Vary of the application's is still found and merged.
+        (
+            [(b"VARY", b"Accept"), (b"X-Custom", b"1")],
+            [(b"vary", b"Accept, Cookie"), (b"x-custom", b"1")],
+        ),
+    ],
+)
+async def test_raw_response_headers_are_merged_whatever_their_case(
+    manager: AsyncSessionManager,
+    app_headers: list[tuple[bytes, bytes]],
+    expected: list[tuple[bytes, bytes]],
+) -> None:
+    async def app(scope: Any, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        scope["session"].get("n")  # read: the response varies on Cookie
+        await send({"type": "http.response.start", "status": 200, "headers": app_headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [], "method": "GET", "path": "/"}
+    await SessionMiddleware(app, manager)(scope, receive, send)
+    assert sent[0]["headers"] == expected
+
+
 async def websocket(
     app: Any, cookie: str, extensions: dict[str, Any] | None = None, path: str = "/ws"
 ) -> list[dict[str, Any]]:
