@@ -60,6 +60,10 @@ _FIRST_LOCK_POLL = 0.002
 _LAST_LOCK_POLL = 0.05
 
 
+# Builds a named tuple without its Python-level __new__ (what _make() does, one call fewer).
+_new_tuple = tuple.__new__
+
+
 class _Corrupt(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -129,6 +133,13 @@ class SessionCore:
         self._loads = config.serializer.loads
         self._valid_id = id_validator(config.id_bytes)
         self._cookie_name = config.cookie.name
+        # Read on every request; a frozen config lets them be looked up once.
+        self._bound = config.bind_remote_addr or config.bind_user_agent
+        self._resolution = config.access_resolution
+        self._regenerate_always = config.regenerate_every_request
+        self._max_payload = config.max_payload_bytes
+        self._cookie = config.cookie
+        self._prefix_length = len(self._prefix)
         # A timeout that is off never comes: infinity keeps deadline() branch-free.
         self._idle = math.inf if config.idle_timeout is None else config.idle_timeout
         self._absolute = math.inf if config.absolute_timeout is None else config.absolute_timeout
@@ -200,7 +211,7 @@ class SessionCore:
         except Exception as exc:
             raise self._name_culprit(session, exc) from exc
         payload = self._prefix + body
-        limit = self.config.max_payload_bytes
+        limit = self._max_payload
         if limit is not None and len(payload) > limit:
             raise PayloadTooLarge(len(payload), limit)
         return payload
@@ -221,10 +232,10 @@ class SessionCore:
         if not payload.startswith(self._prefix):
             raise _Corrupt("foreign-format" if payload.startswith(b"cc") else "corrupt-payload")
         try:
-            document = self._loads(payload[len(self._prefix) :])
+            document = self._loads(payload[self._prefix_length :])
         except Exception:
             raise _Corrupt("corrupt-payload") from None
-        if not isinstance(document, dict):
+        if type(document) is not dict:
             raise _Corrupt("corrupt-payload")
         data, meta = document.get("d"), document.get("m")
         if type(data) is not dict or type(meta) is not dict or type(meta.get("c")) is not int:
@@ -335,7 +346,8 @@ class SessionCore:
         slide = None
         if self._slide_idle is not None and not read_only:
             idle = self._slide_idle
-            slide = Slide(now, now + idle, now - self.config.access_resolution, now - idle)
+            # Slide(...) without its Python-level __new__: this runs on every request.
+            slide = _new_tuple(Slide, (now, now + idle, now - self._resolution, now - idle))
         if mode == "lock" and not read_only:
             lock_token = new_token()
             record = yield from self._load_locked(key, now, lock_token, slide)
@@ -351,14 +363,17 @@ class SessionCore:
             yield ("delete", (key,))
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         created_at = meta["c"] / 1000  # created_at(meta), inlined on the hot path
-        if now >= self.deadline(created_at, record.accessed_at):
+        expires = record.accessed_at + self._idle  # self.deadline(), inlined likewise
+        hard = created_at + self._absolute
+        if now >= (expires if expires < hard else hard):
             # lemon: an expired session found on access is destroyed at once.
             log.info("session expired; deleted on access")
             yield ("delete", (key,))
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         cfg = self.config
-        if (cfg.bind_remote_addr and meta.get("r") != remote_addr) or (
-            cfg.bind_user_agent and meta.get("a") != self._agent_digest(user_agent)
+        if self._bound and (
+            (cfg.bind_remote_addr and meta.get("r") != remote_addr)
+            or (cfg.bind_user_agent and meta.get("a") != self._agent_digest(user_agent))
         ):
             # Refuse the request, keep the original: destroying it would let anyone who can
             # replay a cookie from elsewhere log its owner out.
@@ -392,7 +407,7 @@ class SessionCore:
             lock_token,
             stale_signature,
         )
-        if cfg.regenerate_every_request and not read_only:
+        if self._regenerate_always and not read_only:
             session.regenerate()
         return session
 
@@ -455,15 +470,16 @@ class SessionCore:
         key = session.key
         unlock = session.lock_token
 
+        # The session's own fields rather than its properties: one call fewer each.
         if session.read_only:
             pass
-        elif session.destroyed:
+        elif session._destroyed:
             if key is not None:
                 yield ("delete", (key,))
             if session.had_ticket:
                 headers.append(("Set-Cookie", delete_cookie_header(cfg.cookie)))
                 cleared = True
-        elif key is None or session.regenerate_requested:
+        elif key is None or session._regenerate:
             if key is not None or session.has_info():
                 payload = self.encode(session)
                 expires_at = self.deadline(session.created_at, now)
@@ -472,7 +488,7 @@ class SessionCore:
                     yield ("delete", (key,))
                 session._adopt(session_id, storage_key(session_id))
                 ticket = self.ticket_for(session_id)
-        elif session.modified:
+        elif session._changed or session._meta_changed or session._whole:
             expires_at = self.deadline(session.created_at, now)
             payload = self.encode(session)
             expected = None if session.concurrency == "none" else session.version
@@ -480,11 +496,11 @@ class SessionCore:
             if version is None:
                 version = yield from self._resolve_conflict(session, key, now, expected)
             session.version = version
-            if session.stale_ticket or cfg.cookie.max_age is not None:
+            if session.stale_ticket or self._cookie.max_age is not None:
                 ticket = self.ticket_for(session.id or "")
         else:
             stored = session.stored_accessed_at
-            if stored is not None and now - stored >= cfg.access_resolution:
+            if stored is not None and now - stored >= self._resolution:
                 expires_at = self.deadline(session.created_at, now)
                 touched = yield ("touch", (key, now, expires_at, now, unlock))
                 if touched and cfg.cookie.max_age is not None:
@@ -505,7 +521,7 @@ class SessionCore:
         # random() is fine here: this picks which request does housekeeping, nothing secret.
         if probability and (probability >= 1.0 or random.random() < probability):  # noqa: S311
             yield ("clear_expired", (now,))
-        return SaveOutcome(headers, ticket, cleared)
+        return _new_tuple(SaveOutcome, (headers, ticket, cleared))  # SaveOutcome(...), faster
 
     def _resolve_conflict(
         self, session: Session, key: str, now: float, expected: int | None
