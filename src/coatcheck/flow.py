@@ -201,11 +201,22 @@ class SessionCore:
     # -- payloads --------------------------------------------------------------------------
 
     def encode(self, session: Session) -> bytes:
-        """The stored form of a session; raises SerializationError or PayloadTooLarge."""
+        """The stored form of a session; raises SerializationError or PayloadTooLarge.
+
+        One flat document: the metadata's keys (``c`` created, ``r`` address, ``u`` user, ...)
+        beside ``""``, the default namespace, and ``n``, the other namespaces, each only when
+        not empty. Flat because every nested dict costs the encoder and the decoder time on
+        every request; user data cannot reach the top level, so it cannot pose as metadata.
+        """
         data = session._data
-        if len(data) > 1 or not data.get(DEFAULT_NAMESPACE, True):
-            data = {ns: values for ns, values in data.items() if values}  # drop empty namespaces
-        document = {"d": data, "m": session._meta}
+        document = dict(session._meta)
+        default = data[DEFAULT_NAMESPACE]
+        if default:
+            document[DEFAULT_NAMESPACE] = default
+        if len(data) > 1:
+            others = {ns: values for ns, values in data.items() if values and ns}
+            if others:
+                document["n"] = others
         try:
             body = self._dumps(document)
         except Exception as exc:
@@ -237,13 +248,23 @@ class SessionCore:
             raise _Corrupt("corrupt-payload") from None
         if type(document) is not dict:
             raise _Corrupt("corrupt-payload")
-        data, meta = document.get("d"), document.get("m")
-        if type(data) is not dict or type(meta) is not dict or type(meta.get("c")) is not int:
+        # What encode() wrote: the namespaces come out, and what is left is the metadata.
+        default = document.pop(DEFAULT_NAMESPACE, None)
+        others = document.pop("n", None)
+        if type(document.get("c")) is not int:
             raise _Corrupt("corrupt-payload")
-        for values in data.values():
+        if default is None:
+            default = {}
+        elif type(default) is not dict:
+            raise _Corrupt("corrupt-payload")
+        if others is None:
+            return {DEFAULT_NAMESPACE: default}, document
+        if type(others) is not dict or DEFAULT_NAMESPACE in others:
+            raise _Corrupt("corrupt-payload")
+        for values in others.values():
             if type(values) is not dict:
                 raise _Corrupt("corrupt-payload")
-        return data, meta
+        return {DEFAULT_NAMESPACE: default, **others}, document
 
     # -- opening ---------------------------------------------------------------------------
 

@@ -516,7 +516,12 @@ async def test_unserializable_value_names_the_key_and_keeps_the_stored_data(
         (b'cc2:json:{"d":', "corrupt-payload"),
         (b"cc2:json:[1,2]", "corrupt-payload"),
         # The creation time is whole milliseconds since version 2.
-        (b'cc2:json:{"d":{},"m":{"c":1.5}}', "corrupt-payload"),
+        (b'cc2:json:{"c":1.5}', "corrupt-payload"),
+        (b'cc2:json:{"":{"n":1}}', "corrupt-payload"),  # no creation time
+        (b'cc2:json:{"c":1,"":[1]}', "corrupt-payload"),  # a namespace that is no mapping
+        (b'cc2:json:{"c":1,"n":{"app":1}}', "corrupt-payload"),
+        (b'cc2:json:{"c":1,"n":[]}', "corrupt-payload"),
+        (b'cc2:json:{"c":1,"n":{"":{"n":1}}}', "corrupt-payload"),  # the default, twice
         (b'cc3:json:{"d":{},"m":{"c":1}}', "foreign-format"),
         (b'cc1:json:{"d":{},"m":{"c":1.5}}', "foreign-format"),  # an older version's payload
         (b'cc2:msgpack:{"d":{},"m":{"c":1}}', "foreign-format"),
