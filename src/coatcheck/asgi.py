@@ -88,8 +88,11 @@ class SessionMiddleware:
         self.scope_key = scope_key
         self.id_header = check_id_header(id_header)
         self._id_name = None if id_header is None else id_header.lower().encode("latin-1")
-        # The request headers the middleware reads (ASGI header names are lower-case).
-        wanted = {b"cookie", b"user-agent"}
+        # The request headers the middleware reads (ASGI header names are lower-case); the
+        # User-Agent only matters to a session bound to it.
+        wanted = {b"cookie"}
+        if manager.config.bind_user_agent:
+            wanted.add(b"user-agent")
         if self._id_name is not None:
             wanted.add(self._id_name)
         self._wanted = frozenset(wanted)

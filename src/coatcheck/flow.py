@@ -345,7 +345,7 @@ class SessionCore:
         mode = concurrency or self.config.concurrency
         if mode not in _MODES:
             raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
-        now = self.now()
+        now = self._clock() - self._offset  # self.now(), inlined: this runs on every request
         if ticket is None or ticket == "":
             return self.fresh(now, remote_addr, user_agent, False, mode, read_only)
         if not isinstance(ticket, str):
@@ -483,7 +483,7 @@ class SessionCore:
         session.lock_token = None
 
     def _save(self, session: Session) -> Generator[Op, Any, SaveOutcome]:
-        now = self.now()
+        now = self._clock() - self._offset  # self.now(), inlined: this runs on every request
         cfg = self.config
         headers: list[tuple[str, str]] = []
         ticket: str | None = None
