@@ -31,7 +31,7 @@ from .errors import (
     SessionLocked,
     StoreError,
 )
-from .ids import fingerprint, id_validator, new_session_id, new_token, storage_key
+from .ids import fingerprint, id_pattern, new_session_id, new_token, storage_key
 from .merge import Document, changed_keys, merge
 from .session import DEFAULT_NAMESPACE, Reservation, Session
 from .signing import Signer
@@ -131,7 +131,8 @@ class SessionCore:
         self._prefix = f"cc{FORMAT_VERSION}:{name}:".encode()
         self._dumps = config.serializer.dumps
         self._loads = config.serializer.loads
-        self._valid_id = id_validator(config.id_bytes)
+        # The id allow-list (ids.is_valid_session_id) as the bare regex: the ticket is a str.
+        self._id_fullmatch = id_pattern(config.id_bytes).fullmatch
         self._cookie_name = config.cookie.name
         # Read on every request; a frozen config lets them be looked up once.
         self._bound = config.bind_remote_addr or config.bind_user_agent
@@ -359,7 +360,7 @@ class SessionCore:
                 return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
             session_id, newest = verified
             stale_signature = not newest
-        if not self._valid_id(session_id):
+        if self._id_fullmatch(session_id) is None:
             self.security_event("malformed-id", ticket)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         key = storage_key(session_id)
@@ -510,7 +511,10 @@ class SessionCore:
                 session._adopt(session_id, storage_key(session_id))
                 ticket = self.ticket_for(session_id)
         elif session._changed or session._meta_changed or session._whole:
-            expires_at = self.deadline(session.created_at, now)
+            expires_at = now + self._idle  # self.deadline(), inlined
+            hard = session.created_at + self._absolute
+            if hard < expires_at:
+                expires_at = hard
             payload = self.encode(session)
             expected = None if session.concurrency == "none" else session.version
             version = yield ("update", (key, payload, now, expires_at, now, expected, unlock))

@@ -222,7 +222,9 @@ class Session(MutableMapping[str, Any]):
         # _set() for the default namespace, inlined: the most common write.
         if self._destroyed or self.read_only:
             self._check_writable()
-        self._default[_check_key(key)] = value
+        if type(key) is not str:
+            _check_key(key)
+        self._default[key] = value
         self._changed.add((DEFAULT_NAMESPACE, key))
         self.accessed = True
 
