@@ -22,8 +22,15 @@ server-side session can do for that request in pure Python (a dict, one JSON rou
 same cookie and id work), so the core's figure can be read against what this interpreter allows.
 
 For SQLite it also traces the SQL one request issues (target for a read-only request: at most
-one SELECT and no write). ``--profile`` adds a cProfile of the memory store's read-modify-write
-through the WSGI middleware, grouped by module, to show where the core's time goes.
+one SELECT and no write).
+
+When the peers are installed (``pip install -e '.[bench]'``), the same read-modify-write runs
+through Beaker (WSGI, ``memory``), starsessions (ASGI, ``InMemoryStore``) and, for reference,
+Starlette's signed-cookie sessions, beside coatcheck's memory store in the same run; each is
+shown as µs added over the bare app and as a ratio to coatcheck.
+
+``--profile`` adds a cProfile of the memory store's read-modify-write through the WSGI
+middleware, grouped by module, to show where the core's time goes.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import cProfile
 import gc
 import hashlib
@@ -43,7 +51,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +92,19 @@ def wsgi_app(scenario: str) -> Callable[..., Iterable[bytes]]:
 
 
 def asgi_app(scenario: str) -> Callable[..., Awaitable[None]]:
-    start = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
-    }
-    body = {"type": "http.response.body", "body": b"ok"}
-
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         session = scope.get("session")
         if session is not None:
             act(session, scenario)
-        await send(start)
-        await send(body)
+        # New messages every time: a middleware may add to them in place (Starlette's does).
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
 
     return app
 
@@ -111,7 +119,7 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any =
     return None
 
 
-def wsgi_environ(cookie: str | None) -> dict[str, Any]:
+def wsgi_environ(cookie: str | None, name: str = COOKIE) -> dict[str, Any]:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "GET",
         "PATH_INFO": "/",
@@ -125,7 +133,7 @@ def wsgi_environ(cookie: str | None) -> dict[str, Any]:
         "wsgi.url_scheme": "https",
     }
     if cookie:
-        environ["HTTP_COOKIE"] = f"theme=dark; {COOKIE}={cookie}"
+        environ["HTTP_COOKIE"] = f"theme=dark; {name}={cookie}"
     return environ
 
 
@@ -138,10 +146,10 @@ def wsgi_call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> N
         close()
 
 
-def asgi_scope(cookie: str | None) -> dict[str, Any]:
+def asgi_scope(cookie: str | None, name: str = COOKIE) -> dict[str, Any]:
     headers = [(b"host", b"bench.local"), (b"user-agent", b"overhead-benchmark/1.0")]
     if cookie:
-        headers.append((b"cookie", f"theme=dark; {COOKIE}={cookie}".encode()))
+        headers.append((b"cookie", f"theme=dark; {name}={cookie}".encode()))
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -167,11 +175,11 @@ async def _send(message: Any) -> None:
         _last_headers[:] = message["headers"]
 
 
-def _cookie_from(headers: Iterable[tuple[Any, Any]]) -> str:
+def _cookie_from(headers: Iterable[tuple[Any, Any]], cookie: str = COOKIE) -> str:
     for name, value in headers:
         name = name.decode() if isinstance(name, bytes) else name
-        value = value.decode() if isinstance(value, bytes) else value
-        if name.lower() == "set-cookie" and value.startswith(COOKIE + "="):
+        value = (value.decode() if isinstance(value, bytes) else value).strip()  # Beaker: " b…"
+        if name.lower() == "set-cookie" and value.startswith(cookie + "="):
             return str(value.split(";", 1)[0].split("=", 1)[1])
     raise RuntimeError("the middleware set no session cookie")
 
@@ -240,6 +248,117 @@ def run_floor(ticket: str, n: int) -> Row:
     return ("WSGI", "floor", "read-modify-write", t_bare, t_floor, 0.0)
 
 
+# -- the peers -----------------------------------------------------------------------------------
+#
+# The same read-modify-write, through the peer libraries' own middleware on their in-process
+# stores (``pip install -e '.[bench]'``), in the same run as coatcheck: the ratio to coatcheck is
+# read within one run, as the research's tables advise. Timed in alternating blocks rather than
+# call by call: a call timed right after a much heavier library's runs with that library's
+# instructions and data in the caches, which cost coatcheck's median 40-70 % here.
+
+BLOCKS = 10
+
+BEAKER_COOKIE = "beaker.session.id"
+PeerRow = tuple[str, str, float]  # protocol, library, µs added over the bare app
+
+
+def _beaker() -> Callable[..., Iterable[bytes]]:
+    from beaker.middleware import SessionMiddleware as BeakerMiddleware
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        act(environ["beaker.session"], "read-modify-write")
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    options = {
+        "session.type": "memory",
+        "session.auto": True,  # saved after the request when changed, as coatcheck does
+        "session.timeout": 1800,
+        "session.key": BEAKER_COOKIE,
+    }
+    wrapped: Callable[..., Iterable[bytes]] = BeakerMiddleware(app, options)
+    return wrapped
+
+
+def run_wsgi_peers(n: int) -> list[PeerRow]:
+    try:
+        beaker = _beaker()
+    except ImportError:
+        return []
+    bare = wsgi_app("read-modify-write")
+    ours = WSGIMiddleware(bare, SessionManager(MemoryStore()))
+    wsgi_call(beaker, wsgi_environ(None))
+    beaker_ticket = _cookie_from(_last_headers, BEAKER_COOKIE)
+    ticket = wsgi_ticket(ours)
+    environs = {
+        "bare": [wsgi_environ(None) for _ in range(WARMUP + n)],
+        "coatcheck": [wsgi_environ(ticket) for _ in range(WARMUP + n)],
+        "beaker": [wsgi_environ(beaker_ticket, BEAKER_COOKIE) for _ in range(WARMUP + n)],
+    }
+    apps = {"bare": bare, "coatcheck": ours, "beaker": beaker}
+
+    def op(name: str) -> Callable[[int], None]:
+        app, envs = apps[name], environs[name]
+        return lambda i: wsgi_call(app, envs[i])
+
+    t_bare, t_ours, t_beaker = time_blocks([op("bare"), op("coatcheck"), op("beaker")], n)
+    return [
+        ("WSGI", "coatcheck, memory store", t_ours - t_bare),
+        ("WSGI", "Beaker 'memory'", t_beaker - t_bare),
+    ]
+
+
+async def run_asgi_peers(n: int) -> list[PeerRow]:
+    try:
+        from starlette.middleware.sessions import SessionMiddleware as SignedCookieMiddleware
+        from starsessions import InMemoryStore, SessionAutoloadMiddleware
+        from starsessions import SessionMiddleware as StarsessionsMiddleware
+    except ImportError:
+        return []
+    bare = asgi_app("read-modify-write")
+    contenders: dict[str, Any] = {
+        "coatcheck": ASGIMiddleware(bare, AsyncSessionManager(AsyncMemoryStore())),
+        "starsessions": StarsessionsMiddleware(
+            SessionAutoloadMiddleware(bare), store=InMemoryStore(), lifetime=1800
+        ),
+        # A signed cookie, not a server-side session: for reference only.
+        "starlette": SignedCookieMiddleware(bare, secret_key="overhead-benchmark-" * 2),
+    }
+    scopes: dict[str, list[dict[str, Any]]] = {
+        "bare": [asgi_scope(None) for _ in range(WARMUP + n)]
+    }
+    for name, app in contenders.items():
+        ticket = await asgi_ticket(app)
+        scopes[name] = [asgi_scope(ticket) for _ in range(WARMUP + n)]
+    apps = {"bare": bare, **contenders}
+
+    def op(name: str) -> Callable[[int], Awaitable[None]]:
+        app, their_scopes = apps[name], scopes[name]
+        return lambda i: app(their_scopes[i], _receive, _send)  # type: ignore[no-any-return]
+
+    names = ["bare", *contenders]
+    timed = await time_blocks_async([op(name) for name in names], n)
+    times = dict(zip(names, timed, strict=True))
+    return [
+        ("ASGI", "coatcheck, memory store", times["coatcheck"] - times["bare"]),
+        ("ASGI", "starsessions, InMemoryStore", times["starsessions"] - times["bare"]),
+        ("ASGI", "Starlette's signed cookie (client-side)", times["starlette"] - times["bare"]),
+    ]
+
+
+def print_peers(rows: list[PeerRow]) -> None:
+    if not rows:
+        print("\npeers: not installed (pip install -e '.[bench]'); none measured")
+        return
+    print(f"\npeers, read-modify-write on an in-process store, {BLOCKS} alternating blocks each:")
+    header = f"{'':4} {'library':42} {'added µs':>9} {'x coatcheck':>12}"
+    print(header)
+    print("-" * len(header))
+    ours = {proto: added for proto, library, added in rows if library.startswith("coatcheck")}
+    for proto, library, added in rows:
+        print(f"{proto:4} {library:42} {added:9.2f} {added / ours[proto]:11.1f}x")
+
+
 # -- timing --------------------------------------------------------------------------------------
 #
 # The machines this runs on are shared and noisy, so the three things compared in one row (the
@@ -247,18 +366,66 @@ def run_floor(ticket: str, n: int) -> Row:
 # each per iteration: a burst of load from elsewhere then hits all three alike.
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic GC off while timing, as ``timeit`` does: ops timed interleaved would otherwise
+    pay for collections another op's garbage set off (a heavy peer doubled coatcheck's median)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def time_sync(ops: list[Callable[[int], object]], n: int) -> list[float]:
     """Median µs of each op, called interleaved ``n`` times after a warm-up."""
     for i in range(WARMUP):
         for op in ops:
             op(i)
-    gc.collect()
     samples: list[list[int]] = [[] for _ in ops]
-    for i in range(WARMUP, WARMUP + n):
-        for op, out in zip(ops, samples, strict=True):
-            t0 = perf_ns()
+    with _no_gc():
+        for i in range(WARMUP, WARMUP + n):
+            for op, out in zip(ops, samples, strict=True):
+                t0 = perf_ns()
+                op(i)
+                out.append(perf_ns() - t0)
+    return [statistics.median(s) / 1000 for s in samples]
+
+
+def time_blocks(ops: list[Callable[[int], object]], n: int) -> list[float]:
+    """Median µs of each op, called in :data:`BLOCKS` alternating blocks of ``n / BLOCKS``."""
+    for i in range(WARMUP):
+        for op in ops:
             op(i)
-            out.append(perf_ns() - t0)
+    samples: list[list[int]] = [[] for _ in ops]
+    size = max(1, n // BLOCKS)
+    with _no_gc():
+        for block in range(BLOCKS):
+            first = WARMUP + block * size
+            for op, out in zip(ops, samples, strict=True):
+                for i in range(first, first + size):
+                    t0 = perf_ns()
+                    op(i)
+                    out.append(perf_ns() - t0)
+    return [statistics.median(s) / 1000 for s in samples]
+
+
+async def time_blocks_async(ops: list[Callable[[int], Awaitable[object]]], n: int) -> list[float]:
+    """:func:`time_blocks` for coroutines, awaited in the running event loop."""
+    for i in range(WARMUP):
+        for op in ops:
+            await op(i)
+    samples: list[list[int]] = [[] for _ in ops]
+    size = max(1, n // BLOCKS)
+    with _no_gc():
+        for block in range(BLOCKS):
+            first = WARMUP + block * size
+            for op, out in zip(ops, samples, strict=True):
+                for i in range(first, first + size):
+                    t0 = perf_ns()
+                    await op(i)
+                    out.append(perf_ns() - t0)
     return [statistics.median(s) / 1000 for s in samples]
 
 
@@ -267,13 +434,13 @@ async def time_async(ops: list[Callable[[int], Awaitable[object]]], n: int) -> l
     for i in range(WARMUP):
         for op in ops:
             await op(i)
-    gc.collect()
     samples: list[list[int]] = [[] for _ in ops]
-    for i in range(WARMUP, WARMUP + n):
-        for op, out in zip(ops, samples, strict=True):
-            t0 = perf_ns()
-            await op(i)
-            out.append(perf_ns() - t0)
+    with _no_gc():
+        for i in range(WARMUP, WARMUP + n):
+            for op, out in zip(ops, samples, strict=True):
+                t0 = perf_ns()
+                await op(i)
+                out.append(perf_ns() - t0)
     return [statistics.median(s) / 1000 for s in samples]
 
 
@@ -502,6 +669,7 @@ def main(argv: list[str]) -> int:
                 f"({verdict} the < {TARGET_CORE_US:.0f} µs target; "
                 f"{core / floor:.1f}x the floor's {floor:.1f} µs)"
             )
+    print_peers(run_wsgi_peers(n) + asyncio.run(run_asgi_peers(n)))
     if args.profile:
         print("\n" + profile_core(n))
     print(f"\ntotal run time {time.perf_counter() - started:.1f} s")
