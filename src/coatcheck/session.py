@@ -109,6 +109,7 @@ class Session(MutableMapping[str, Any]):
         self._whole = False
         self._destroyed = False
         self._regenerate = False
+        #: When the session was created: seconds since the epoch, to the millisecond (as stored).
         self.created_at = created_at
         #: When this request started using the session.
         self.accessed_at = accessed_at
