@@ -256,7 +256,7 @@ def run_floor(ticket: str, n: int) -> Row:
 # call by call: a call timed right after a much heavier library's runs with that library's
 # instructions and data in the caches, which cost coatcheck's median 40-70 % here.
 
-BLOCKS = 10
+PEER_BLOCK = 200
 
 BEAKER_COOKIE = "beaker.session.id"
 PeerRow = tuple[str, str, float]  # protocol, library, µs added over the bare app
@@ -301,7 +301,8 @@ def run_wsgi_peers(n: int) -> list[PeerRow]:
         app, envs = apps[name], environs[name]
         return lambda i: wsgi_call(app, envs[i])
 
-    t_bare, t_ours, t_beaker = time_blocks([op("bare"), op("coatcheck"), op("beaker")], n)
+    ops = [op("bare"), op("coatcheck"), op("beaker")]
+    t_bare, t_ours, t_beaker = time_sync(ops, n, PEER_BLOCK)
     return [
         ("WSGI", "coatcheck, memory store", t_ours - t_bare),
         ("WSGI", "Beaker 'memory'", t_beaker - t_bare),
@@ -337,7 +338,7 @@ async def run_asgi_peers(n: int) -> list[PeerRow]:
         return lambda i: app(their_scopes[i], _receive, _send)  # type: ignore[no-any-return]
 
     names = ["bare", *contenders]
-    timed = await time_blocks_async([op(name) for name in names], n)
+    timed = await time_async([op(name) for name in names], n, PEER_BLOCK)
     times = dict(zip(names, timed, strict=True))
     return [
         ("ASGI", "coatcheck, memory store", times["coatcheck"] - times["bare"]),
@@ -350,7 +351,7 @@ def print_peers(rows: list[PeerRow]) -> None:
     if not rows:
         print("\npeers: not installed (pip install -e '.[bench]'); none measured")
         return
-    print(f"\npeers, read-modify-write on an in-process store, {BLOCKS} alternating blocks each:")
+    print(f"\npeers, read-modify-write on an in-process store, in turns of {PEER_BLOCK} requests:")
     header = f"{'':4} {'library':42} {'added µs':>9} {'x coatcheck':>12}"
     print(header)
     print("-" * len(header))
@@ -378,69 +379,38 @@ def _no_gc() -> Iterator[None]:
         gc.enable()
 
 
-def time_sync(ops: list[Callable[[int], object]], n: int) -> list[float]:
-    """Median µs of each op, called interleaved ``n`` times after a warm-up."""
+def time_sync(ops: list[Callable[[int], object]], n: int, block: int = 1) -> list[float]:
+    """Median µs of each op over ``n`` calls after a warm-up, the ops taking turns every
+    ``block`` calls (1: call by call; see :data:`PEER_BLOCK` for why the peers use more)."""
     for i in range(WARMUP):
         for op in ops:
             op(i)
     samples: list[list[int]] = [[] for _ in ops]
     with _no_gc():
-        for i in range(WARMUP, WARMUP + n):
+        for first in range(WARMUP, WARMUP + n, block):
             for op, out in zip(ops, samples, strict=True):
-                t0 = perf_ns()
-                op(i)
-                out.append(perf_ns() - t0)
-    return [statistics.median(s) / 1000 for s in samples]
-
-
-def time_blocks(ops: list[Callable[[int], object]], n: int) -> list[float]:
-    """Median µs of each op, called in :data:`BLOCKS` alternating blocks of ``n / BLOCKS``."""
-    for i in range(WARMUP):
-        for op in ops:
-            op(i)
-    samples: list[list[int]] = [[] for _ in ops]
-    size = max(1, n // BLOCKS)
-    with _no_gc():
-        for block in range(BLOCKS):
-            first = WARMUP + block * size
-            for op, out in zip(ops, samples, strict=True):
-                for i in range(first, first + size):
+                for i in range(first, min(first + block, WARMUP + n)):
                     t0 = perf_ns()
                     op(i)
                     out.append(perf_ns() - t0)
     return [statistics.median(s) / 1000 for s in samples]
 
 
-async def time_blocks_async(ops: list[Callable[[int], Awaitable[object]]], n: int) -> list[float]:
-    """:func:`time_blocks` for coroutines, awaited in the running event loop."""
-    for i in range(WARMUP):
-        for op in ops:
-            await op(i)
-    samples: list[list[int]] = [[] for _ in ops]
-    size = max(1, n // BLOCKS)
-    with _no_gc():
-        for block in range(BLOCKS):
-            first = WARMUP + block * size
-            for op, out in zip(ops, samples, strict=True):
-                for i in range(first, first + size):
-                    t0 = perf_ns()
-                    await op(i)
-                    out.append(perf_ns() - t0)
-    return [statistics.median(s) / 1000 for s in samples]
-
-
-async def time_async(ops: list[Callable[[int], Awaitable[object]]], n: int) -> list[float]:
+async def time_async(
+    ops: list[Callable[[int], Awaitable[object]]], n: int, block: int = 1
+) -> list[float]:
     """:func:`time_sync` for coroutines, awaited in the running event loop."""
     for i in range(WARMUP):
         for op in ops:
             await op(i)
     samples: list[list[int]] = [[] for _ in ops]
     with _no_gc():
-        for i in range(WARMUP, WARMUP + n):
+        for first in range(WARMUP, WARMUP + n, block):
             for op, out in zip(ops, samples, strict=True):
-                t0 = perf_ns()
-                await op(i)
-                out.append(perf_ns() - t0)
+                for i in range(first, min(first + block, WARMUP + n)):
+                    t0 = perf_ns()
+                    await op(i)
+                    out.append(perf_ns() - t0)
     return [statistics.median(s) / 1000 for s in samples]
 
 

@@ -489,6 +489,21 @@ async def test_lifespan_passes_through_untouched(manager: AsyncSessionManager) -
     assert "session" not in scope
 
 
+async def raw_http(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """One HTTP request with an empty body, the server side played by hand; the messages the
+    application sent."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
 @pytest.mark.asyncio
 async def test_the_outer_scope_is_not_changed(manager: AsyncSessionManager) -> None:
     inner: list[Any] = []
@@ -498,16 +513,8 @@ async def test_the_outer_scope_is_not_changed(manager: AsyncSessionManager) -> N
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    sent: list[Any] = []
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
     scope = {"type": "http", "headers": [], "method": "GET", "path": "/"}
-    await SessionMiddleware(app, manager)(scope, receive, send)
+    sent = await raw_http(SessionMiddleware(app, manager), scope)
     assert "session" not in scope
     assert inner[0]["session"] is not None
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
@@ -539,16 +546,8 @@ async def test_raw_response_headers_are_merged_whatever_their_case(
         await send({"type": "http.response.start", "status": 200, "headers": app_headers})
         await send({"type": "http.response.body", "body": b""})
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    sent: list[Any] = []
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
     scope = {"type": "http", "headers": [], "method": "GET", "path": "/"}
-    await SessionMiddleware(app, manager)(scope, receive, send)
+    sent = await raw_http(SessionMiddleware(app, manager), scope)
     assert sent[0]["headers"] == expected
 
 
