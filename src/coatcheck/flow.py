@@ -303,6 +303,15 @@ class SessionCore:
         # Only a digest is kept: the binding needs equality, not the string itself.
         return hashlib.sha256((user_agent or "").encode("utf-8", "replace")).hexdigest()[:16]
 
+    def _mode(self, concurrency: ConcurrencyMode | None) -> ConcurrencyMode:
+        """The request's concurrency mode: its override, checked, or the configured one (which
+        SessionConfig checked already)."""
+        if not concurrency:
+            return self.config.concurrency
+        if concurrency not in _MODES:
+            raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+        return concurrency
+
     def cookie_open_flow(
         self,
         cookie_header: str | None,
@@ -320,9 +329,7 @@ class SessionCore:
         if not values:
             return self.open_flow(None, remote_addr, user_agent, concurrency, read_only)
         if len(values) > 1 and len(set(values)) > 1:
-            mode = concurrency or self.config.concurrency
-            if mode not in _MODES:
-                raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+            mode = self._mode(concurrency)
             self.security_event("ambiguous-cookie", values[0])
             session = self.fresh(self.now(), remote_addr, user_agent, True, mode, read_only)
             return _returning(session)
@@ -343,9 +350,7 @@ class SessionCore:
         for this request; ``read_only`` promises no writes, so no lock is taken and nothing is
         saved or touched.
         """
-        mode = concurrency or self.config.concurrency
-        if mode not in _MODES:
-            raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
+        mode = self._mode(concurrency)
         now = self._clock() - self._offset  # self.now(), inlined: this runs on every request
         if ticket is None or ticket == "":
             return self.fresh(now, remote_addr, user_agent, False, mode, read_only)
