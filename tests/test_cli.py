@@ -13,7 +13,7 @@ import pytest
 
 from coatcheck import SessionManager
 from coatcheck.cli import Progress, _safe_url, main
-from coatcheck.ids import storage_key
+from coatcheck._sansio.ids import storage_key
 from coatcheck.stores import Record, SQLiteStore
 from coatcheck.testing import FrozenClock
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ._async.manager import AsyncSessionManager
 from ._sync.manager import SessionManager
-from .config import ConcurrencyMode, SessionConfig
-from .cookies import CookieConfig
+from ._sansio.config import ConcurrencyMode, SessionConfig
+from ._sansio.cookies import CookieConfig
 from .errors import (
     CoatcheckError,
     ConfigurationError,
@@ -25,9 +25,9 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .flow import SaveOutcome
-from .serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
-from .session import Namespace, Reservation, Session
+from ._sansio.flow import SaveOutcome
+from ._sansio.serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
+from ._sansio.session import Namespace, Reservation, Session
 
 __all__ = [
     "AsyncSessionManager",

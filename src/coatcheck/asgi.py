@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ._async.manager import AsyncSessionManager
-from ._headers import (
+from ._sansio.headers import (
     UNAVAILABLE_BODY,
     UNAVAILABLE_HEADERS,
     ModeFor,
@@ -25,7 +25,7 @@ from ._headers import (
     response_headers,
 )
 from .errors import SessionInterrupted, SessionLocked, StoreError
-from .session import Session
+from ._sansio.session import Session
 
 __all__ = ["SessionMiddleware"]
 

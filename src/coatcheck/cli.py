@@ -31,12 +31,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
 from ._sync.driver import store_failure
-from .config import SessionConfig
+from ._sansio.config import SessionConfig
 from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
-from .flow import SessionCore, _Corrupt, created_at
-from .ids import storage_key
-from .serializers import JSONSerializer, MsgpackSerializer, Serializer
-from .session import DEFAULT_NAMESPACE
+from ._sansio.flow import SessionCore, _Corrupt, created_at
+from ._sansio.ids import storage_key
+from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
+from ._sansio.session import DEFAULT_NAMESPACE
 from .stores import store_from_url
 from .stores.base import LOCKED, Store
 

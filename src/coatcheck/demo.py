@@ -23,8 +23,8 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ._sync.manager import SessionManager
-from .cookies import CookieConfig
-from .session import Session
+from ._sansio.cookies import CookieConfig
+from ._sansio.session import Session
 from .stores import store_from_url
 from .wsgi import SessionMiddleware
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from ._headers import (
+from ._sansio.headers import (
     UNAVAILABLE_BODY,
     UNAVAILABLE_HEADERS,
     ModeFor,
@@ -24,7 +24,7 @@ from ._headers import (
 )
 from ._sync.manager import SessionManager
 from .errors import SessionInterrupted, SessionLocked, StoreError
-from .session import Session
+from ._sansio.session import Session
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

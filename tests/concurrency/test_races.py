@@ -26,7 +26,7 @@ from coatcheck import (
     SessionLocked,
     SessionManager,
 )
-from coatcheck.ids import storage_key
+from coatcheck._sansio.ids import storage_key
 from coatcheck.stores import Record, Store
 
 from ..contract._sync.backends import BACKENDS, shared_url, sync_store_for

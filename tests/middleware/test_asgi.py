@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from coatcheck import AsyncSessionManager
 from coatcheck.asgi import SessionMiddleware
-from coatcheck.ids import new_session_id
+from coatcheck._sansio.ids import new_session_id
 from coatcheck.stores import AsyncRedisStore, AsyncSQLiteStore
 from coatcheck.testing import FrozenClock
 

@@ -1,11 +1,11 @@
-"""The header rules both middlewares share (coatcheck._headers), checked on their own."""
+"""The header rules both middlewares share (coatcheck._sansio.headers), checked on their own."""
 
 from __future__ import annotations
 
 import pytest
 
 from coatcheck import CookieConfig, SaveOutcome
-from coatcheck._headers import (
+from coatcheck._sansio.headers import (
     check_id_header,
     interrupted_outcome,
     merge_headers,

@@ -24,7 +24,7 @@ import pytest
 
 from coatcheck import SessionManager
 from coatcheck.errors import ConfigurationError
-from coatcheck.ids import new_session_id
+from coatcheck._sansio.ids import new_session_id
 from coatcheck.stores import RedisStore, SQLiteStore
 from coatcheck.testing import FrozenClock
 from coatcheck.wsgi import SessionMiddleware

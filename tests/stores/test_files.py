@@ -19,7 +19,7 @@ import pytest
 
 from coatcheck import SessionManager
 from coatcheck.errors import ConfigurationError, StoreError
-from coatcheck.ids import storage_key
+from coatcheck._sansio.ids import storage_key
 from coatcheck.stores import LOCKED, FileStore, LockRequest, Record, store_from_url
 from coatcheck.stores._files_db import CORRUPT_PAYLOAD, HEADER_SIZE
 

@@ -27,7 +27,7 @@ import redis.sentinel
 from redis.crc import key_slot
 
 from coatcheck import AsyncSessionManager, SessionLocked, SessionManager, StoreUnavailable
-from coatcheck.ids import storage_key
+from coatcheck._sansio.ids import storage_key
 from coatcheck.stores import LOCKED, LockRequest, Record, Slide
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore

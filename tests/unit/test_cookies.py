@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coatcheck.cookies import (
+from coatcheck._sansio.cookies import (
     MAX_COOKIE_AGE,
     CookieConfig,
     cookie_values,
@@ -20,7 +20,7 @@ from coatcheck.cookies import (
     set_cookie_header,
 )
 from coatcheck.errors import ConfigurationError
-from coatcheck.ids import new_session_id
+from coatcheck._sansio.ids import new_session_id
 
 SID = new_session_id()
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.ids import (
+from coatcheck._sansio.ids import (
     fingerprint,
     id_length,
     is_valid_session_id,

@@ -13,18 +13,12 @@ import coatcheck.stores
 
 PUBLIC_MODULES = [
     "coatcheck",
-    "coatcheck.config",
-    "coatcheck.cookies",
+    "coatcheck.asgi",
     "coatcheck.errors",
-    "coatcheck.flow",
-    "coatcheck.ids",
-    "coatcheck.merge",
-    "coatcheck.serializers",
-    "coatcheck.session",
-    "coatcheck.signing",
     "coatcheck.stores",
     "coatcheck.stores.base",
     "coatcheck.testing",
+    "coatcheck.wsgi",
 ]
 
 

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.errors import ConfigurationError, SerializationError
-from coatcheck.serializers import (
+from coatcheck._sansio.serializers import (
     JSONSerializer,
     MsgpackSerializer,
     PickleSerializer,
@@ -627,7 +627,7 @@ def test_pickle_keys_rotate() -> None:
 
 
 def test_pickle_mac_is_not_a_cookie_mac() -> None:
-    from coatcheck.signing import Signer
+    from coatcheck._sansio.signing import Signer
 
     signer = Signer([KEY], purpose="cookie:sid")
     cookie_signed = signer.sign_bytes(pickle.dumps({"a": 1}))

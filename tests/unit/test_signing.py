@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.ids import new_session_id
-from coatcheck.signing import Signer
+from coatcheck._sansio.ids import new_session_id
+from coatcheck._sansio.signing import Signer
 
 OLD = "old-secret-0123456789abcdef"
 NEW = b"new-secret-0123456789abcdef"

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from .._compat_async import sleep
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
-from ..flow import Op
+from .._sansio.flow import Op
 from ..stores.base import AsyncStore
 
 __all__ = ["run_async", "store_failure"]

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..config import ConcurrencyMode, SessionConfig
+from .._sansio.config import ConcurrencyMode, SessionConfig
 from ..errors import ConfigurationError
-from ..flow import SaveOutcome, SessionCore
-from ..session import Reservation, Session
+from .._sansio.flow import SaveOutcome, SessionCore
+from .._sansio.session import Reservation, Session
 from ..stores import async_store_from_url
 from ..stores.base import AsyncStore
 from .driver import run_async

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .._compat_sync import sleep
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
-from ..flow import Op
+from .._sansio.flow import Op
 from ..stores.base import Store
 
 __all__ = ["run_sync", "store_failure"]

@@ -24,8 +24,8 @@ from coatcheck import (
     SessionInterrupted,
     SessionLocked,
 )
-from coatcheck.ids import new_session_id, storage_key
-from coatcheck.session import Session
+from coatcheck._sansio.ids import new_session_id, storage_key
+from coatcheck._sansio.session import Session
 from coatcheck.stores import Store, Record
 from coatcheck.testing import FrozenClock
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .cookies import CookieConfig
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 from .merge import ConflictPolicy
 from .serializers import JSONSerializer, Serializer
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from coatcheck.errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "MAX_COOKIE_AGE",

@@ -15,7 +15,7 @@ from typing import Literal
 
 from .config import ConcurrencyMode
 from .cookies import CookieConfig, delete_cookie_header
-from .errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
+from ..errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
 from .flow import SaveOutcome
 
 __all__ = [

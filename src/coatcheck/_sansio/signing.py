@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from coatcheck.errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["MIN_KEY_BYTES", "Signer"]
 

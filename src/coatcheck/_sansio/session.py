@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from .errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionError
+from ..errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionError
 from .ids import new_token
 
 __all__ = ["DEFAULT_NAMESPACE", "MAX_FORM_TOKENS", "Namespace", "Reservation", "Session"]

@@ -43,8 +43,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
-from coatcheck.errors import ConfigurationError, SerializationError
-from coatcheck.signing import Signer
+from ..errors import ConfigurationError, SerializationError
+from .signing import Signer
 
 __all__ = ["JSONSerializer", "MsgpackSerializer", "PickleSerializer", "Serializer"]
 

@@ -15,7 +15,7 @@ import hmac
 import re
 import secrets
 
-from coatcheck.errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "MIN_ID_BYTES",
