@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, TypeVar
 
-from .._compat_async import sleep
+from .._flavours import async_sleep
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from .._sansio.flow import Op
 from ..stores.base import AsyncStore
@@ -38,7 +38,7 @@ async def run_async(flow: Generator[Op, Any, T], store: AsyncStore) -> T:
         while True:
             if method == "sleep":
                 # The one operation that is not the store's: waiting on contention.
-                await sleep(*args)
+                await async_sleep(*args)
                 method, args = send(None)
                 continue
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, TypeVar
 
-from .._compat_sync import sleep
+from .._flavours import sync_sleep
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from .._sansio.flow import Op
 from ..stores.base import Store
@@ -39,7 +39,7 @@ def run_sync(flow: Generator[Op, Any, T], store: Store) -> T:
         while True:
             if method == "sleep":
                 # The one operation that is not the store's: waiting on contention.
-                sleep(*args)
+                sync_sleep(*args)
                 method, args = send(None)
                 continue
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..._compat_async import run_blocking
+from ..._flavours import async_run_blocking
 from ..base import LoadResult, LockRequest, Slide, StoreStats
 
 __all__ = ["AsyncBlockingStore", "BlockingBackend"]
@@ -58,12 +58,12 @@ class AsyncBlockingStore:
     async def load(
         self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
     ) -> LoadResult:
-        return await run_blocking(self._backend.load, key, now, lock)
+        return await async_run_blocking(self._backend.load, key, now, lock)
 
     async def create(
         self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
     ) -> bool:
-        return await run_blocking(self._backend.create, key, payload, accessed_at, expires_at)
+        return await async_run_blocking(self._backend.create, key, payload, accessed_at, expires_at)
 
     async def update(
         self,
@@ -75,7 +75,7 @@ class AsyncBlockingStore:
         expected_version: int | None,
         unlock: str | None = None,
     ) -> int | None:
-        return await run_blocking(
+        return await async_run_blocking(
             self._backend.update, key, payload, accessed_at, expires_at, expected_version, unlock
         )
 
@@ -87,23 +87,23 @@ class AsyncBlockingStore:
         now: float,
         unlock: str | None = None,
     ) -> bool:
-        return await run_blocking(self._backend.touch, key, accessed_at, expires_at, unlock)
+        return await async_run_blocking(self._backend.touch, key, accessed_at, expires_at, unlock)
 
     async def unlock(self, key: str, token: str) -> None:
-        await run_blocking(self._backend.unlock, key, token)
+        await async_run_blocking(self._backend.unlock, key, token)
 
     async def delete(self, key: str) -> None:
-        await run_blocking(self._backend.delete, key)
+        await async_run_blocking(self._backend.delete, key)
 
     async def clear_expired(self, now: float) -> int:
-        return await run_blocking(self._backend.clear_expired, now)
+        return await async_run_blocking(self._backend.clear_expired, now)
 
     async def count(self, now: float) -> int | None:
         return (await self.stats(now)).live
 
     async def stats(self, now: float) -> StoreStats:
-        return await run_blocking(self._backend.stats, now)
+        return await async_run_blocking(self._backend.stats, now)
 
     async def aclose(self) -> None:
         """Release what the backend holds open (a later call opens it again)."""
-        await run_blocking(self._backend.close)
+        await async_run_blocking(self._backend.close)

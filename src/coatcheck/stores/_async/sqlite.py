@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..._compat_async import run_blocking
+from ..._flavours import async_run_blocking
 from ...errors import ConfigurationError
 from .._sqlite_db import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
 from ._blocking import AsyncBlockingStore
@@ -77,8 +77,8 @@ class AsyncSQLiteStore(AsyncBlockingStore):
 
     async def create_tables(self) -> None:
         """Create the table and its index on ``expires_at``; does nothing if they exist."""
-        await run_blocking(self._db.create_tables)
+        await async_run_blocking(self._db.create_tables)
 
     async def drop_tables(self) -> None:
         """Drop the table and its index; does nothing if they do not exist."""
-        await run_blocking(self._db.drop_tables)
+        await async_run_blocking(self._db.drop_tables)

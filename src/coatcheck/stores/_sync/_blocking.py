@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..._compat_sync import run_blocking
+from ..._flavours import sync_run_blocking
 from ..base import LoadResult, LockRequest, Slide, StoreStats
 
 __all__ = ["BlockingStore", "BlockingBackend"]
@@ -59,12 +59,12 @@ class BlockingStore:
     def load(
         self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
     ) -> LoadResult:
-        return run_blocking(self._backend.load, key, now, lock)
+        return sync_run_blocking(self._backend.load, key, now, lock)
 
     def create(
         self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
     ) -> bool:
-        return run_blocking(self._backend.create, key, payload, accessed_at, expires_at)
+        return sync_run_blocking(self._backend.create, key, payload, accessed_at, expires_at)
 
     def update(
         self,
@@ -76,7 +76,7 @@ class BlockingStore:
         expected_version: int | None,
         unlock: str | None = None,
     ) -> int | None:
-        return run_blocking(
+        return sync_run_blocking(
             self._backend.update, key, payload, accessed_at, expires_at, expected_version, unlock
         )
 
@@ -88,23 +88,23 @@ class BlockingStore:
         now: float,
         unlock: str | None = None,
     ) -> bool:
-        return run_blocking(self._backend.touch, key, accessed_at, expires_at, unlock)
+        return sync_run_blocking(self._backend.touch, key, accessed_at, expires_at, unlock)
 
     def unlock(self, key: str, token: str) -> None:
-        run_blocking(self._backend.unlock, key, token)
+        sync_run_blocking(self._backend.unlock, key, token)
 
     def delete(self, key: str) -> None:
-        run_blocking(self._backend.delete, key)
+        sync_run_blocking(self._backend.delete, key)
 
     def clear_expired(self, now: float) -> int:
-        return run_blocking(self._backend.clear_expired, now)
+        return sync_run_blocking(self._backend.clear_expired, now)
 
     def count(self, now: float) -> int | None:
         return (self.stats(now)).live
 
     def stats(self, now: float) -> StoreStats:
-        return run_blocking(self._backend.stats, now)
+        return sync_run_blocking(self._backend.stats, now)
 
     def close(self) -> None:
         """Release what the backend holds open (a later call opens it again)."""
-        run_blocking(self._backend.close)
+        sync_run_blocking(self._backend.close)

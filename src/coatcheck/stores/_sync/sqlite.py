@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..._compat_sync import run_blocking
+from ..._flavours import sync_run_blocking
 from ...errors import ConfigurationError
 from .._sqlite_db import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
 from ._blocking import BlockingStore
@@ -78,8 +78,8 @@ class SQLiteStore(BlockingStore):
 
     def create_tables(self) -> None:
         """Create the table and its index on ``expires_at``; does nothing if they exist."""
-        run_blocking(self._db.create_tables)
+        sync_run_blocking(self._db.create_tables)
 
     def drop_tables(self) -> None:
         """Drop the table and its index; does nothing if they do not exist."""
-        run_blocking(self._db.drop_tables)
+        sync_run_blocking(self._db.drop_tables)
