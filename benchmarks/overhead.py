@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from coatcheck import AsyncSessionManager, SessionManager
-from coatcheck.asgi import SessionMiddleware as ASGIMiddleware
 from coatcheck._sansio.ids import new_session_id, storage_key
+from coatcheck.asgi import SessionMiddleware as ASGIMiddleware
 from coatcheck.stores import AsyncMemoryStore, AsyncSQLiteStore, MemoryStore, SQLiteStore
 from coatcheck.wsgi import SessionMiddleware as WSGIMiddleware
 

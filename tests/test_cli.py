@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from coatcheck import SessionManager
-from coatcheck.cli import Progress, _safe_url, main
 from coatcheck._sansio.ids import storage_key
+from coatcheck.cli import Progress, _safe_url, main
 from coatcheck.stores import Record, SQLiteStore
 from coatcheck.testing import FrozenClock
 

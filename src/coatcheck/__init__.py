@@ -7,9 +7,12 @@ store and hands it back, safely and fast, on every later request. Public names o
 from __future__ import annotations
 
 from ._async.manager import AsyncSessionManager
-from ._sync.manager import SessionManager
 from ._sansio.config import ConcurrencyMode, SessionConfig
 from ._sansio.cookies import CookieConfig
+from ._sansio.flow import SaveOutcome
+from ._sansio.serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
+from ._sansio.session import Namespace, Reservation, Session
+from ._sync.manager import SessionManager
 from .errors import (
     CoatcheckError,
     ConfigurationError,
@@ -25,9 +28,6 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from ._sansio.flow import SaveOutcome
-from ._sansio.serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
-from ._sansio.session import Namespace, Reservation, Session
 
 __all__ = [
     "AsyncSessionManager",

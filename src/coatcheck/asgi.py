@@ -24,8 +24,8 @@ from ._sansio.headers import (
     request_mode,
     response_headers,
 )
-from .errors import SessionInterrupted, SessionLocked, StoreError
 from ._sansio.session import Session
+from .errors import SessionInterrupted, SessionLocked, StoreError
 
 __all__ = ["SessionMiddleware"]
 

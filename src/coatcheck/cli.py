@@ -30,13 +30,13 @@ from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
-from ._sync.driver import store_failure
 from ._sansio.config import SessionConfig
-from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
 from ._sansio.flow import SessionCore, _Corrupt, created_at
 from ._sansio.ids import storage_key
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
 from ._sansio.session import DEFAULT_NAMESPACE
+from ._sync.driver import store_failure
+from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
 from .stores import store_from_url
 from .stores.base import LOCKED, Store
 

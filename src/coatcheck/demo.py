@@ -22,9 +22,9 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from ._sync.manager import SessionManager
 from ._sansio.cookies import CookieConfig
 from ._sansio.session import Session
+from ._sync.manager import SessionManager
 from .stores import store_from_url
 from .wsgi import SessionMiddleware
 

@@ -22,9 +22,9 @@ from ._sansio.headers import (
     request_mode,
     response_headers,
 )
+from ._sansio.session import Session
 from ._sync.manager import SessionManager
 from .errors import SessionInterrupted, SessionLocked, StoreError
-from ._sansio.session import Session
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

@@ -20,8 +20,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from coatcheck import AsyncSessionManager
-from coatcheck.asgi import SessionMiddleware
 from coatcheck._sansio.ids import new_session_id
+from coatcheck.asgi import SessionMiddleware
 from coatcheck.stores import AsyncRedisStore, AsyncSQLiteStore
 from coatcheck.testing import FrozenClock
 

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from coatcheck import SessionManager
-from coatcheck.errors import ConfigurationError
 from coatcheck._sansio.ids import new_session_id
+from coatcheck.errors import ConfigurationError
 from coatcheck.stores import RedisStore, SQLiteStore
 from coatcheck.testing import FrozenClock
 from coatcheck.wsgi import SessionMiddleware

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from coatcheck import SessionManager
-from coatcheck.errors import ConfigurationError, StoreError
 from coatcheck._sansio.ids import storage_key
+from coatcheck.errors import ConfigurationError, StoreError
 from coatcheck.stores import LOCKED, FileStore, LockRequest, Record, store_from_url
 from coatcheck.stores._files_db import CORRUPT_PAYLOAD, HEADER_SIZE
 

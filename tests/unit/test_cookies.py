@@ -19,8 +19,8 @@ from coatcheck._sansio.cookies import (
     delete_cookie_header,
     set_cookie_header,
 )
-from coatcheck.errors import ConfigurationError
 from coatcheck._sansio.ids import new_session_id
+from coatcheck.errors import ConfigurationError
 
 SID = new_session_id()
 

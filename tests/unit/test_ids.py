@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coatcheck.errors import ConfigurationError
 from coatcheck._sansio.ids import (
     fingerprint,
     id_length,
@@ -20,6 +19,7 @@ from coatcheck._sansio.ids import (
     new_token,
     storage_key,
 )
+from coatcheck.errors import ConfigurationError
 
 ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 

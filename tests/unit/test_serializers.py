@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coatcheck.errors import ConfigurationError, SerializationError
 from coatcheck._sansio.serializers import (
     JSONSerializer,
     MsgpackSerializer,
     PickleSerializer,
     Serializer,
 )
+from coatcheck.errors import ConfigurationError, SerializationError
 
 KEY = "pickle-key-0123456789abcdef"
 TAGS = [" t", " s", " fs", " b", " i", " dt", " da", " tm", " u", " dec", " k", " ", " x", "  t"]

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coatcheck.errors import ConfigurationError
 from coatcheck._sansio.ids import new_session_id
 from coatcheck._sansio.signing import Signer
+from coatcheck.errors import ConfigurationError
 
 OLD = "old-secret-0123456789abcdef"
 NEW = b"new-secret-0123456789abcdef"

@@ -11,8 +11,8 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from .._flavours import async_sleep
-from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from .._sansio.flow import Op
+from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from ..stores.base import AsyncStore
 
 __all__ = ["run_async", "store_failure"]

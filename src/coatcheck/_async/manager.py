@@ -11,9 +11,9 @@ from types import TracebackType
 from typing import Any
 
 from .._sansio.config import ConcurrencyMode, SessionConfig
-from ..errors import ConfigurationError
 from .._sansio.flow import SaveOutcome, SessionCore
 from .._sansio.session import Reservation, Session
+from ..errors import ConfigurationError
 from ..stores import async_store_from_url
 from ..stores.base import AsyncStore
 from .driver import run_async

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .cookies import CookieConfig
 from ..errors import ConfigurationError
+from .cookies import CookieConfig
 from .merge import ConflictPolicy
 from .serializers import JSONSerializer, Serializer
 

@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
-from .config import ConcurrencyMode, SessionConfig
-from .cookies import cookie_values, delete_cookie_header, set_cookie_header
 from ..errors import (
     ConfigurationError,
     PayloadTooLarge,
@@ -31,11 +29,13 @@ from ..errors import (
     SessionLocked,
     StoreError,
 )
+from ..stores.base import LOCKED, LockRequest, Record, Slide
+from .config import ConcurrencyMode, SessionConfig
+from .cookies import cookie_values, delete_cookie_header, set_cookie_header
 from .ids import fingerprint, id_pattern, new_session_id, new_token, storage_key
 from .merge import Document, changed_keys, merge
 from .session import DEFAULT_NAMESPACE, Reservation, Session
 from .signing import Signer
-from ..stores.base import LOCKED, LockRequest, Record, Slide
 
 __all__ = ["FORMAT_VERSION", "Op", "SaveOutcome", "SessionCore", "created_at", "security_log"]
 

@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
+from ..errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
 from .config import ConcurrencyMode
 from .cookies import CookieConfig, delete_cookie_header
-from ..errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
 from .flow import SaveOutcome
 
 __all__ = [

@@ -12,8 +12,8 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from .._flavours import sync_sleep
-from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from .._sansio.flow import Op
+from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from ..stores.base import Store
 
 __all__ = ["run_sync", "store_failure"]
