@@ -4,7 +4,8 @@
 Every ``_async`` directory listed in ``DIRS`` is the one source of truth; its ``_sync`` twin is
 written from it by the token rules below. ``--check`` exits 1 when a generated file is stale,
 missing or extra, so CI fails instead of shipping twins that drifted apart.
-Rules that match nothing anywhere are reported, so the list never collects dead entries.
+A rule that matches nothing anywhere is an error in both modes (exit 1), so the list never
+collects dead entries.
 """
 
 from __future__ import annotations
@@ -92,15 +93,21 @@ def main(argv: list[str]) -> int:
                 stale.append(f"{extra.relative_to(ROOT)} (no source)")
                 if not check:
                     extra.unlink()
-    unused = [SUBS[i][0] for i in range(len(SUBS)) if i not in used]
-    if unused:
-        print("unasync: rules that matched nothing:", ", ".join(unused), file=sys.stderr)
+    failed = False
     if check and stale:
         print("unasync: stale generated files:\n  " + "\n  ".join(stale), file=sys.stderr)
-        return 1
+        failed = True
     if not check and stale:
         print("unasync: wrote " + ", ".join(stale))
-    return 0
+    unused = [SUBS[i][0] for i in range(len(SUBS)) if i not in used]
+    if unused:
+        print(
+            "unasync: these rules matched nothing in any _async source; remove them from SUBS"
+            " (or fix the pattern):\n  " + "\n  ".join(repr(pattern) for pattern in unused),
+            file=sys.stderr,
+        )
+        failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
