@@ -1,5 +1,4 @@
-"""What the PostgreSQL and MySQL stores share: names, URL options, every statement they run, and
-the connection pools they keep.
+"""What the PostgreSQL and MySQL stores share: names, URL options and every statement they run.
 
 The statement text for both dialects lives here, next to each other, so the two schemas and
 their one-round-trip tricks can be read and compared in one place. Statements are templates:
@@ -9,17 +8,11 @@ values always travel as driver parameters (``%(name)s``, which psycopg and PyMyS
 
 from __future__ import annotations
 
-import asyncio
 import re
 import select
 import sys
-import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigurationError
@@ -29,10 +22,8 @@ __all__ = [
     "DEFAULT_TABLE",
     "MYSQL",
     "POSTGRESQL",
-    "AsyncPool",
     "MySQLAddress",
     "Option",
-    "Pool",
     "PoolTimeout",
     "Statements",
     "check_key",
@@ -40,7 +31,6 @@ __all__ = [
     "quiet",
     "split_table",
     "url_options",
-    "within",
 ]
 
 DEFAULT_TABLE = "coatcheck_sessions"
@@ -313,259 +303,6 @@ MYSQL = Statements(
                COALESCE(SUM(LENGTH(payload)), 0)
         FROM {table}""",
 )
-
-
-# -- connection pools ------------------------------------------------------------------------
-#
-# MySQLStore keeps the connections it makes in one of these (PyMySQL has no pool, and the sync
-# and async flavours should behave alike); PostgreSQLStore uses psycopg_pool, the pool made for
-# psycopg. They are small on purpose, since every operation
-# checks a connection out and back in: two short critical sections and one poll of the idle
-# connection's socket (no round trip), where a threading.Semaphore with a context manager
-# costs about 10 µs (benchmarks/stores.py). The most recently returned connection is reused
-# first, so a quiet site keeps one warm connection rather than cycling through all of them.
-# The connection-specific steps (is it alive, how to close it, which errors lose it) are
-# parameters, which keeps the pool free of driver imports.
-
-C = TypeVar("C")
-
-
-class Pool(Generic[C]):
-    """At most ``size`` connections opened by ``connect``, shared by threads.
-
-    :meth:`get` reuses the most recently returned idle connection that ``alive`` (a check
-    without a round trip) accepts, closing dead ones, or opens a new one; it waits at most
-    ``timeout`` seconds for a connection to come back when ``size`` are out, then raises
-    :class:`PoolTimeout`. :meth:`put` returns a connection; :meth:`failed` returns one whose
-    statement raised ``exc``: it is kept when ``exc`` is one of ``usable_after`` (a refusal
-    by the server) and ``lost(conn, exc)`` is false, and closed otherwise; when ``lost``, the
-    idle connections are closed too (one dead connection usually means the server restarted).
-    ``close`` closes one connection and never raises; ``closed_error`` is raised by ``get``
-    once the pool is closed.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], C],
-        *,
-        size: int,
-        timeout: float,
-        alive: Callable[[C], bool],
-        close: Callable[[C], None],
-        lost: Callable[[C, BaseException], bool],
-        usable_after: tuple[type[BaseException], ...],
-        closed_error: Callable[[], BaseException],
-    ) -> None:
-        self._connect = connect
-        self._size = size
-        self._timeout = timeout
-        self._alive = alive
-        self._close = close
-        self._lost = lost
-        self._usable_after = usable_after
-        self._closed_error = closed_error
-        self._idle: deque[C] = deque()
-        self._lock = threading.Lock()
-        self._returned = threading.Condition(self._lock)
-        self._out = 0  # connections checked out (or being opened)
-        self._waiting = 0
-        self._closed = False
-
-    def get(self) -> C:
-        """Check a connection out."""
-        with self._lock:
-            if self._closed:
-                raise self._closed_error()
-            if self._out >= self._size:
-                self._wait()
-            self._out += 1
-        try:
-            idle = self._idle
-            while idle:
-                try:
-                    conn = idle.pop()
-                except IndexError:  # another thread took the last one
-                    break
-                if self._alive(conn):
-                    return conn
-                self._close(conn)
-            return self._connect()
-        except BaseException:
-            self._check_in(None)
-            raise
-
-    def _wait(self) -> None:
-        # Called holding the lock; returns holding it, with a connection free to take.
-        deadline = time.monotonic() + self._timeout
-        self._waiting += 1
-        try:
-            while self._out >= self._size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise PoolTimeout(f"no connection was free within {self._timeout:g} s")
-                self._returned.wait(remaining)
-                if self._closed:
-                    raise self._closed_error()
-        finally:
-            self._waiting -= 1
-
-    def _check_in(self, conn: C | None) -> None:
-        with self._lock:
-            self._out -= 1
-            if self._waiting:
-                self._returned.notify()
-            if conn is None:
-                return
-            if not self._closed:
-                self._idle.append(conn)
-                return
-        self._close(conn)
-
-    def put(self, conn: C) -> None:
-        """Return a connection checked out with :meth:`get`."""
-        self._check_in(conn)
-
-    def failed(self, conn: C, exc: BaseException) -> None:
-        """Return a connection whose statement raised ``exc`` (see the class docstring)."""
-        lost = self._lost(conn, exc)
-        if not lost and isinstance(exc, self._usable_after):
-            self._check_in(conn)
-            return
-        self._close(conn)
-        self._check_in(None)
-        if lost:
-            self._drop_idle()
-
-    @contextmanager
-    def connection(self) -> Iterator[C]:
-        """:meth:`get`, then :meth:`put` or :meth:`failed`."""
-        conn = self.get()
-        try:
-            yield conn
-        except BaseException as exc:
-            self.failed(conn, exc)
-            raise
-        self.put(conn)
-
-    def _drop_idle(self) -> None:
-        while True:
-            try:
-                conn = self._idle.pop()
-            except IndexError:
-                return
-            self._close(conn)
-
-    def close(self) -> None:
-        """Close the idle connections; those checked out are closed when they come back."""
-        with self._lock:
-            self._closed = True
-            self._returned.notify_all()
-        self._drop_idle()
-
-
-class AsyncPool(Generic[C]):
-    """:class:`Pool` for asyncio: ``connect`` and ``close`` are coroutines, and so are
-    :meth:`get`, :meth:`put`, :meth:`failed` and :meth:`aclose`."""
-
-    def __init__(
-        self,
-        connect: Callable[[], Awaitable[C]],
-        *,
-        size: int,
-        timeout: float,
-        alive: Callable[[C], bool],
-        close: Callable[[C], Awaitable[None]],
-        lost: Callable[[C, BaseException], bool],
-        usable_after: tuple[type[BaseException], ...],
-        closed_error: Callable[[], BaseException],
-    ) -> None:
-        self._connect = connect
-        self._timeout = timeout
-        self._alive = alive
-        self._close = close
-        self._lost = lost
-        self._usable_after = usable_after
-        self._closed_error = closed_error
-        self._idle: deque[C] = deque()
-        self._slots = asyncio.Semaphore(size)
-        self._closed = False
-
-    async def get(self) -> C:
-        """Check a connection out."""
-        if self._slots.locked():
-            try:
-                await within(self._slots.acquire(), self._timeout)
-            except asyncio.TimeoutError:
-                raise PoolTimeout(f"no connection was free within {self._timeout:g} s") from None
-        else:
-            await self._slots.acquire()
-        if self._closed:
-            self._slots.release()
-            raise self._closed_error()
-        try:
-            idle = self._idle
-            while idle:
-                conn = idle.pop()
-                if self._alive(conn):
-                    return conn
-                await self._close(conn)
-            return await self._connect()
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def put(self, conn: C) -> None:
-        """Return a connection checked out with :meth:`get`."""
-        self._slots.release()
-        if self._closed:
-            await self._close(conn)
-        else:
-            self._idle.append(conn)
-
-    async def failed(self, conn: C, exc: BaseException) -> None:
-        """Return a connection whose statement raised ``exc`` (see :class:`Pool`)."""
-        lost = self._lost(conn, exc)
-        if not lost and isinstance(exc, self._usable_after):
-            await self.put(conn)
-            return
-        self._slots.release()
-        await self._close(conn)
-        if lost:
-            await self._drop_idle()
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[C]:
-        """:meth:`get`, then :meth:`put` or :meth:`failed`."""
-        conn = await self.get()
-        try:
-            yield conn
-        except BaseException as exc:
-            await self.failed(conn, exc)
-            raise
-        await self.put(conn)
-
-    async def _drop_idle(self) -> None:
-        while self._idle:
-            await self._close(self._idle.pop())
-
-    async def aclose(self) -> None:
-        """Close the idle connections; those checked out are closed when they come back."""
-        self._closed = True
-        await self._drop_idle()
-
-
-if sys.version_info >= (3, 11):
-
-    async def within(work: Awaitable[Any], timeout: float) -> Any:
-        """Await ``work`` for at most ``timeout`` seconds (``asyncio.TimeoutError`` after)."""
-        async with asyncio.timeout(timeout):
-            return await work
-
-else:
-
-    async def within(work: Awaitable[Any], timeout: float) -> Any:
-        """Await ``work`` for at most ``timeout`` seconds (``asyncio.TimeoutError`` after)."""
-        return await asyncio.wait_for(work, timeout)
 
 
 _POLLER = "_coatcheck_poller"

@@ -20,6 +20,7 @@ from ...errors import ConfigurationError
 from .. import _mysql_async as _mysql
 from .. import _sql
 from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
+from . import _pool
 
 __all__ = ["AsyncConnectionFactory", "AsyncMySQLStore"]
 
@@ -84,7 +85,7 @@ class AsyncMySQLStore:
         self._lock_load = f"{self._sql.lock};\n{self._sql.load}"
         self._factory = connect
         self._timeout = timeout
-        self._pool = _sql.AsyncPool(
+        self._pool = _pool.AsyncPool(
             self._connect,
             size=pool_size,
             timeout=pool_timeout,

@@ -21,6 +21,7 @@ from ...errors import ConfigurationError
 from .. import _mysql_sync as _mysql
 from .. import _sql
 from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
+from . import _pool
 
 __all__ = ["ConnectionFactory", "MySQLStore"]
 
@@ -85,7 +86,7 @@ class MySQLStore:
         self._lock_load = f"{self._sql.lock};\n{self._sql.load}"
         self._factory = connect
         self._timeout = timeout
-        self._pool = _sql.Pool(
+        self._pool = _pool.Pool(
             self._connect,
             size=pool_size,
             timeout=pool_timeout,
