@@ -1,10 +1,11 @@
 """The MySQL store's driver layer, asyncio flavour: aiomysql connections.
 
-:mod:`coatcheck.stores._mysql_sync` is its hand-written blocking twin (PyMySQL) with the same
-names; the generated ``_sync/mysql.py`` imports it by the unasync rule ``_mysql_async`` ->
-``_mysql_sync``. Everything that differs between the two drivers lives in this pair: how to
-connect, how to run statements under a deadline, how to tell a dead idle connection and how to
-close one. The pool around them is :class:`coatcheck.stores._sql.AsyncPool`.
+:mod:`coatcheck.stores._mysql_sync` is its hand-written blocking partner (PyMySQL) with the
+same names; the generated ``_sync/mysql.py`` imports it by the unasync rule ``_mysql_async`` ->
+``_mysql_sync``. Only what differs between the two drivers lives in this pair: how to connect,
+how to run statements under a deadline, how to tell a dead idle connection and how to close
+one; what both share is in :mod:`coatcheck.stores._mysql`, re-exported. The pool around the
+connections is the generated :class:`coatcheck.stores._async._pool.AsyncPool`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import aiomysql
 import pymysql
 from pymysql.constants import CLIENT
 
-from ._mysql_sync import Result, lost, multi_statements
+from ._mysql import CURSOR, Result, closed_error, lost, multi_statements
 from ._sql import MySQLAddress
 
 __all__ = [
@@ -122,14 +123,11 @@ class _Cursor(aiomysql.Cursor):  # type: ignore[misc]  # aiomysql is untyped
 # future and a context manager for each), against 100-200 µs for a short statement's whole
 # round trip. A connection keeps one cursor instead; the pool hands a connection to one caller
 # at a time, so the cursor is never shared, and it goes away with the connection.
-_CURSOR = "_coatcheck_cursor"
-
-
 def _cursor(conn: Connection) -> _Cursor:
-    cur: _Cursor | None = getattr(conn, _CURSOR, None)
+    cur: _Cursor | None = getattr(conn, CURSOR, None)
     if cur is None:
         cur = _Cursor(conn)
-        setattr(conn, _CURSOR, cur)
+        setattr(conn, CURSOR, cur)
     return cur
 
 
@@ -176,8 +174,3 @@ async def close(conn: Connection) -> None:
         await conn.ensure_closed()
     except Exception:  # already broken: just drop it
         conn.close()
-
-
-def closed_error() -> pymysql.err.InterfaceError:
-    """What using a closed store raises."""
-    return pymysql.err.InterfaceError(0, "the MySQL store is closed")

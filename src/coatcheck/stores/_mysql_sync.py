@@ -1,22 +1,26 @@
 """The MySQL store's driver layer, blocking flavour: PyMySQL connections.
 
-The hand-written twin of :mod:`coatcheck.stores._mysql_async`, with the same names; the
-generated ``_sync/mysql.py`` imports this module, and puts its connections in a
-:class:`coatcheck.stores._sql.Pool`. This module imports PyMySQL only, never aiomysql, and also
-holds what both flavours share (:class:`Result`, :func:`lost`, :func:`multi_statements`).
+The hand-written partner of :mod:`coatcheck.stores._mysql_async` (aiomysql), with the same
+names; the generated ``_sync/mysql.py`` imports this module, and puts its connections in the
+generated :class:`coatcheck.stores._sync._pool.Pool`. Only what PyMySQL does differently lives
+here (connecting, running statements, telling a dead idle connection, closing one); what both
+drivers share is in :mod:`coatcheck.stores._mysql`, re-exported. Imports PyMySQL only.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple, TypeAlias
+import select
+import sys
+from typing import Any, TypeAlias
 
 import pymysql
 import pymysql.connections
 import pymysql.cursors
 from pymysql.constants import CLIENT
 
-from ._sql import MySQLAddress, quiet
+from ._mysql import CURSOR, Result, closed_error, lost, multi_statements
+from ._sql import MySQLAddress
 
 __all__ = [
     "Connection",
@@ -33,27 +37,6 @@ __all__ = [
 
 # The stubs make Connection generic over its cursor class; the runtime class is not.
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
-
-
-class Result(NamedTuple):
-    """What one statement returned: found rows, the OK packet's insert id, the first row."""
-
-    rowcount: int
-    lastrowid: int | None
-    row: tuple[Any, ...] | None
-
-
-def lost(conn: object, exc: BaseException) -> bool:
-    """Whether ``exc`` means the connection itself is gone (not a server-side refusal)."""
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return True
-    if isinstance(exc, pymysql.err.OperationalError):
-        code = exc.args[0] if exc.args else None
-        # 2000-2999 are client-side errors (CR_SERVER_GONE_ERROR, CR_SERVER_LOST, ...); 4031
-        # is MySQL 8's "disconnected by the server because of inactivity". Server errors
-        # such as a lock wait timeout leave the connection usable.
-        return not isinstance(code, int) or 2000 <= code < 3000 or code == 4031
-    return False
 
 
 def connect(address: MySQLAddress) -> Connection:
@@ -78,28 +61,20 @@ def connect(address: MySQLAddress) -> Connection:
     )
 
 
-def multi_statements(conn: Connection) -> bool:
-    """Whether ``conn`` may send several statements in one request (:func:`execute_pair`)."""
-    return bool(conn.client_flag & CLIENT.MULTI_STATEMENTS)
-
-
-# A new cursor per statement, and closing it, cost 2-3 µs a statement (8 µs in the aiomysql
-# twin), against 60-150 µs for a short statement's whole round trip. A connection keeps one
-# cursor instead; the pool hands a connection to one caller at a time, so the cursor is never
+# A new cursor per statement, and closing it, cost 2-3 µs a statement (8 µs with aiomysql),
+# against 60-150 µs for a short statement's whole round trip. A connection keeps one cursor
+# instead; the pool hands a connection to one caller at a time, so the cursor is never
 # shared, and it goes away with the connection.
-_CURSOR = "_coatcheck_cursor"
-
-
 def _cursor(conn: Connection) -> pymysql.cursors.Cursor:
-    cur: pymysql.cursors.Cursor | None = getattr(conn, _CURSOR, None)
+    cur: pymysql.cursors.Cursor | None = getattr(conn, CURSOR, None)
     if cur is None:
         cur = pymysql.cursors.Cursor(conn)
-        setattr(conn, _CURSOR, cur)
+        setattr(conn, CURSOR, cur)
     return cur
 
 
 def execute(conn: Connection, query: str, args: dict[str, Any], timeout: float) -> Result:
-    """Run one statement. ``timeout`` is for the async twin: here the connection's own
+    """Run one statement. ``timeout`` is for the aiomysql layer: here the connection's own
     ``read_timeout``/``write_timeout`` bound it (:func:`connect` sets them)."""
     cur = _cursor(conn)
     cur.execute(query, args)
@@ -118,13 +93,34 @@ def execute_pair(conn: Connection, query: str, args: dict[str, Any], timeout: fl
     return Result(rowcount, lastrowid, cur.fetchone())
 
 
+_POLLER = "_coatcheck_poller"
+
+
+def _quiet(conn: object, fileno: int) -> bool:
+    """Whether the socket ``fileno`` of the idle connection ``conn`` has nothing to read.
+
+    Readable means the server closed the connection (a restart, an idle timeout) or sent
+    something unasked for; either way it must not be reused. One poll, no round trip; the
+    poller is kept on the connection, so a check is one system call.
+    """
+    if sys.platform == "win32":  # no poll()
+        readable, _, _ = select.select([fileno], [], [], 0)
+        return not readable
+    poller: select.poll | None = getattr(conn, _POLLER, None)
+    if poller is None:
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN)
+        setattr(conn, _POLLER, poller)
+    return not poller.poll(0)
+
+
 def alive(conn: Connection) -> bool:
     """Whether an idle connection may be reused: its socket has nothing to read (one poll)."""
     sock = getattr(conn, "_sock", None)
     if sock is None:
         return False
     try:
-        return quiet(conn, sock.fileno())
+        return _quiet(conn, sock.fileno())
     except (OSError, ValueError):
         return False
 
@@ -134,8 +130,3 @@ def close(conn: Connection) -> None:
     # close() refuses a connection it already closed; either way it ends up closed.
     with contextlib.suppress(pymysql.err.Error, OSError):
         conn.close()
-
-
-def closed_error() -> pymysql.err.InterfaceError:
-    """What using a closed store raises."""
-    return pymysql.err.InterfaceError(0, "the MySQL store is closed")

@@ -9,8 +9,6 @@ values always travel as driver parameters (``%(name)s``, which psycopg and PyMyS
 from __future__ import annotations
 
 import re
-import select
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from urllib.parse import unquote, urlsplit
@@ -28,7 +26,6 @@ __all__ = [
     "Statements",
     "check_key",
     "describe",
-    "quiet",
     "split_table",
     "url_options",
 ]
@@ -303,24 +300,3 @@ MYSQL = Statements(
                COALESCE(SUM(LENGTH(payload)), 0)
         FROM {table}""",
 )
-
-
-_POLLER = "_coatcheck_poller"
-
-
-def quiet(conn: object, fileno: int) -> bool:
-    """Whether the socket ``fileno`` of the idle connection ``conn`` has nothing to read.
-
-    Readable means the server closed the connection (a restart, an idle timeout) or sent
-    something unasked for; either way it must not be reused. One poll, no round trip; the
-    poller is kept on the connection, so a check is one system call.
-    """
-    if sys.platform == "win32":  # no poll()
-        readable, _, _ = select.select([fileno], [], [], 0)
-        return not readable
-    poller: select.poll | None = getattr(conn, _POLLER, None)
-    if poller is None:
-        poller = select.poll()
-        poller.register(fileno, select.POLLIN)
-        setattr(conn, _POLLER, poller)
-    return not poller.poll(0)
