@@ -21,7 +21,7 @@ from coatcheck import SessionManager
 from coatcheck._sansio.ids import storage_key
 from coatcheck.errors import ConfigurationError, StoreError
 from coatcheck.stores import LOCKED, FileStore, LockRequest, Record, store_from_url
-from coatcheck.stores._files_db import CORRUPT_PAYLOAD, HEADER_SIZE
+from coatcheck.stores._files_format import CORRUPT_PAYLOAD, HEADER_SIZE
 
 from ._workers import run_cas_processes
 

@@ -1,8 +1,9 @@
 """A session store in a directory: one file per session, no server, several processes.
 
-The file layout, the atomic writes and the locking are in :mod:`coatcheck.stores._files_db` (its
-docstring says why they are race-free); this class only hands each operation to a worker thread
-(``run_blocking``) in the async flavour.
+The operations, their atomic writes and locking are in :mod:`coatcheck.stores._files_backend`
+(its docstring says why they are race-free), the on-disk format in ``_files_format`` and the
+directory's safety checks in ``_files_directory``; this class only hands each operation to a
+worker thread (``run_blocking``) in the async flavour.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from urllib.parse import unquote, urlsplit
 
 from ...errors import ConfigurationError
-from .._files_db import FileDirectory
+from .._files_backend import FileDirectory
 from ._blocking import AsyncBlockingStore
 
 __all__ = ["AsyncFileStore"]
