@@ -12,7 +12,7 @@ import pytest
 
 from coatcheck.errors import ConfigurationError
 from coatcheck.stores import LockRequest, Record, SQLiteStore, store_from_url
-from coatcheck.stores._sqlite_db import SQLiteUnavailable
+from coatcheck.stores._sqlite_backend import SQLiteUnavailable
 
 from ._workers import run_cas_processes
 

@@ -1,6 +1,6 @@
 """A session store in one SQLite file: the embedded default, safe for several processes.
 
-The SQL and the connection handling live in :mod:`coatcheck.stores._sqlite_db`; this class only
+The SQL and the connection handling live in :mod:`coatcheck.stores._sqlite_backend`; this class only
 hands each operation to a worker thread (``run_blocking``) in the async flavour.
 """
 
@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..._flavours import async_run_blocking
 from ...errors import ConfigurationError
-from .._sqlite_db import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
+from .._sqlite_backend import DEFAULT_TABLE, SQLiteDatabase, SQLiteUnavailable
 from ._blocking import AsyncBlockingStore
 
 __all__ = ["AsyncSQLiteStore"]
@@ -28,7 +28,7 @@ class AsyncSQLiteStore(AsyncBlockingStore):
 
     A read without the per-session lock is exactly one ``SELECT``; every write is one statement
     (``UPDATE ... RETURNING``), so there is no transaction to retry. ``unavailable_errors`` is
-    :class:`~coatcheck.stores._sqlite_db.SQLiteUnavailable`: a file that stays locked past
+    :class:`~coatcheck.stores._sqlite_backend.SQLiteUnavailable`: a file that stays locked past
     ``timeout``, cannot be opened, is read-only or full, or fails I/O. Other sqlite3 errors, such
     as a missing table, are mistakes in the setup and surface as plain store errors.
     """
