@@ -14,7 +14,7 @@ import pytest
 from coatcheck import SessionManager
 from coatcheck._sansio.ids import storage_key
 from coatcheck.cli import Progress, _safe_url, main
-from coatcheck.stores import Record, SQLiteStore
+from coatcheck.stores import Load, Record, SQLiteStore
 from coatcheck.testing import FrozenClock
 
 SECRET = "cli-test-secret-0123456789abcdef"
@@ -53,7 +53,7 @@ def make_session(
 
 
 def payload_size(store: SQLiteStore, ticket: str) -> int:
-    record = store.load(storage_key(ticket.partition(".")[0]), time.time())
+    record = store.load(Load(storage_key(ticket.partition(".")[0]), time.time()))
     assert isinstance(record, Record)
     return len(record.payload)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from ._async.manager import AsyncSessionManager
 from ._sansio.config import ConcurrencyMode, SessionConfig
 from ._sansio.cookies import CookieConfig
-from ._sansio.flow import SaveOutcome
+from ._sansio.core import SaveOutcome
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
 from ._sansio.session import Namespace, Reservation, Session
 from ._sync.manager import SessionManager
 from .errors import (
     CoatcheckError,
+    ConcurrencyError,
     ConfigurationError,
     InvalidKey,
     PayloadTooLarge,
@@ -32,6 +33,7 @@ from .errors import (
 __all__ = [
     "AsyncSessionManager",
     "CoatcheckError",
+    "ConcurrencyError",
     "ConcurrencyMode",
     "ConfigurationError",
     "CookieConfig",

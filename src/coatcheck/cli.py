@@ -30,15 +30,22 @@ from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
-from ._sansio.config import SessionConfig
-from ._sansio.flow import SessionCore, _Corrupt, created_at
+from ._sansio.document import (
+    DEFAULT,
+    FLASH,
+    FORM_TOKENS,
+    REMOTE_ADDR,
+    USER,
+    Codec,
+    Corrupt,
+    created_at,
+)
 from ._sansio.ids import storage_key
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
-from ._sansio.session import DEFAULT_NAMESPACE
 from ._sync.driver import store_failure
 from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
 from .stores import store_from_url
-from .stores.base import LOCKED, Store
+from .stores.base import LOCKED, ClearExpired, Load, Store
 
 __all__ = ["DEFAULT_STORE", "build_parser", "main"]
 
@@ -252,7 +259,7 @@ def _cmd_cleanup(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         # clear_expired already works in bounded batches inside the store (the contract says
         # so); it reports one total, so the bar moves once per call. Another call after the
         # first would find nothing more: every record it could remove expired before `now`.
-        removed = _call(store, store.clear_expired, now)
+        removed = _call(store, store.clear_expired, ClearExpired(now))
         progress.update(removed)
         progress.finish()
         out.write(f"{removed}\n")
@@ -292,18 +299,18 @@ def _describe(value: Any, serializer: Serializer) -> str:
 
 def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     serializer = _SERIALIZERS[args.serializer]()
-    core = SessionCore(SessionConfig(serializer=serializer))
+    codec = Codec(serializer, None)
     # A signed cookie value is "id.MAC"; an id never contains a dot, so either form works.
     session_id = args.id.strip().partition(".")[0]
     with _open_store(args.store) as store:
         now = time.time()
-        record = _call(store, store.load, storage_key(session_id), now)
+        record = _call(store, store.load, Load(storage_key(session_id), now))
         if record is None or record is LOCKED:
             err.write("coatcheck: no session with that id\n")
             return EXIT_NOT_FOUND
         try:
-            data, meta = core.decode(record.payload)
-        except _Corrupt as corrupt:
+            document = codec.decode(record.payload)
+        except Corrupt as corrupt:
             err.write(
                 f"coatcheck: the stored session cannot be decoded with the {args.serializer} "
                 f"serializer ({corrupt.reason}); version {record.version}, "
@@ -311,8 +318,9 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             )
             return EXIT_NOT_FOUND
         expired = " [EXPIRED]" if record.expires_at <= now else ""
-        user = meta.get("u")
-        remote = meta.get("r")
+        data, meta = document.data, document.meta
+        user = meta.get(USER)
+        remote = meta.get(REMOTE_ADDR)
         rows = [
             ("store", store.name),
             ("created", _timestamp(created_at(meta), now)),
@@ -322,13 +330,13 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             ("remote addr", "-" if remote is None else _printable(str(remote))),
             ("version", str(record.version)),
             ("payload", f"{len(record.payload)} bytes"),
-            ("form tokens", str(len(meta.get("t") or ()))),
-            ("flashed", str(len(meta.get("f") or ()))),
+            ("form tokens", str(len(meta.get(FORM_TOKENS) or ()))),
+            ("flashed", str(len(meta.get(FLASH) or ()))),
         ]
         for label, value in rows:
             out.write(f"{label + ':':<13}{value}\n")
         items = [
-            (key if ns == DEFAULT_NAMESPACE else f"{ns}/{key}", value)
+            (key if ns == DEFAULT else f"{ns}/{key}", value)
             for ns, values in sorted(data.items())
             for key, value in sorted(values.items())
         ]

@@ -27,9 +27,9 @@ from coatcheck import (
     SessionManager,
 )
 from coatcheck._sansio.ids import storage_key
-from coatcheck.stores import Record, Store
+from coatcheck.stores import Load, Record, Store
 
-from ..contract._sync.backends import BACKENDS, shared_url, sync_store_for
+from ..support._sync.backends import BACKENDS, shared_url, sync_store_for
 from ._workers import Job, Outcome, distinct_writes, increments, init_worker, run_job, run_threads
 
 THREADS = 8
@@ -38,7 +38,7 @@ PER_WORKER = 25
 # Long enough that a queue of waiting lock-mode requests never gives up on a slow disk.
 LOCK_WAIT = 10.0
 
-SHARED_BACKENDS = [name for name in BACKENDS if name != "memory"]
+SHARED_BACKENDS = [param for param in BACKENDS if param.values[0] != "memory"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -101,7 +101,7 @@ def new_session(store: Store, **data: Any) -> str:
 def stored(store: Store, ticket: str) -> Record | None:
     """The raw record behind ``ticket``, read without any lock."""
     manager = SessionManager(store)
-    record = store.load(storage_key(ticket), manager.core.now())
+    record = store.load(Load(storage_key(ticket), manager.core.now()))
     assert record is None or isinstance(record, Record)
     return record
 

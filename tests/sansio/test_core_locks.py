@@ -208,12 +208,6 @@ def test_an_interrupted_locked_save_unlocks(clock: FrozenClock) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="core bug: _save_releasing catches BaseException and yields an Unlock on "
-    "GeneratorExit, so closing a suspended locked save raises 'generator ignored GeneratorExit'",
-)
 def test_a_locked_save_abandoned_mid_write_can_be_closed(clock: FrozenClock) -> None:
     # What a driver leaves behind when the task is cancelled (CancelledError, KeyboardInterrupt
     # are not thrown into the flow): a suspended flow that the garbage collector closes.

@@ -100,11 +100,6 @@ def test_a_slide_inside_the_absolute_deadline_needs_no_touch(clock: FrozenClock)
     run(core.save_flow(session))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after a slide in the load, _touch returns False, so a max_age cookie is "
-    "not re-issued on a stale read as it is with a store that touches at save",
-)
 def test_a_max_age_cookie_is_reissued_after_a_slide_as_after_a_touch(clock: FrozenClock) -> None:
     cookie = CookieConfig(max_age=3600)
     touching = make_core(clock, cookie=cookie)

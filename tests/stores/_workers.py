@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from coatcheck.stores import Record, store_from_url
+from coatcheck.stores import Load, Record, Update, store_from_url
 
 __all__ = ["cas_increments", "run_cas_processes"]
 
@@ -21,10 +21,12 @@ def cas_increments(url: str, key: str, n: int, now: float, start: Any, results: 
     start.wait()
     try:
         while done < n:
-            record = store.load(key, now)
+            record = store.load(Load(key, now))
             assert isinstance(record, Record)
             value = int(record.payload) + 1
-            version = store.update(key, str(value).encode(), now, now + 3600, now, record.version)
+            version = store.update(
+                Update(key, str(value).encode(), now, now + 3600, now, record.version)
+            )
             if version is None:
                 lost += 1
             else:

@@ -20,12 +20,14 @@ from pymemcache.client.base import Client, PooledClient
 from pymemcache.client.hash import HashClient
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import LockRequest, Record
+from coatcheck.stores import Create, Delete, Load, LockRequest, Record, Touch, Unlock, Update
 from coatcheck.stores._async.memcached import AsyncMemcachedStore
 from coatcheck.stores._sync.memcached import MemcachedStore
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 from ._own_server import own_server
+
+pytestmark = pytest.mark.server("memcached")
 
 NOW = float(int(time.time()))
 HOUR = 3600.0
@@ -38,6 +40,12 @@ ABSOLUTE_SLACK = 3
 
 def key(n: int | str) -> str:
     return hashlib.sha256(f"memcached-{n}".encode()).hexdigest()
+
+
+def plain(record: object) -> tuple[object, ...]:
+    """A loaded record's payload, version and times, without the store's handle."""
+    assert isinstance(record, Record)
+    return tuple(record[:4])
 
 
 @pytest.fixture
@@ -184,9 +192,9 @@ def test_ttl_beyond_thirty_days_becomes_an_absolute_time(
     url: str, raw: Client, prefix: str
 ) -> None:
     store = MemcachedStore(url=url, prefix=prefix)
-    assert store.create(key(1), b"long", NOW, NOW + 31 * DAY, NOW)
-    assert store.create(key(2), b"short", NOW, NOW + 29 * DAY, NOW)
-    record = store.load(key(1), NOW)
+    assert store.create(Create(key(1), b"long", NOW, NOW + 31 * DAY, NOW))
+    assert store.create(Create(key(2), b"short", NOW, NOW + 29 * DAY, NOW))
+    record = store.load(Load(key(1), NOW))
     assert isinstance(record, Record)
     assert record.payload == b"long"
     # Sent as a relative 31 days, memcached would read it as a date in 1970: gone at once.
@@ -201,27 +209,28 @@ def test_ttl_beyond_thirty_days_becomes_an_absolute_time(
 
 def test_touch_update_and_locks_set_native_ttls(url: str, raw: Client, prefix: str) -> None:
     store = MemcachedStore(url=url, prefix=prefix)
-    assert store.create(key(1), b"x", NOW, NOW + 100, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + 100, NOW))
     assert 95 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 100
-    assert store.touch(key(1), NOW + 1, NOW + 5000, NOW + 1)
+    assert store.touch(Touch(key(1), NOW + 1, NOW + 5000, NOW + 1))
     assert 4995 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 5000
-    record = store.load(key(1), NOW)
+    record = store.load(Load(key(1), NOW))
     assert isinstance(record, Record)
     assert (record.payload, record.version, record.accessed_at) == (b"x", 1, NOW + 1)
-    assert store.update(key(1), b"y", NOW, NOW + 40 * DAY, NOW, 1) == 2
+    assert store.update(Update(key(1), b"y", NOW, NOW + 40 * DAY, NOW, 1)) == 2
     assert 40 * DAY - 5 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 40 * DAY + ABSOLUTE_SLACK
-    assert isinstance(store.load(key(1), NOW, LockRequest("t", 30.0)), Record)
+    assert isinstance(store.load(Load(key(1), NOW, LockRequest("t", 30.0))), Record)
     assert 25 <= (remaining_ttl(raw, prefix + key(1) + ":lock") or 0) <= 30
     # A deadline already past gets the one-second floor, never 0 (which would mean "forever").
-    assert store.touch(key(1), NOW, NOW - 5, NOW)
+    assert store.touch(Touch(key(1), NOW, NOW - 5, NOW))
     assert 0 <= (remaining_ttl(raw, prefix + key(1)) or 0) <= 1
     store.close()
 
 
 def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Client) -> None:
-    """Requests written on the socket of a client passed in: a write after a load is one cas
-    (a meta set) on the token the load saw; a locked load is add + gets, and the unlock after
-    a write is a second step (gets + cas on the lock), as memcached has no multi-key step."""
+    """Requests written on the socket of a client passed in: a write with the handle of the
+    load before it is one cas (a meta set) on the token that load saw; without one it reads
+    first. A locked load is add + gets, and the unlock after a write is a second step (gets +
+    cas on the lock), as memcached has no multi-key step."""
     sent = [0]
 
     class CountingSocket(socket.socket):
@@ -232,22 +241,41 @@ def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Cl
     counting_module = SimpleNamespace(**{**vars(socket), "socket": CountingSocket})
     client = Client(server, socket_module=counting_module)
     store = MemcachedStore(client, prefix=prefix)
-    fresh = MemcachedStore(client, prefix=prefix)  # remembers nothing: another process, say
     lock = LockRequest("t", 30.0)
+    loaded: list[Record] = []
+
+    def load(op: Load) -> None:
+        record = store.load(op)
+        assert isinstance(record, Record)
+        loaded.append(record)
+
+    def handle() -> object:
+        return loaded[-1].handle
+
+    def touch() -> object:
+        return store.touch(Touch(key(1), NOW, NOW + HOUR, NOW, handle=handle()))
+
+    def update(payload: bytes, expected: int | None, unlock: str | None = None) -> object:
+        op = Update(key(1), payload, NOW, NOW + HOUR, NOW, expected, unlock, handle())
+        return store.update(op)
+
     expected: list[tuple[str, Callable[[], object], int]] = [
-        ("create", partial(store.create, key(1), b"p", NOW, NOW + HOUR, NOW), 1),
-        ("load", partial(store.load, key(1), NOW), 1),
-        ("load+lock", partial(store.load, key(1), NOW, lock), 2),
-        ("touch", partial(store.touch, key(1), NOW, NOW + HOUR, NOW), 1),
-        ("update+unlock", partial(store.update, key(1), b"q", NOW, NOW + HOUR, NOW, 1, "t"), 3),
+        ("create", lambda: store.create(Create(key(1), b"p", NOW, NOW + HOUR, NOW)), 1),
+        ("load", lambda: load(Load(key(1), NOW)), 1),
+        ("load+lock", lambda: load(Load(key(1), NOW, lock)), 2),
+        ("touch", touch, 1),
+        # The handle is stale after the touch: the cas is refused, the store reads and writes.
+        ("update+unlock, stale handle", lambda: update(b"q", 1, "t"), 5),
         # The unlock's cas made the lock item vanish at once, so this add succeeds first time.
-        ("load+lock again", partial(store.load, key(1), NOW, lock), 2),
-        ("unlock", partial(store.unlock, key(1), "t"), 2),
-        ("update", partial(store.update, key(1), b"r", NOW, NOW + HOUR, NOW, None), 1),
-        ("update without a load", partial(fresh.update, key(1), b"s", NOW, NOW + HOUR, NOW, 3), 2),
-        # What store remembers is stale now: its cas is refused, it reads, it writes.
-        ("touch after their write", partial(store.touch, key(1), NOW, NOW + HOUR, NOW), 3),
-        ("delete", partial(store.delete, key(1)), 2),
+        ("load+lock again", lambda: load(Load(key(1), NOW, lock)), 2),
+        ("unlock", lambda: store.unlock(Unlock(key(1), "t")), 2),
+        ("update", lambda: update(b"r", None), 1),
+        (
+            "update without a handle",
+            lambda: store.update(Update(key(1), b"s", NOW, NOW + HOUR, NOW, 3)),
+            2,
+        ),
+        ("delete", lambda: store.delete(Delete(key(1))), 2),
     ]
     client.version()  # connect first
     for name, operation, round_trips in expected:
@@ -260,120 +288,94 @@ def test_round_trips_per_operation(server: tuple[str, int], prefix: str, raw: Cl
 
 def test_a_write_after_a_load_is_one_round_trip(relay: CountingRelay, prefix: str) -> None:
     store = MemcachedStore(url=relay.url, prefix=prefix)
-    other = MemcachedStore(url=relay.url, prefix=prefix)
-    assert trips(relay, lambda: store.create(key(1), b"p", NOW, NOW + HOUR, NOW)) == ["add"]
-    assert trips(relay, lambda: store.load(key(1), NOW)) == ["gets"]
+    assert trips(relay, lambda: store.create(Create(key(1), b"p", NOW, NOW + HOUR, NOW))) == ["add"]
+    loaded: list[object] = []
+    assert trips(relay, lambda: loaded.append(store.load(Load(key(1), NOW)))) == ["gets"]
+    record = loaded[0]
+    assert isinstance(record, Record)
     result: list[object] = []
-    assert trips(
-        relay, lambda: result.append(store.update(key(1), b"q", NOW, NOW + HOUR, NOW, 1))
-    ) == ["ms"]
-    # The meta set answered with the item's new token: the next write needs no read either.
-    assert trips(relay, lambda: result.append(store.touch(key(1), NOW + 1, NOW + HOUR, NOW))) == [
-        "ms"
-    ]
-    assert trips(
-        relay, lambda: result.append(store.update(key(1), b"r", NOW, NOW + HOUR, NOW, 2))
-    ) == ["ms"]
-    # A store that loaded nothing reads first.
-    assert trips(relay, lambda: result.append(other.touch(key(1), NOW + 2, NOW + HOUR, NOW))) == [
-        "gets",
-        "ms",
-    ]
-    assert result == [2, True, 3, True]
-    record = other.load(key(1), NOW)
-    assert record == Record(b"r", 3, NOW + 2, NOW + HOUR)
+    # No handle (the caller did not load it): the store reads first.
+    touch = Touch(key(1), NOW + 2, NOW + HOUR, NOW)
+    assert trips(relay, lambda: result.append(store.touch(touch))) == ["gets", "ms"]
+    # A handle that went stale (the touch changed the item's token, not its version): the cas
+    # is refused, the store reads, the version matches, it writes.
+    stale = Update(key(1), b"q", NOW, NOW + HOUR, NOW, 1, handle=record.handle)
+    assert trips(relay, lambda: result.append(store.update(stale))) == ["ms", "gets", "ms"]
+    # The handle of the load just before: one meta set.
+    record = store.load(Load(key(1), NOW))
+    assert isinstance(record, Record)
+    update = Update(key(1), b"r", NOW, NOW + HOUR, NOW, 2, handle=record.handle)
+    assert trips(relay, lambda: result.append(store.update(update))) == ["ms"]
+    assert result == [True, 2, 3]
+    record = store.load(Load(key(1), NOW))
+    assert isinstance(record, Record)
+    assert record[:4] == (b"r", 3, NOW, NOW + HOUR)
     store.close()
-    other.close()
 
 
 def test_a_writer_between_load_and_update_is_caught(
     relay: CountingRelay, prefix: str, raw: Client
 ) -> None:
-    """What a load remembered is only a first guess: the server's cas check decides."""
+    """A load's handle is only a first guess: the server's cas check decides."""
     mine = MemcachedStore(url=relay.url, prefix=prefix)
     theirs = MemcachedStore(url=relay.url, prefix=prefix)
     k = key(1)
-    assert mine.create(k, b"0", NOW, NOW + HOUR, NOW)
+    assert mine.create(Create(k, b"0", NOW, NOW + HOUR, NOW))
     seen: list[object] = []
 
-    def update(payload: bytes, expected: int | None) -> Callable[[], object]:
-        return lambda: seen.append(mine.update(k, payload, NOW, NOW + HOUR, NOW, expected))
+    def load() -> object:
+        record = mine.load(Load(k, NOW))
+        assert isinstance(record, Record)
+        return record.handle
+
+    def update(payload: bytes, expected: int | None, handle: object) -> Callable[[], object]:
+        op = Update(k, payload, NOW, NOW + HOUR, NOW, expected, handle=handle)
+        return lambda: seen.append(mine.update(op))
 
     # They save between my load and my save: my cas is refused, the version I expected is gone.
-    assert isinstance(mine.load(k, NOW), Record)
-    assert theirs.update(k, b"theirs", NOW, NOW + HOUR, NOW, 1) == 2
-    assert trips(relay, update(b"mine", 1)) == ["ms", "gets"]
+    handle = load()
+    assert theirs.update(Update(k, b"theirs", NOW, NOW + HOUR, NOW, 1)) == 2
+    assert trips(relay, update(b"mine", 1, handle)) == ["ms", "gets"]
     # They touch in between: the token changed, the version did not, so my save goes through.
-    assert isinstance(mine.load(k, NOW), Record)
-    assert theirs.touch(k, NOW + 5, NOW + HOUR, NOW)
-    assert trips(relay, update(b"mine", 2)) == ["ms", "gets", "ms"]
+    handle = load()
+    assert theirs.touch(Touch(k, NOW + 5, NOW + HOUR, NOW))
+    assert trips(relay, update(b"mine", 2, handle)) == ["ms", "gets", "ms"]
     # A blind save (no expected version) over their save bumps the version it finds.
-    assert isinstance(mine.load(k, NOW), Record)
-    assert theirs.update(k, b"theirs", NOW, NOW + HOUR, NOW, None) == 4
-    assert trips(relay, update(b"blind", None)) == ["ms", "gets", "ms"]
+    handle = load()
+    assert theirs.update(Update(k, b"theirs", NOW, NOW + HOUR, NOW, None)) == 4
+    assert trips(relay, update(b"blind", None, handle)) == ["ms", "gets", "ms"]
     assert seen == [None, 3, 5]
-    assert theirs.load(k, NOW) == Record(b"blind", 5, NOW, NOW + HOUR)
+    record = theirs.load(Load(k, NOW))
+    assert isinstance(record, Record)
+    assert record[:4] == (b"blind", 5, NOW, NOW + HOUR)
     # They destroy it: my save and my touch find nothing in one round trip, and create nothing.
-    assert isinstance(mine.load(k, NOW), Record)
-    theirs.delete(k)
-    assert trips(relay, update(b"late", 5)) == ["ms"]
+    handle = load()
+    theirs.delete(Delete(k))
+    assert trips(relay, update(b"late", 5, handle)) == ["ms"]
     assert seen[-1] is None
-    assert isinstance(theirs.create(k, b"new", NOW, NOW + HOUR, NOW), bool)
-    theirs.delete(k)
-    assert not mine.touch(k, NOW, NOW + HOUR, NOW)
+    assert not mine.touch(Touch(k, NOW, NOW + HOUR, NOW, handle=handle))
     assert raw.get(prefix + k) is None
     # They destroy it and create it again under the same key, with the same version: a new item
     # has a new token, so my cas is refused all the same, and the version check runs on theirs.
-    assert mine.create(k, b"0", NOW, NOW + HOUR, NOW)
-    assert isinstance(mine.load(k, NOW), Record)
-    theirs.delete(k)
-    assert theirs.create(k, b"again", NOW, NOW + HOUR, NOW)
-    assert trips(relay, update(b"mine", 1)) == ["ms", "gets", "ms"]
+    assert mine.create(Create(k, b"0", NOW, NOW + HOUR, NOW))
+    handle = load()
+    theirs.delete(Delete(k))
+    assert theirs.create(Create(k, b"again", NOW, NOW + HOUR, NOW))
+    assert trips(relay, update(b"mine", 1, handle)) == ["ms", "gets", "ms"]
     assert seen[-1] == 2
-    # A remembered version other than the one expected proves nothing (it may be stale): read.
-    assert trips(relay, update(b"mine", 1)) == ["gets"]
+    # A handle of another version than the one expected is not even tried: read.
+    handle = load()
+    assert trips(relay, update(b"mine", 1, handle)) == ["gets"]
     assert seen[-1] is None
     mine.close()
     theirs.close()
 
 
-def test_what_the_store_remembers_is_bounded(
-    relay: CountingRelay, prefix: str, raw: Client
-) -> None:
-    budget = 64 * 1024
-    store = MemcachedStore(url=relay.url, prefix=prefix, seen_bytes=budget)
-    keys = [key(f"bounded-{n}") for n in range(400)]
-    payload = b"p" * 300
-    try:
-        for k in keys:
-            assert store.create(k, payload, NOW, NOW + HOUR, NOW)
-            assert isinstance(store.load(k, NOW), Record)
-            assert store._seen.size <= budget
-        assert len(store._seen) < 2 * budget // 300
-        # The latest loads are remembered; the first ones were dropped, so that save reads first.
-        assert trips(relay, lambda: store.update(keys[-1], b"x", NOW, NOW + HOUR, NOW, 1)) == ["ms"]
-        assert trips(relay, lambda: store.update(keys[0], b"x", NOW, NOW + HOUR, NOW, 1)) == [
-            "gets",
-            "ms",
-        ]
-        # A record over a 64th of the budget is never remembered.
-        big = b"b" * (budget // 64)
-        assert store.create(key(1), big, NOW, NOW + HOUR, NOW)
-        assert isinstance(store.load(key(1), NOW), Record)
-        assert trips(relay, lambda: store.touch(key(1), NOW, NOW + HOUR, NOW)) == ["gets", "ms"]
-        # seen_bytes=0: nothing is remembered.
-        forgetful = MemcachedStore(url=relay.url, prefix=prefix, seen_bytes=0)
-        assert isinstance(forgetful.load(keys[-1], NOW), Record)
-        assert trips(relay, lambda: forgetful.touch(keys[-1], NOW, NOW + HOUR, NOW)) == [
-            "gets",
-            "ms",
-        ]
-        forgetful.close()
-        with pytest.raises(ConfigurationError):
-            MemcachedStore(url=relay.url, prefix=prefix, seen_bytes=-1)
-    finally:
-        raw.delete_many([prefix + k for k in keys], noreply=False)
-        store.close()
+def loaded_handle(store: MemcachedStore, k: str) -> object:
+    """The handle of record ``k`` as ``store`` loads it now."""
+    record = store.load(Load(k, NOW))
+    assert isinstance(record, Record)
+    return record.handle
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -390,14 +392,14 @@ def test_the_pool_keeps_at_most_pool_size_idle_connections(
     relay: CountingRelay, prefix: str
 ) -> None:
     store = MemcachedStore(url=relay.url, prefix=prefix, pool_size=2)
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     start = threading.Barrier(8)
     failures: list[object] = []
 
     def loads() -> None:
         start.wait()
         for _ in range(40):
-            record = store.load(key(1), NOW)
+            record = store.load(Load(key(1), NOW))
             if not isinstance(record, Record):
                 failures.append(record)
 
@@ -409,7 +411,7 @@ def test_the_pool_keeps_at_most_pool_size_idle_connections(
     assert failures == []
     # Clients beyond pool_size that a burst opened were closed when they came back.
     assert wait_until(lambda: relay.open <= 2), relay.open
-    assert store.load(key(1), NOW) is not None
+    assert store.load(Load(key(1), NOW)) is not None
     store.close()
     assert wait_until(lambda: relay.open == 0), relay.open
 
@@ -420,33 +422,36 @@ def test_other_pymemcache_clients_passed_in(relay: CountingRelay, prefix: str, r
     reads first."""
     prefixed = Client(("127.0.0.1", relay.port), key_prefix=prefix)
     store = MemcachedStore(prefixed, prefix="app:")
-    assert store.create(key(2), b"x", NOW, NOW + HOUR, NOW)
-    assert isinstance(store.load(key(2), NOW), Record)
-    assert trips(relay, lambda: store.update(key(2), b"y", NOW, NOW + HOUR, NOW, 1)) == ["ms"]
-    assert store.load(key(2), NOW) == Record(b"y", 2, NOW, NOW + HOUR)
+    assert store.create(Create(key(2), b"x", NOW, NOW + HOUR, NOW))
+    handle = loaded_handle(store, key(2))
+    update = Update(key(2), b"y", NOW, NOW + HOUR, NOW, 1, handle=handle)
+    assert trips(relay, lambda: store.update(update)) == ["ms"]
+    assert plain(store.load(Load(key(2), NOW))) == (b"y", 2, NOW, NOW + HOUR)
     assert (raw.get(prefix + "app:" + key(2)) or b"").endswith(b"y")
-    store.delete(key(2))
+    store.delete(Delete(key(2)))
     prefixed.close()
     pooled = PooledClient(("127.0.0.1", relay.port), max_pool_size=2)
     store = MemcachedStore(pooled, prefix=prefix)
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-    assert isinstance(store.load(key(1), NOW), Record)
-    assert trips(relay, lambda: store.touch(key(1), NOW + 1, NOW + HOUR, NOW)) == ["ms"]
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    handle = loaded_handle(store, key(1))
+    touch = Touch(key(1), NOW + 1, NOW + HOUR, NOW, handle=handle)
+    assert trips(relay, lambda: store.touch(touch)) == ["ms"]
     store.close()
     pooled.close()
     hashed = HashClient([("127.0.0.1", relay.port)])
     store = MemcachedStore(hashed, prefix=prefix)
-    assert isinstance(store.load(key(1), NOW), Record)
+    handle = loaded_handle(store, key(1))
     updated: list[object] = []
+    update = Update(key(1), b"y", NOW, NOW + HOUR, NOW, 1, handle=handle)
+    assert trips(relay, lambda: updated.append(store.update(update))) == ["cas"]
     assert trips(
-        relay, lambda: updated.append(store.update(key(1), b"y", NOW, NOW + HOUR, NOW, 1))
-    ) == ["cas"]
-    assert trips(relay, lambda: updated.append(store.touch(key(1), NOW + 2, NOW + HOUR, NOW))) == [
+        relay, lambda: updated.append(store.touch(Touch(key(1), NOW + 2, NOW + HOUR, NOW)))
+    ) == [
         "gets",
         "cas",
     ]
     assert updated == [2, True]
-    assert store.load(key(1), NOW) == Record(b"y", 2, NOW + 2, NOW + HOUR)
+    assert plain(store.load(Load(key(1), NOW))) == (b"y", 2, NOW + 2, NOW + HOUR)
     store.close()
     hashed.close()
 
@@ -458,29 +463,37 @@ async def test_async_a_write_after_a_load_is_one_round_trip(
     store = AsyncMemcachedStore(url=relay.url, prefix=prefix)
     other = AsyncMemcachedStore(url=relay.url, prefix=prefix)
     k = key(1)
-    assert await async_trips(relay, lambda: store.create(k, b"p", NOW, NOW + HOUR, NOW)) == ["add"]
-    assert await async_trips(relay, lambda: store.load(k, NOW)) == ["gets"]
-    assert await async_trips(relay, lambda: store.update(k, b"q", NOW, NOW + HOUR, NOW, 1)) == [
-        "ms"
-    ]
-    assert await async_trips(relay, lambda: store.touch(k, NOW + 1, NOW + HOUR, NOW)) == ["ms"]
+
+    async def handle() -> object:
+        record = await store.load(Load(k, NOW))
+        assert isinstance(record, Record)
+        return record.handle
+
+    assert await async_trips(
+        relay, lambda: store.create(Create(k, b"p", NOW, NOW + HOUR, NOW))
+    ) == ["add"]
+    assert await async_trips(relay, lambda: store.load(Load(k, NOW))) == ["gets"]
+    seen = await handle()
+    update = Update(k, b"q", NOW, NOW + HOUR, NOW, 1, handle=seen)
+    assert await async_trips(relay, lambda: store.update(update)) == ["ms"]
+    seen = await handle()
+    touch = Touch(k, NOW + 1, NOW + HOUR, NOW, handle=seen)
+    assert await async_trips(relay, lambda: store.touch(touch)) == ["ms"]
     # Another writer in between: the cas is refused, the store reads again, the version decides.
-    assert await other.update(k, b"theirs", NOW, NOW + HOUR, NOW, 2) == 3
-    assert await async_trips(relay, lambda: store.update(k, b"r", NOW, NOW + HOUR, NOW, 2)) == [
-        "ms",
-        "gets",
-    ]
-    assert isinstance(await store.load(k, NOW), Record)
-    assert await other.touch(k, NOW + 2, NOW + HOUR, NOW)
-    assert await async_trips(relay, lambda: store.update(k, b"r", NOW, NOW + HOUR, NOW, 3)) == [
-        "ms",
-        "gets",
-        "ms",
-    ]
-    assert await other.load(k, NOW) == Record(b"r", 4, NOW, NOW + HOUR)
-    await other.delete(k)
-    assert await async_trips(relay, lambda: store.touch(k, NOW, NOW + HOUR, NOW)) == ["ms"]
-    assert await store.load(k, NOW) is None
+    seen = await handle()
+    assert await other.update(Update(k, b"theirs", NOW, NOW + HOUR, NOW, 2)) == 3
+    update = Update(k, b"r", NOW, NOW + HOUR, NOW, 2, handle=seen)
+    assert await async_trips(relay, lambda: store.update(update)) == ["ms", "gets"]
+    seen = await handle()
+    assert await other.touch(Touch(k, NOW + 2, NOW + HOUR, NOW))
+    update = Update(k, b"r", NOW, NOW + HOUR, NOW, 3, handle=seen)
+    assert await async_trips(relay, lambda: store.update(update)) == ["ms", "gets", "ms"]
+    assert plain(await other.load(Load(k, NOW))) == (b"r", 4, NOW, NOW + HOUR)
+    seen = await handle()
+    await other.delete(Delete(k))
+    touch = Touch(k, NOW, NOW + HOUR, NOW, handle=seen)
+    assert await async_trips(relay, lambda: store.touch(touch)) == ["ms"]
+    assert await store.load(Load(k, NOW)) is None
     await store.aclose()
     await other.aclose()
 
@@ -489,12 +502,12 @@ async def test_async_a_write_after_a_load_is_one_round_trip(
 async def test_async_client_passed_in_sends_the_meta_set(relay: CountingRelay, prefix: str) -> None:
     client = aiomcache.Client("127.0.0.1", relay.port)
     store = AsyncMemcachedStore(client, prefix=prefix)
-    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-    assert isinstance(await store.load(key(1), NOW), Record)
-    assert await async_trips(
-        relay, lambda: store.update(key(1), b"y", NOW, NOW + HOUR, NOW, 1)
-    ) == ["ms"]
-    assert await store.load(key(1), NOW) == Record(b"y", 2, NOW, NOW + HOUR)
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    record = await store.load(Load(key(1), NOW))
+    assert isinstance(record, Record)
+    update = Update(key(1), b"y", NOW, NOW + HOUR, NOW, 1, handle=record.handle)
+    assert await async_trips(relay, lambda: store.update(update)) == ["ms"]
+    assert plain(await store.load(Load(key(1), NOW))) == (b"y", 2, NOW, NOW + HOUR)
     await store.aclose()
     await client.close()
 
@@ -507,7 +520,7 @@ def test_bad_prefixes_and_keys_are_refused(url: str) -> None:
     store = MemcachedStore(url=url, prefix="ok:")
     for bad_key in ["", "a b", "é", "\x00", "k" * 246]:
         with pytest.raises(ValueError, match="invalid store key"):
-            store.load(bad_key, NOW)
+            store.load(Load(bad_key, NOW))
     store.close()
     for bad_url in ["memcached://", "redis://localhost:11211", "memcached://h?pool_size=0"]:
         with pytest.raises(ConfigurationError):
@@ -523,7 +536,7 @@ def test_bad_prefixes_and_keys_are_refused(url: str) -> None:
 def test_from_url_options_and_name(url: str, raw: Client, prefix: str) -> None:
     store = MemcachedStore.from_url(f"{url}?prefix={prefix}&timeout=2&pool_size=3")
     assert store.name == f"{url} prefix={prefix!r}"
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     assert raw.get(prefix + key(1)) is not None
     store.close()
 
@@ -532,12 +545,12 @@ def test_two_prefixes_are_isolated(url: str, prefix: str, raw: Client) -> None:
     other = prefix + "b:"
     app_a = MemcachedStore(url=url, prefix=prefix)
     app_b = MemcachedStore(url=url, prefix=other)
-    assert app_a.create(key(1), b"a", NOW, NOW + HOUR, NOW)
-    assert app_b.load(key(1), NOW) is None
-    assert app_b.update(key(1), b"b", NOW, NOW + HOUR, NOW, None) is None
-    assert app_b.create(key(1), b"b", NOW, NOW + HOUR, NOW)
-    app_b.delete(key(1))
-    record = app_a.load(key(1), NOW)
+    assert app_a.create(Create(key(1), b"a", NOW, NOW + HOUR, NOW))
+    assert app_b.load(Load(key(1), NOW)) is None
+    assert app_b.update(Update(key(1), b"b", NOW, NOW + HOUR, NOW, None)) is None
+    assert app_b.create(Create(key(1), b"b", NOW, NOW + HOUR, NOW))
+    app_b.delete(Delete(key(1)))
+    record = app_a.load(Load(key(1), NOW))
     assert isinstance(record, Record)
     assert record.payload == b"a"
     app_a.close()
@@ -548,10 +561,10 @@ def run_counter(store: MemcachedStore, k: str, increments: int, start: threading
     start.wait()
     for _ in range(increments):
         while True:
-            record = store.load(k, NOW)
+            record = store.load(Load(k, NOW))
             assert isinstance(record, Record)
             payload = str(int(record.payload) + 1).encode()
-            if store.update(k, payload, NOW, NOW + HOUR, NOW, record.version) is not None:
+            if store.update(Update(k, payload, NOW, NOW + HOUR, NOW, record.version)) is not None:
                 break
 
 
@@ -559,14 +572,14 @@ def run_touches(store: MemcachedStore, k: str, times: int, start: threading.Barr
     start.wait()
     for n in range(times):
         # A touch changes the cas id but not the version: updates must retry, not give up.
-        assert store.touch(k, NOW + n, NOW + HOUR, NOW)
+        assert store.touch(Touch(k, NOW + n, NOW + HOUR, NOW))
 
 
 def test_concurrent_cas_increments_from_threads_end_exact(url: str, prefix: str) -> None:
     counters, increments = 8, 40
     store = MemcachedStore(url=url, prefix=prefix, pool_size=counters + 1)
     k = key("counter")
-    assert store.create(k, b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(k, b"0", NOW, NOW + HOUR, NOW))
     start = threading.Barrier(counters + 1)
     workers = [
         threading.Thread(target=run_counter, args=(store, k, increments, start))
@@ -577,7 +590,7 @@ def test_concurrent_cas_increments_from_threads_end_exact(url: str, prefix: str)
         worker.start()
     for worker in workers:
         worker.join()
-    record = store.load(k, NOW)
+    record = store.load(Load(k, NOW))
     assert isinstance(record, Record)
     assert int(record.payload) == counters * increments
     assert record.version == counters * increments + 1
@@ -588,23 +601,23 @@ def test_concurrent_cas_increments_from_threads_end_exact(url: str, prefix: str)
 async def test_concurrent_async_increments_end_exact(url: str, prefix: str) -> None:
     store = AsyncMemcachedStore(url=url, prefix=prefix, pool_size=4)
     k = key("counter")
-    assert await store.create(k, b"0", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(k, b"0", NOW, NOW + HOUR, NOW))
 
     async def blind_increments(n: int) -> None:
         for _ in range(n):
             while True:
-                record = await store.load(k, NOW)
+                record = await store.load(Load(k, NOW))
                 assert isinstance(record, Record)
                 payload = str(int(record.payload) + 1).encode()
-                if await store.update(k, payload, NOW, NOW + HOUR, NOW, record.version):
+                if await store.update(Update(k, payload, NOW, NOW + HOUR, NOW, record.version)):
                     break
 
     async def touches(n: int) -> None:
         for _ in range(n):
-            assert await store.touch(k, NOW, NOW + HOUR, NOW)
+            assert await store.touch(Touch(k, NOW, NOW + HOUR, NOW))
 
     await asyncio.gather(*(blind_increments(25) for _ in range(6)), touches(50))
-    record = await store.load(k, NOW)
+    record = await store.load(Load(k, NOW))
     assert isinstance(record, Record)
     assert (int(record.payload), record.version) == (150, 151)
     await store.aclose()
@@ -613,7 +626,7 @@ async def test_concurrent_async_increments_end_exact(url: str, prefix: str) -> N
 def test_a_client_passed_in_stays_open(server: tuple[str, int], prefix: str) -> None:
     client = Client(server)
     store = MemcachedStore(client, prefix=prefix)
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     sock = client.sock
     store.close()
     assert client.sock is sock is not None
@@ -625,7 +638,7 @@ def test_a_client_passed_in_stays_open(server: tuple[str, int], prefix: str) -> 
 async def test_async_client_passed_in_stays_open(server: tuple[str, int], prefix: str) -> None:
     client = aiomcache.Client(server[0], server[1])
     store = AsyncMemcachedStore(client, prefix=prefix)
-    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     await store.aclose()
     assert await client.get((prefix + key(1)).encode()) is not None
     await client.close()
@@ -651,8 +664,8 @@ def test_outages_fail_within_the_timeout(silent_port: int) -> None:
     for port in (closed_port(), silent_port):
         store = MemcachedStore(url=f"memcached://127.0.0.1:{port}", timeout=0.3)
         operations: list[Callable[[], object]] = [
-            partial(store.load, key(1), NOW),
-            partial(store.create, key(1), b"x", NOW, NOW + HOUR, NOW),
+            partial(store.load, Load(key(1), NOW)),
+            partial(store.create, Create(key(1), b"x", NOW, NOW + HOUR, NOW)),
         ]
         for operation in operations:
             started = time.monotonic()
@@ -668,7 +681,7 @@ async def test_async_outages_fail_within_the_timeout(silent_port: int) -> None:
         store = AsyncMemcachedStore(url=f"memcached://127.0.0.1:{port}", timeout=0.3)
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            await store.load(key(1), NOW)
+            await store.load(Load(key(1), NOW))
         assert time.monotonic() - started < 1.0
         await store.aclose()
 
@@ -700,7 +713,7 @@ def test_async_each_command_has_its_own_deadline(silent_port: int) -> None:
         await asyncio.sleep(delay)
         started = time.monotonic()
         with pytest.raises(asyncio.TimeoutError):
-            await store.load(key(1), NOW)
+            await store.load(Load(key(1), NOW))
         return time.monotonic() - started
 
     async def main() -> None:
@@ -709,7 +722,7 @@ def test_async_each_command_has_its_own_deadline(silent_port: int) -> None:
         assert 0.38 <= first < 0.9
         assert 0.38 <= second < 0.9
         # Cancelled from outside, a command is cancelled, not timed out; the next one times out.
-        task = asyncio.ensure_future(store.load(key(1), NOW))
+        task = asyncio.ensure_future(store.load(Load(key(1), NOW)))
         await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -730,35 +743,35 @@ async def test_async_a_command_cancelled_mid_reply_leaves_no_reply_behind(
     """aiomcache returns a connection cancelled mid-command to its pool, where the next command
     would read the old reply as its own: the store must never use that connection again."""
     store = AsyncMemcachedStore(url=relay.url, prefix=prefix, pool_size=1)
-    assert await store.create(key(1), b"one", NOW, NOW + HOUR, NOW)
-    assert await store.create(key(2), b"two", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(key(1), b"one", NOW, NOW + HOUR, NOW))
+    assert await store.create(Create(key(2), b"two", NOW, NOW + HOUR, NOW))
     relay.replying.clear()
     relay.requested.clear()
-    task = asyncio.ensure_future(store.load(key(1), NOW))
+    task = asyncio.ensure_future(store.load(Load(key(1), NOW)))
     assert await asyncio.to_thread(relay.requested.wait, 5.0)  # the gets has gone out
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     relay.replying.set()
-    assert await store.load(key(2), NOW) == Record(b"two", 1, NOW, NOW + HOUR)
-    assert await store.update(key(2), b"2", NOW, NOW + HOUR, NOW, 1) == 2
-    assert await store.load(key(1), NOW) == Record(b"one", 1, NOW, NOW + HOUR)
+    assert plain(await store.load(Load(key(2), NOW))) == (b"two", 1, NOW, NOW + HOUR)
+    assert await store.update(Update(key(2), b"2", NOW, NOW + HOUR, NOW, 1)) == 2
+    assert plain(await store.load(Load(key(1), NOW))) == (b"one", 1, NOW, NOW + HOUR)
     await store.aclose()
 
 
 def test_the_store_recovers_when_its_server_restarts() -> None:
     with own_server("memcached") as server:
         store = MemcachedStore(url=f"memcached://127.0.0.1:{server.port}", timeout=1.0)
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         # Restarted between two requests: the pooled connection is stale, the next call works.
         server.stop()
         server.start()
-        assert store.load(key(1), NOW) is None  # memcached keeps nothing across a restart
+        assert store.load(Load(key(1), NOW)) is None  # memcached keeps nothing across a restart
         server.stop()
         with pytest.raises(store.unavailable_errors):
-            store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+            store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         server.start()
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         store.close()
 
 
@@ -766,15 +779,15 @@ def test_the_store_recovers_when_its_server_restarts() -> None:
 async def test_the_async_store_recovers_when_its_server_restarts() -> None:
     with own_server("memcached") as server:
         store = AsyncMemcachedStore(url=f"memcached://127.0.0.1:{server.port}", timeout=1.0)
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         server.stop()
         server.start()
-        assert await store.update(key(1), b"y", NOW, NOW + HOUR, NOW, None) is None
+        assert await store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None)) is None
         server.stop()
         with pytest.raises(store.unavailable_errors):
-            await store.load(key(1), NOW)
+            await store.load(Load(key(1), NOW))
         server.start()
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         await store.aclose()
 
 
@@ -800,7 +813,7 @@ def test_a_server_that_hangs_up_mid_command_is_an_outage_not_a_hang() -> None:
     async def attempt() -> None:
         store = AsyncMemcachedStore(url=f"memcached://127.0.0.1:{port}", timeout=1.0, pool_size=1)
         try:
-            await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+            await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
             outcome.append(None)
         except BaseException as exc:
             outcome.append(exc)

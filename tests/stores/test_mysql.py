@@ -16,13 +16,27 @@ import pytest
 from pymysql.constants import CLIENT
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import LOCKED, LockRequest, Record, store_from_url
+from coatcheck.stores import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LockRequest,
+    Record,
+    Touch,
+    Unlock,
+    Update,
+    store_from_url,
+)
 from coatcheck.stores._async.mysql import AsyncMySQLStore
 from coatcheck.stores._sync.mysql import MySQLStore
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 from ._proxy import TCPProxy
 from ._workers import run_cas_processes
+
+pytestmark = pytest.mark.server("mysql")
 
 NOW = float(int(time.time()))
 HOUR = 3600.0
@@ -119,18 +133,27 @@ def operations(store: Any) -> dict[str, tuple[int, Callable[[], Any]]]:
     fresh = iter(range(1_000_000))
     lock_a, lock_b = LockRequest("a", 30.0), LockRequest("b", 30.0)
     return {
-        "load": (1, lambda: store.load(key("k"), NOW)),
-        "load missing": (1, lambda: store.load(key("missing"), NOW)),
+        "load": (1, lambda: store.load(Load(key("k"), NOW))),
+        "load missing": (1, lambda: store.load(Load(key("missing"), NOW))),
         # MySQL's UPDATE returns no rows: taking the lock and reading are two statements.
-        "load + lock": (2, lambda: store.load(key("k"), NOW, lock_a)),
-        "load + lock, LOCKED": (2, lambda: store.load(key("k"), NOW, lock_b)),
-        "create": (1, lambda: store.create(key(next(fresh)), b"p", NOW, NOW + HOUR, NOW)),
-        "create, collision": (1, lambda: store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)),
-        "update": (1, lambda: store.update(key("k"), b"q", NOW, NOW + HOUR, NOW, None, "x")),
-        "update, stale": (1, lambda: store.update(key("k"), b"q", NOW, NOW + HOUR, NOW, 10**9)),
-        "touch": (1, lambda: store.touch(key("k"), NOW, NOW + HOUR, NOW, unlock="x")),
-        "unlock": (1, lambda: store.unlock(key("k"), "x")),
-        "delete": (1, lambda: store.delete(key("missing"))),
+        "load + lock": (2, lambda: store.load(Load(key("k"), NOW, lock_a))),
+        "load + lock, LOCKED": (2, lambda: store.load(Load(key("k"), NOW, lock_b))),
+        "create": (1, lambda: store.create(Create(key(next(fresh)), b"p", NOW, NOW + HOUR, NOW))),
+        "create, collision": (
+            1,
+            lambda: store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW)),
+        ),
+        "update": (
+            1,
+            lambda: store.update(Update(key("k"), b"q", NOW, NOW + HOUR, NOW, None, "x")),
+        ),
+        "update, stale": (
+            1,
+            lambda: store.update(Update(key("k"), b"q", NOW, NOW + HOUR, NOW, 10**9)),
+        ),
+        "touch": (1, lambda: store.touch(Touch(key("k"), NOW, NOW + HOUR, NOW, unlock="x"))),
+        "unlock": (1, lambda: store.unlock(Unlock(key("k"), "x"))),
+        "delete": (1, lambda: store.delete(Delete(key("missing")))),
         "count": (1, lambda: store.count(NOW)),
         "stats": (1, lambda: store.stats(NOW)),
         "create_tables (exists)": (1, lambda: store.create_tables()),
@@ -139,7 +162,7 @@ def operations(store: Any) -> dict[str, tuple[int, Callable[[], Any]]]:
 
 def test_statements_per_operation(counted: tuple[MySQLStore, Questions]) -> None:
     store, questions = counted
-    assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
     for name, (expected, operation) in operations(store).items():
         before = questions.now()
         operation()
@@ -171,7 +194,7 @@ async def test_statements_per_operation_async(
 
     store = AsyncMySQLStore(connect, table=table, pool_size=1)
     await store.create_tables()
-    assert await store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
     own = -(await questions()) + await questions()
     # aiomysql would add a SHOW WARNINGS after any statement the server warned about (such as
     # CREATE TABLE IF NOT EXISTS on an existing table); these counts show the store's do not.
@@ -186,13 +209,13 @@ async def test_statements_per_operation_async(
 def locked_loads(store: Any) -> dict[str, tuple[Callable[[], Any], object]]:
     """name -> (a locked load, what it returns), in this order; sync or async store alike."""
     return {
-        "taken": (lambda: store.load(key("k"), NOW, LockRequest("a", 30.0)), Record),
+        "taken": (lambda: store.load(Load(key("k"), NOW, LockRequest("a", 30.0))), Record),
         "taken again, same token": (
-            lambda: store.load(key("k"), NOW, LockRequest("a", 30.0)),
+            lambda: store.load(Load(key("k"), NOW, LockRequest("a", 30.0))),
             Record,
         ),
-        "LOCKED": (lambda: store.load(key("k"), NOW, LockRequest("b", 30.0)), LOCKED),
-        "missing": (lambda: store.load(key("missing"), NOW, LockRequest("a", 30.0)), None),
+        "LOCKED": (lambda: store.load(Load(key("k"), NOW, LockRequest("b", 30.0))), LOCKED),
+        "missing": (lambda: store.load(Load(key("missing"), NOW, LockRequest("a", 30.0))), None),
     }
 
 
@@ -215,7 +238,7 @@ def test_every_operation_is_one_round_trip(table: str, raw: Any, relay: TCPProxy
     # lock and the read together, one round trip like every other operation.
     store = MySQLStore.from_url(f"mysql://root@127.0.0.1:{relay.port}/test?table={table}")
     store.create_tables()
-    assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
     for name, (operation, expected) in locked_loads(store).items():
         before = relay.turns
         check_outcome(name, operation(), expected)
@@ -236,7 +259,7 @@ async def test_every_operation_is_one_round_trip_async(
 ) -> None:
     store = AsyncMySQLStore.from_url(f"mysql://root@127.0.0.1:{relay.port}/test?table={table}")
     await store.create_tables()
-    assert await store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
     for name, (operation, expected) in locked_loads(store).items():
         before = relay.turns
         check_outcome(name, await operation(), expected)
@@ -258,7 +281,7 @@ def test_without_multi_statements_a_locked_load_is_two_round_trips(
         table=table,
     )
     store.create_tables()
-    assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
     for name, (operation, expected) in locked_loads(store).items():
         before = relay.turns
         check_outcome(name, operation(), expected)
@@ -307,45 +330,45 @@ def test_clear_expired_deletes_in_batches(
             [(key(f"dead-{n}"), b"\x00", NOW - HOUR, NOW - 1) for n in range(5000)],
         )
     for n in range(10):
-        assert store.create(key(n), b"live", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(n), b"live", NOW, NOW + HOUR, NOW))
     before = questions.now()
-    assert store.clear_expired(NOW) == 5000
+    assert store.clear_expired(ClearExpired(NOW)) == 5000
     # Five full batches of 1000, then one that finds nothing left: six short statements.
     assert questions.since(before) == 6
     assert store.count(NOW) == 10
     assert store.stats(NOW).expired == 0
-    assert all(isinstance(store.load(key(n), NOW), Record) for n in range(10))
+    assert all(isinstance(store.load(Load(key(n), NOW)), Record) for n in range(10))
 
 
 def test_keys_compare_exactly(store: MySQLStore) -> None:
-    assert store.create("k", b"lower", NOW, NOW + HOUR, NOW)
-    assert store.create("K", b"upper", NOW, NOW + HOUR, NOW)
+    assert store.create(Create("k", b"lower", NOW, NOW + HOUR, NOW))
+    assert store.create(Create("K", b"upper", NOW, NOW + HOUR, NOW))
     # A VARCHAR would find "k" for "k " (PAD SPACE collations); VARBINARY does not.
-    assert store.load("k ", NOW) is None
-    assert store.create("k ", b"spaced", NOW, NOW + HOUR, NOW)
-    record = store.load("k", NOW)
+    assert store.load(Load("k ", NOW)) is None
+    assert store.create(Create("k ", b"spaced", NOW, NOW + HOUR, NOW))
+    record = store.load(Load("k", NOW))
     assert isinstance(record, Record)
     assert record.payload == b"lower"
     for bad in ["", "x" * 65, "ключ", "\x00"]:
         with pytest.raises(ValueError, match="printable ASCII"):
-            store.load(bad, NOW)
+            store.load(Load(bad, NOW))
 
 
 def test_connections_without_found_rows_are_refused(server: tuple[str, int], table: str) -> None:
     store = MySQLStore(lambda: connect_raw(server), table=table)
     with pytest.raises(ConfigurationError, match="FOUND_ROWS"):
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
     store.close()
 
 
 def test_threads_racing_for_the_lock_let_exactly_one_in(store: MySQLStore) -> None:
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     start = threading.Barrier(8, timeout=30)
     results: list[object] = []
 
     def take(n: int) -> None:
         start.wait()
-        results.append(store.load(key(1), NOW, LockRequest(f"token-{n}", 30.0)))
+        results.append(store.load(Load(key(1), NOW, LockRequest(f"token-{n}", 30.0))))
 
     threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -360,7 +383,7 @@ def test_eight_threads_incrementing_one_session_lose_nothing(url: str, raw: Any)
     # Fewer connections than threads, so the pool's waiting is exercised too.
     store = MySQLStore.from_url(f"{url}&pool_size=4")
     store.create_tables()
-    assert store.create(key("counter"), b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
     start = threading.Barrier(8, timeout=30)
     errors: list[BaseException] = []
 
@@ -369,10 +392,12 @@ def test_eight_threads_incrementing_one_session_lose_nothing(url: str, raw: Any)
             start.wait()
             done = 0
             while done < n:
-                record = store.load(key("counter"), NOW)
+                record = store.load(Load(key("counter"), NOW))
                 assert isinstance(record, Record)
                 value = str(int(record.payload) + 1).encode()
-                if store.update(key("counter"), value, NOW, NOW + HOUR, NOW, record.version):
+                if store.update(
+                    Update(key("counter"), value, NOW, NOW + HOUR, NOW, record.version)
+                ):
                     done += 1
         except BaseException as exc:  # reported below, in the test's own thread
             errors.append(exc)
@@ -383,7 +408,7 @@ def test_eight_threads_incrementing_one_session_lose_nothing(url: str, raw: Any)
     for thread in threads:
         thread.join()
     assert errors == []
-    record = store.load(key("counter"), NOW)
+    record = store.load(Load(key("counter"), NOW))
     store.close()
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"400", 401)
@@ -394,9 +419,9 @@ def test_four_processes_incrementing_one_session_lose_nothing(url: str, raw: Any
     store = store_from_url(shared)
     assert isinstance(store, MySQLStore)
     store.create_tables()
-    assert store.create(key("counter"), b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
     run_cas_processes(shared, key("counter"), processes=4, n=100, now=NOW)
-    record = store.load(key("counter"), NOW)
+    record = store.load(Load(key("counter"), NOW))
     store.close()
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"400", 401)
@@ -406,7 +431,7 @@ def test_a_closed_port_is_unavailable_at_once() -> None:
     store = MySQLStore.from_url("mysql://root@127.0.0.1:1/test?connect_timeout=2")
     started = time.monotonic()
     with pytest.raises(store.unavailable_errors):
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
     assert time.monotonic() - started < 3
     store.close()
 
@@ -416,7 +441,7 @@ async def test_a_closed_port_is_unavailable_at_once_async() -> None:
     store = AsyncMySQLStore.from_url("mariadb://root@127.0.0.1:1/test?connect_timeout=2")
     started = time.monotonic()
     with pytest.raises(store.unavailable_errors):
-        await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     assert time.monotonic() - started < 3
     await store.aclose()
 
@@ -427,9 +452,9 @@ def test_a_full_pool_times_out_as_unavailable(url: str, raw: Any) -> None:
     with store._pool.connection():  # the only connection is busy elsewhere
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            store.load(key(1), NOW)
+            store.load(Load(key(1), NOW))
         assert 0.25 < time.monotonic() - started < 2
-    assert store.load(key(1), NOW) is None
+    assert store.load(Load(key(1), NOW)) is None
     store.close()
 
 
@@ -440,9 +465,9 @@ async def test_a_full_pool_times_out_as_unavailable_async(url: str, raw: Any) ->
     async with store._pool.connection():  # the only connection is busy elsewhere
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            await store.load(key(1), NOW)
+            await store.load(Load(key(1), NOW))
         assert 0.25 < time.monotonic() - started < 2
-    assert await store.load(key(1), NOW) is None  # and the slot was not lost to the timeout
+    assert await store.load(Load(key(1), NOW)) is None  # and the slot was not lost to the timeout
     await store.aclose()
 
 
@@ -457,18 +482,18 @@ def test_a_blocked_statement_times_out_as_unavailable(
 ) -> None:
     store = MySQLStore.from_url(f"{url}&read_timeout=0.5")
     store.create_tables()
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     holder = connect_raw(server)
     try:
         lock_the_table(holder, table)
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            store.touch(key(1), NOW, NOW + HOUR, NOW)
+            store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))
         assert time.monotonic() - started < 2
     finally:
         holder.rollback()
         holder.close()
-    assert store.touch(key(1), NOW, NOW + HOUR, NOW) is True
+    assert store.touch(Touch(key(1), NOW, NOW + HOUR, NOW)) is True
     store.close()
 
 
@@ -478,18 +503,18 @@ async def test_a_blocked_statement_times_out_as_unavailable_async(
 ) -> None:
     store = AsyncMySQLStore.from_url(f"{url}&read_timeout=0.5")
     await store.create_tables()
-    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     holder = connect_raw(server)
     try:
         lock_the_table(holder, table)
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            await store.touch(key(1), NOW, NOW + HOUR, NOW)
+            await store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))
         assert time.monotonic() - started < 2
     finally:
         holder.rollback()
         holder.close()
-    assert await store.touch(key(1), NOW, NOW + HOUR, NOW) is True
+    assert await store.touch(Touch(key(1), NOW, NOW + HOUR, NOW)) is True
     await store.aclose()
 
 
@@ -502,16 +527,16 @@ async def test_each_statement_gets_its_own_whole_timeout_async(
     # cancellation from outside must stay a cancellation.
     store = AsyncMySQLStore.from_url(f"{url}&read_timeout=1&pool_size=1")
     await store.create_tables()
-    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)  # sets the timer: 1 s
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))  # sets the timer: 1 s
     holder = connect_raw(server)
     try:
         lock_the_table(holder, table)
         await asyncio.sleep(0.6)
         started = time.monotonic()
         with pytest.raises(pymysql.err.OperationalError, match="timed out after 1 s"):
-            await store.touch(key(1), NOW, NOW + HOUR, NOW)
+            await store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))
         assert 0.95 < time.monotonic() - started < 2  # not cut at the first deadline, 0.4 s in
-        blocked = asyncio.create_task(store.touch(key(1), NOW, NOW + HOUR, NOW))
+        blocked = asyncio.create_task(store.touch(Touch(key(1), NOW, NOW + HOUR, NOW)))
         await asyncio.sleep(0.2)
         blocked.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -519,7 +544,7 @@ async def test_each_statement_gets_its_own_whole_timeout_async(
     finally:
         holder.rollback()
         holder.close()
-    assert await store.touch(key(1), NOW, NOW + HOUR, NOW) is True
+    assert await store.touch(Touch(key(1), NOW, NOW + HOUR, NOW)) is True
     await store.aclose()
 
 
@@ -531,14 +556,14 @@ def test_the_first_request_after_an_outage_works(
             f"mysql://root@127.0.0.1:{proxy.port}/test?table={table}&connect_timeout=2"
         )
         store.create_tables()
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         proxy.stop()
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            store.load(key(1), NOW)
+            store.load(Load(key(1), NOW))
         assert time.monotonic() - started < 3
         proxy.start()
-        assert isinstance(store.load(key(1), NOW), Record)
+        assert isinstance(store.load(Load(key(1), NOW)), Record)
         store.close()
 
 
@@ -551,12 +576,12 @@ async def test_the_first_request_after_an_outage_works_async(
             f"mysql://root@127.0.0.1:{proxy.port}/test?table={table}&connect_timeout=2"
         )
         await store.create_tables()
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         proxy.stop()
         with pytest.raises(store.unavailable_errors):
-            await store.load(key(1), NOW)
+            await store.load(Load(key(1), NOW))
         proxy.start()
-        assert isinstance(await store.load(key(1), NOW), Record)
+        assert isinstance(await store.load(Load(key(1), NOW)), Record)
         await store.aclose()
 
 
@@ -568,12 +593,12 @@ def test_a_restart_does_not_cost_a_failed_request(
             f"mysql://root@127.0.0.1:{proxy.port}/test?table={table}&connect_timeout=2"
         )
         store.create_tables()
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         # The server goes away and comes back between two requests: the pooled connection
         # saw the close, so the next request connects afresh instead of failing on it.
         proxy.stop()
         proxy.start()
-        assert isinstance(store.load(key(1), NOW), Record)
+        assert isinstance(store.load(Load(key(1), NOW)), Record)
         store.close()
 
 
@@ -586,14 +611,14 @@ async def test_a_restart_does_not_cost_a_failed_request_async(
             f"mysql://root@127.0.0.1:{proxy.port}/test?table={table}&connect_timeout=2"
         )
         await store.create_tables()
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         (idle,) = store._pool._idle
         proxy.stop()
         # A real restart gives the event loop ample time to see the close; here, wait for it
         # (the idle connection has nothing to read but the end of its stream).
         assert await asyncio.wait_for(idle._reader.read(), 5) == b""
         proxy.start()
-        assert isinstance(await store.load(key(1), NOW), Record)
+        assert isinstance(await store.load(Load(key(1), NOW)), Record)
         await store.aclose()
 
 

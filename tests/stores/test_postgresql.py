@@ -19,13 +19,27 @@ import pytest
 from psycopg import pq, sql
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import LOCKED, LockRequest, Record, store_from_url
+from coatcheck.stores import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LockRequest,
+    Record,
+    Touch,
+    Unlock,
+    Update,
+    store_from_url,
+)
 from coatcheck.stores._async.postgresql import AsyncPostgreSQLStore
 from coatcheck.stores._sync.postgresql import PostgreSQLStore
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 from ._proxy import TCPProxy
 from ._workers import run_cas_processes
+
+pytestmark = pytest.mark.server("postgresql")
 
 NOW = float(int(time.time()))
 HOUR = 3600.0
@@ -150,20 +164,24 @@ def test_every_operation_is_one_round_trip(
 
 def check_round_trips(store: PostgreSQLStore, trips: RoundTrips) -> None:
     fresh = iter(range(1_000_000))
-    assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
     operations: dict[str, Callable[[], object]] = {
-        "load": lambda: store.load(key("k"), NOW),
-        "load missing": lambda: store.load(key("missing"), NOW),
-        "load + lock": lambda: store.load(key("k"), NOW, LockRequest("a", 30.0)),
-        "load + lock, LOCKED": lambda: store.load(key("k"), NOW, LockRequest("b", 30.0)),
-        "load + lock, missing": lambda: store.load(key("missing"), NOW, LockRequest("a", 30.0)),
-        "create": lambda: store.create(key(next(fresh)), b"p", NOW, NOW + HOUR, NOW),
-        "create, collision": lambda: store.create(key("k"), b"p", NOW, NOW + HOUR, NOW),
-        "update": lambda: store.update(key("k"), b"q", NOW, NOW + HOUR, NOW, None, unlock="x"),
-        "update, stale": lambda: store.update(key("k"), b"q", NOW, NOW + HOUR, NOW, 10**9),
-        "touch": lambda: store.touch(key("k"), NOW, NOW + HOUR, NOW, unlock="x"),
-        "unlock": lambda: store.unlock(key("k"), "x"),
-        "delete": lambda: store.delete(key("missing")),
+        "load": lambda: store.load(Load(key("k"), NOW)),
+        "load missing": lambda: store.load(Load(key("missing"), NOW)),
+        "load + lock": lambda: store.load(Load(key("k"), NOW, LockRequest("a", 30.0))),
+        "load + lock, LOCKED": lambda: store.load(Load(key("k"), NOW, LockRequest("b", 30.0))),
+        "load + lock, missing": lambda: store.load(
+            Load(key("missing"), NOW, LockRequest("a", 30.0))
+        ),
+        "create": lambda: store.create(Create(key(next(fresh)), b"p", NOW, NOW + HOUR, NOW)),
+        "create, collision": lambda: store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW)),
+        "update": lambda: store.update(
+            Update(key("k"), b"q", NOW, NOW + HOUR, NOW, None, unlock="x")
+        ),
+        "update, stale": lambda: store.update(Update(key("k"), b"q", NOW, NOW + HOUR, NOW, 10**9)),
+        "touch": lambda: store.touch(Touch(key("k"), NOW, NOW + HOUR, NOW, unlock="x")),
+        "unlock": lambda: store.unlock(Unlock(key("k"), "x")),
+        "delete": lambda: store.delete(Delete(key("missing"))),
         "count": lambda: store.count(NOW),
         "stats": lambda: store.stats(NOW),
     }
@@ -184,13 +202,15 @@ def test_a_store_from_a_url_takes_one_round_trip_per_operation(
             f"postgresql://postgres@127.0.0.1:{relay.port}/test?table={table}"
         )
         store.create_tables()
-        assert store.create(key("k"), b"p", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key("k"), b"p", NOW, NOW + HOUR, NOW))
         operations: dict[str, Callable[[], object]] = {
-            "load": lambda: store.load(key("k"), NOW),
-            "load + lock": lambda: store.load(key("k"), NOW, LockRequest("a", 30.0)),
-            "create": lambda: store.create(key(uuid.uuid4().hex), b"p", NOW, NOW + HOUR, NOW),
-            "update": lambda: store.update(key("k"), b"q", NOW, NOW + HOUR, NOW, None),
-            "touch": lambda: store.touch(key("k"), NOW, NOW + HOUR, NOW),
+            "load": lambda: store.load(Load(key("k"), NOW)),
+            "load + lock": lambda: store.load(Load(key("k"), NOW, LockRequest("a", 30.0))),
+            "create": lambda: store.create(
+                Create(key(uuid.uuid4().hex), b"p", NOW, NOW + HOUR, NOW)
+            ),
+            "update": lambda: store.update(Update(key("k"), b"q", NOW, NOW + HOUR, NOW, None)),
+            "touch": lambda: store.touch(Touch(key("k"), NOW, NOW + HOUR, NOW)),
         }
         pool = store._source
         assert isinstance(pool, psycopg_pool.ConnectionPool)
@@ -222,25 +242,25 @@ def test_clear_expired_deletes_in_batches(
         (NOW - HOUR, NOW - 1),
     )
     for n in range(10):
-        assert store.create(key(n), b"live", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(n), b"live", NOW, NOW + HOUR, NOW))
     before = trips.count()
-    assert store.clear_expired(NOW) == 5000
+    assert store.clear_expired(ClearExpired(NOW)) == 5000
     # Five full batches of 1000, then one that finds nothing left: six short statements.
     assert trips.count() - before == 6
     assert store.count(NOW) == 10
     assert store.stats(NOW).expired == 0
-    assert all(isinstance(store.load(key(n), NOW), Record) for n in range(10))
+    assert all(isinstance(store.load(Load(key(n), NOW)), Record) for n in range(10))
 
 
 def test_a_pool_passed_in_stays_open(conninfo: str, table: str, raw: Any) -> None:
     with psycopg_pool.ConnectionPool(conninfo, min_size=1, max_size=2, open=True) as pool:
         store = PostgreSQLStore(pool, table=table)
         store.create_tables()
-        assert store.create(key(1), b"kept", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"kept", NOW, NOW + HOUR, NOW))
         store.close()
         assert not pool.closed
         again = PostgreSQLStore(pool, table=table)
-        record = again.load(key(1), NOW)
+        record = again.load(Load(key(1), NOW))
         assert isinstance(record, Record)
         assert record.payload == b"kept"
         # That pool's connections are not in autocommit mode: the store switched each one
@@ -258,18 +278,18 @@ async def test_an_async_pool_passed_in_stays_open(conninfo: str, table: str, raw
     ) as pool:
         store = AsyncPostgreSQLStore(pool, table=table)
         await store.create_tables()
-        assert await store.create(key(1), b"kept", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"kept", NOW, NOW + HOUR, NOW))
         await store.aclose()
         assert not pool.closed
-        record = await AsyncPostgreSQLStore(pool, table=table).load(key(1), NOW)
+        record = await AsyncPostgreSQLStore(pool, table=table).load(Load(key(1), NOW))
         assert isinstance(record, Record)
 
 
 def test_a_store_built_from_a_url_closes_its_own_pool(store: PostgreSQLStore) -> None:
-    assert store.load(key(1), NOW) is None
+    assert store.load(Load(key(1), NOW)) is None
     store.close()
     with pytest.raises(psycopg_pool.PoolClosed):
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
 
 
 def test_a_connection_factory_gets_one_connection_per_operation(
@@ -284,8 +304,8 @@ def test_a_connection_factory_gets_one_connection_per_operation(
     store = PostgreSQLStore(connect=connect, table=table)
     assert table in store.name
     store.create_tables()
-    assert store.create(key(1), b"one", NOW, NOW + HOUR, NOW)
-    assert store.update(key(1), b"two", NOW, NOW + HOUR, NOW, 1) == 2
+    assert store.create(Create(key(1), b"one", NOW, NOW + HOUR, NOW))
+    assert store.update(Update(key(1), b"two", NOW, NOW + HOUR, NOW, 1)) == 2
     store.close()
     assert len(made) == 3
     assert all(conn.closed for conn in made)
@@ -297,20 +317,20 @@ def test_a_schema_qualified_table_works(conninfo: str, table: str, raw: Any) -> 
     store = PostgreSQLStore.from_url(f"{conninfo}?table=public.{table}")
     try:
         store.create_tables()
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-        assert isinstance(store.load(key(1), NOW), Record)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+        assert isinstance(store.load(Load(key(1), NOW)), Record)
     finally:
         store.close()
 
 
 def test_threads_racing_for_the_lock_let_exactly_one_in(store: PostgreSQLStore) -> None:
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     start = threading.Barrier(8, timeout=30)
     results: list[object] = []
 
     def take(n: int) -> None:
         start.wait()
-        results.append(store.load(key(1), NOW, LockRequest(f"token-{n}", 30.0)))
+        results.append(store.load(Load(key(1), NOW, LockRequest(f"token-{n}", 30.0))))
 
     threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -327,7 +347,7 @@ def test_eight_threads_incrementing_one_session_lose_nothing(
     # Fewer connections than threads, so the pool's waiting is exercised too.
     store = PostgreSQLStore.from_url(f"{conninfo}?table={table}&pool_size=4")
     store.create_tables()
-    assert store.create(key("counter"), b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
     start = threading.Barrier(8, timeout=30)
     errors: list[BaseException] = []
 
@@ -336,10 +356,12 @@ def test_eight_threads_incrementing_one_session_lose_nothing(
             start.wait()
             done = 0
             while done < n:
-                record = store.load(key("counter"), NOW)
+                record = store.load(Load(key("counter"), NOW))
                 assert isinstance(record, Record)
                 value = str(int(record.payload) + 1).encode()
-                if store.update(key("counter"), value, NOW, NOW + HOUR, NOW, record.version):
+                if store.update(
+                    Update(key("counter"), value, NOW, NOW + HOUR, NOW, record.version)
+                ):
                     done += 1
         except BaseException as exc:  # reported below, in the test's own thread
             errors.append(exc)
@@ -350,7 +372,7 @@ def test_eight_threads_incrementing_one_session_lose_nothing(
     for thread in threads:
         thread.join()
     assert errors == []
-    record = store.load(key("counter"), NOW)
+    record = store.load(Load(key("counter"), NOW))
     store.close()
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"400", 401)
@@ -363,9 +385,9 @@ def test_four_processes_incrementing_one_session_lose_nothing(
     store = store_from_url(url)
     assert isinstance(store, PostgreSQLStore)
     store.create_tables()
-    assert store.create(key("counter"), b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
     run_cas_processes(url, key("counter"), processes=4, n=100, now=NOW)
-    record = store.load(key("counter"), NOW)
+    record = store.load(Load(key("counter"), NOW))
     store.close()
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"400", 401)
@@ -377,7 +399,7 @@ def test_a_closed_port_is_unavailable_within_the_pool_timeout() -> None:
     )
     started = time.monotonic()
     with pytest.raises(store.unavailable_errors):
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
     assert time.monotonic() - started < 3
     store.close()
 
@@ -389,7 +411,7 @@ async def test_a_closed_port_is_unavailable_within_the_pool_timeout_async() -> N
     )
     started = time.monotonic()
     with pytest.raises(store.unavailable_errors):
-        await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     assert time.monotonic() - started < 3
     await store.aclose()
 
@@ -399,7 +421,7 @@ def test_a_factory_on_a_closed_port_is_unavailable() -> None:
         connect=lambda: psycopg.connect("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
     )
     with pytest.raises(store.unavailable_errors):
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
 
 
 def test_the_first_request_after_an_outage_works(
@@ -413,17 +435,17 @@ def test_the_first_request_after_an_outage_works(
             f"?table={table}&pool_size=1&pool_timeout=1&connect_timeout=2"
         )
         store.create_tables()
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         proxy.stop()
         # The pooled connection is dead, then no new one can be made; four failures, a second
         # apart, outlast the first steps of psycopg_pool's default reconnection backoff.
         for _ in range(4):
             started = time.monotonic()
             with pytest.raises(store.unavailable_errors):
-                store.load(key(1), NOW)
+                store.load(Load(key(1), NOW))
             assert time.monotonic() - started < 3
         proxy.start()
-        assert isinstance(store.load(key(1), NOW), Record)
+        assert isinstance(store.load(Load(key(1), NOW)), Record)
         store.close()
 
 
@@ -437,16 +459,16 @@ async def test_one_dead_connection_clears_the_other_idle_ones(
             f"?table={table}&pool_timeout=1&connect_timeout=2&pool_size=4"
         )
         await store.create_tables()
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         pool = store._source
         assert isinstance(pool, psycopg_pool.AsyncConnectionPool)
         while pool.get_stats().get("pool_available", 0) < 3:
-            await asyncio.gather(*(store.load(key(1), NOW) for _ in range(8)))
+            await asyncio.gather(*(store.load(Load(key(1), NOW)) for _ in range(8)))
         proxy.stop()  # a server restart: every pooled connection dies
         with pytest.raises(store.unavailable_errors):
-            await store.load(key(1), NOW)
+            await store.load(Load(key(1), NOW))
         proxy.start()
-        assert isinstance(await store.load(key(1), NOW), Record)
+        assert isinstance(await store.load(Load(key(1), NOW)), Record)
         await store.aclose()
 
 
@@ -455,7 +477,7 @@ def test_a_statement_timeout_bounds_a_blocked_statement(
 ) -> None:
     store = PostgreSQLStore.from_url(f"{conninfo}?table={table}&statement_timeout=0.5")
     store.create_tables()
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     holder = psycopg.connect(conninfo)
     try:
         holder.execute(
@@ -463,12 +485,12 @@ def test_a_statement_timeout_bounds_a_blocked_statement(
         ).fetchall()
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            store.update(key(1), b"y", NOW, NOW + HOUR, NOW, None)
+            store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
         assert time.monotonic() - started < 2
     finally:
         holder.rollback()
         holder.close()
-    assert store.update(key(1), b"y", NOW, NOW + HOUR, NOW, None) == 2
+    assert store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None)) == 2
     store.close()
 
 
@@ -493,8 +515,8 @@ def test_urls_are_checked_and_names_carry_no_password() -> None:
 def test_keys_the_column_cannot_hold_are_refused(store: PostgreSQLStore) -> None:
     for bad in ["", "\x00", "x" * 65, "ключ"]:
         with pytest.raises(ValueError, match="printable ASCII"):
-            store.load(bad, NOW)
+            store.load(Load(bad, NOW))
     # Case and trailing spaces matter: keys compare byte for byte.
-    assert store.create("k", b"lower", NOW, NOW + HOUR, NOW)
-    assert store.create("K", b"upper", NOW, NOW + HOUR, NOW)
-    assert store.load("k ", NOW) is None
+    assert store.create(Create("k", b"lower", NOW, NOW + HOUR, NOW))
+    assert store.create(Create("K", b"upper", NOW, NOW + HOUR, NOW))
+    assert store.load(Load("k ", NOW)) is None

@@ -15,12 +15,25 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import LOCKED, LockRequest, Record, Slide
+from coatcheck.stores import (
+    LOCKED,
+    Create,
+    Delete,
+    Load,
+    LockRequest,
+    Record,
+    Slide,
+    Touch,
+    Unlock,
+    Update,
+)
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 from ._own_server import own_server
+
+pytestmark = pytest.mark.server("redis")
 
 NOW = float(int(time.time()))
 HOUR = 3600.0
@@ -83,8 +96,8 @@ def test_keys_carry_the_prefix_and_share_a_hash_tag_with_the_lock(
 ) -> None:
     prefix = new_prefix()
     store = RedisStore(url=url, prefix=prefix)
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-    assert isinstance(store.load(key(1), NOW, LockRequest("t", 30.0)), Record)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    assert isinstance(store.load(Load(key(1), NOW, LockRequest("t", 30.0))), Record)
     record_key, lock_key = f"{prefix}{{{key(1)}}}", f"{prefix}{{{key(1)}}}:lock"
     assert sorted(raw.scan_iter(match=prefix + "*")) == [record_key.encode(), lock_key.encode()]
     assert key_slot(record_key.encode()) == key_slot(lock_key.encode()) == key_slot(key(1).encode())
@@ -97,18 +110,18 @@ def test_ttl_is_native_refreshed_by_touch_and_floored_at_one_second(
     prefix = new_prefix()
     store = RedisStore(url=url, prefix=prefix)
     record_key = f"{prefix}{{{key(1)}}}"
-    assert store.create(key(1), b"x", NOW, NOW + 100, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + 100, NOW))
     assert 99_000 < raw.pttl(record_key) <= 100_000
-    assert store.touch(key(1), NOW, NOW + 5000, NOW)
+    assert store.touch(Touch(key(1), NOW, NOW + 5000, NOW))
     assert 4_999_000 < raw.pttl(record_key) <= 5_000_000
-    assert store.update(key(1), b"y", NOW, NOW + 200, NOW, None) == 2
+    assert store.update(Update(key(1), b"y", NOW, NOW + 200, NOW, None)) == 2
     assert 199_000 < raw.pttl(record_key) <= 200_000
     # A deadline already past still gets a (one-second) TTL rather than an error or no TTL.
-    assert store.touch(key(1), NOW, NOW - 5, NOW)
+    assert store.touch(Touch(key(1), NOW, NOW - 5, NOW))
     assert 0 < raw.pttl(record_key) <= 1000
     # The lock key expires by itself too, as a safety net for a holder that died.
-    assert store.create(key(2), b"x", NOW, NOW + HOUR, NOW)
-    assert isinstance(store.load(key(2), NOW, LockRequest("t", 30.0)), Record)
+    assert store.create(Create(key(2), b"x", NOW, NOW + HOUR, NOW))
+    assert isinstance(store.load(Load(key(2), NOW, LockRequest("t", 30.0))), Record)
     assert 29_000 < raw.pttl(f"{prefix}{{{key(2)}}}:lock") <= 30_000
     store.close()
 
@@ -119,19 +132,19 @@ def test_a_slide_moves_the_native_ttl_only_when_it_slides(
     prefix = new_prefix()
     store = RedisStore(url=url, prefix=prefix)
     record_key, lock_key = f"{prefix}{{{key(1)}}}", f"{prefix}{{{key(1)}}}:lock"
-    assert store.create(key(1), b"x", NOW, NOW + 100, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + 100, NOW))
     # Fresh (accessed after stale_before): neither the times nor the TTL move.
-    fresh = store.load(key(1), NOW + 30, None, Slide(NOW + 30, NOW + 5000, NOW - 30))
+    fresh = store.load(Load(key(1), NOW + 30, None, Slide(NOW + 30, NOW + 5000, NOW - 30)))
     assert fresh == Record(b"x", 1, NOW, NOW + 100)
     assert 99_000 < raw.pttl(record_key) <= 100_000
     # Stale: the 16 time bytes and the TTL move together, in the load's one script.
-    slid = store.load(key(1), NOW + 60, None, Slide(NOW + 60, NOW + 5000, NOW + 30))
+    slid = store.load(Load(key(1), NOW + 60, None, Slide(NOW + 60, NOW + 5000, NOW + 30)))
     assert slid == Record(b"x", 1, NOW + 60, NOW + 5000)
-    assert store.load(key(1), NOW + 60) == slid
+    assert store.load(Load(key(1), NOW + 60)) == slid
     assert 4_939_000 < raw.pttl(record_key) <= 4_940_000  # expires_at - now
     # The locked load slides too, and its lock gets its own TTL.
     locked = store.load(
-        key(1), NOW + 120, LockRequest("t", 30.0), Slide(NOW + 120, NOW + 7000, NOW + 60)
+        Load(key(1), NOW + 120, LockRequest("t", 30.0), Slide(NOW + 120, NOW + 7000, NOW + 60))
     )
     assert locked == Record(b"x", 1, NOW + 120, NOW + 7000)
     assert 6_879_000 < raw.pttl(record_key) <= 6_880_000
@@ -139,7 +152,7 @@ def test_a_slide_moves_the_native_ttl_only_when_it_slides(
     # A value some other program wrote is never slid (nor overwritten); load refuses it.
     raw.set(f"{prefix}{{{key(2)}}}", b"not a coatcheck record", px=100_000)
     with pytest.raises(ValueError, match="not a coatcheck record"):
-        store.load(key(2), NOW + 60, None, Slide(NOW + 60, NOW + 5000, NOW + 30))
+        store.load(Load(key(2), NOW + 60, None, Slide(NOW + 60, NOW + 5000, NOW + 30)))
     assert raw.get(f"{prefix}{{{key(2)}}}") == b"not a coatcheck record"
     assert 99_000 < raw.pttl(f"{prefix}{{{key(2)}}}") <= 100_000
     store.close()
@@ -161,7 +174,7 @@ def test_a_client_passed_in_stays_open(
     client = redis.Redis(host=server[0], port=server[1])
     before = client.client_id()
     store = RedisStore(client, prefix=new_prefix())
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     store.close()
     # Same server-side connection id: the pool was not disconnected.
     assert client.client_id() == before
@@ -173,7 +186,7 @@ def test_a_store_closes_the_client_it_built(
 ) -> None:
     name = f"cc-test-{uuid.uuid4().hex[:8]}"
     store = RedisStore.from_url(f"{url}?client_name={name}&prefix={new_prefix()}")
-    assert store.load(key(1), NOW) is None
+    assert store.load(Load(key(1), NOW)) is None
     assert connected(raw, name, True)
     store.close()
     assert not connected(raw, name, False)
@@ -186,7 +199,7 @@ async def test_async_client_passed_in_stays_open(
     client = redis.asyncio.Redis(host=server[0], port=server[1])
     before = await client.client_id()
     store = AsyncRedisStore(client, prefix=new_prefix())
-    assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     await store.aclose()
     assert await client.client_id() == before
     await client.aclose()
@@ -198,7 +211,7 @@ async def test_async_store_closes_the_client_it_built(
 ) -> None:
     name = f"cc-test-{uuid.uuid4().hex[:8]}"
     store = AsyncRedisStore.from_url(f"{url}?client_name={name}&prefix={new_prefix()}")
-    assert await store.load(key(1), NOW) is None
+    assert await store.load(Load(key(1), NOW)) is None
     assert connected(raw, name, True)
     await store.aclose()
     assert not connected(raw, name, False)
@@ -207,13 +220,13 @@ async def test_async_store_closes_the_client_it_built(
 def test_two_prefixes_are_isolated(url: str, new_prefix: Callable[[], str]) -> None:
     app_a = RedisStore(url=url, prefix=new_prefix())
     app_b = RedisStore(url=url, prefix=new_prefix())
-    assert app_a.create(key(1), b"a", NOW, NOW + HOUR, NOW)
-    assert app_b.load(key(1), NOW) is None
-    assert app_b.update(key(1), b"b", NOW, NOW + HOUR, NOW, None) is None
-    assert app_b.touch(key(1), NOW, NOW + HOUR, NOW) is False
-    assert app_b.create(key(1), b"b", NOW, NOW + HOUR, NOW)
-    app_b.delete(key(1))
-    record = app_a.load(key(1), NOW)
+    assert app_a.create(Create(key(1), b"a", NOW, NOW + HOUR, NOW))
+    assert app_b.load(Load(key(1), NOW)) is None
+    assert app_b.update(Update(key(1), b"b", NOW, NOW + HOUR, NOW, None)) is None
+    assert app_b.touch(Touch(key(1), NOW, NOW + HOUR, NOW)) is False
+    assert app_b.create(Create(key(1), b"b", NOW, NOW + HOUR, NOW))
+    app_b.delete(Delete(key(1)))
+    record = app_a.load(Load(key(1), NOW))
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"a", 1)
     assert (app_a.count(NOW), app_b.count(NOW)) == (1, 0)
@@ -228,9 +241,9 @@ def test_count_and_stats_scan_only_this_prefix_and_skip_locks(
     store = RedisStore(url=url, prefix=prefix)
     neighbour = RedisStore(url=url, prefix=prefix + "x")  # a prefix that extends ours
     for n in range(2500):  # more than one SCAN batch
-        assert store.create(key(n), b"12", NOW, NOW + (10 if n % 5 == 0 else HOUR), NOW)
-    assert neighbour.create(key("n"), b"zzz", NOW, NOW + HOUR, NOW)
-    assert isinstance(store.load(key(1), NOW, LockRequest("t", 30.0)), Record)
+        assert store.create(Create(key(n), b"12", NOW, NOW + (10 if n % 5 == 0 else HOUR), NOW))
+    assert neighbour.create(Create(key("n"), b"zzz", NOW, NOW + HOUR, NOW))
+    assert isinstance(store.load(Load(key(1), NOW, LockRequest("t", 30.0))), Record)
     assert store.count(NOW) == 2500
     stats = store.stats(NOW + 20)
     assert (stats.live, stats.expired, stats.payload_bytes) == (2000, 500, 5000)
@@ -264,26 +277,34 @@ def test_one_round_trip_per_operation(
     lock = LockRequest("t", 30.0)
     stale = Slide(NOW + 120, NOW + HOUR, NOW + 60)  # the record was accessed at NOW
     operations: list[tuple[str, str, Callable[[], object]]] = [
-        ("create", "SET", lambda: store.create(key(1), b"p", NOW, NOW + HOUR, NOW)),
-        ("load", "GET", lambda: store.load(key(1), NOW)),
-        ("load+lock", "EVALSHA", lambda: store.load(key(1), NOW, lock)),
-        ("load locked", "EVALSHA", lambda: store.load(key(1), NOW, LockRequest("other", 30.0))),
-        ("load+slide", "EVALSHA", lambda: store.load(key(1), NOW + 120, None, stale)),
-        ("load+lock+slide", "EVALSHA", lambda: store.load(key(1), NOW + 120, lock, stale)),
+        ("create", "SET", lambda: store.create(Create(key(1), b"p", NOW, NOW + HOUR, NOW))),
+        ("load", "GET", lambda: store.load(Load(key(1), NOW))),
+        ("load+lock", "EVALSHA", lambda: store.load(Load(key(1), NOW, lock))),
+        (
+            "load locked",
+            "EVALSHA",
+            lambda: store.load(Load(key(1), NOW, LockRequest("other", 30.0))),
+        ),
+        ("load+slide", "EVALSHA", lambda: store.load(Load(key(1), NOW + 120, None, stale))),
+        ("load+lock+slide", "EVALSHA", lambda: store.load(Load(key(1), NOW + 120, lock, stale))),
         (
             "update+unlock",
             "EVALSHA",
-            lambda: store.update(key(1), b"q", NOW, NOW + HOUR, NOW, None, "t"),
+            lambda: store.update(Update(key(1), b"q", NOW, NOW + HOUR, NOW, None, "t")),
         ),
-        ("update", "EVALSHA", lambda: store.update(key(1), b"r", NOW, NOW + HOUR, NOW, None)),
-        ("touch+unlock", "EVALSHA", lambda: store.touch(key(1), NOW, NOW + HOUR, NOW, "t")),
-        ("touch", "EVALSHA", lambda: store.touch(key(1), NOW, NOW + HOUR, NOW)),
-        ("unlock", "EVALSHA", lambda: store.unlock(key(1), "t")),
-        ("delete", "DEL", lambda: store.delete(key(1))),
+        (
+            "update",
+            "EVALSHA",
+            lambda: store.update(Update(key(1), b"r", NOW, NOW + HOUR, NOW, None)),
+        ),
+        ("touch+unlock", "EVALSHA", lambda: store.touch(Touch(key(1), NOW, NOW + HOUR, NOW, "t"))),
+        ("touch", "EVALSHA", lambda: store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))),
+        ("unlock", "EVALSHA", lambda: store.unlock(Unlock(key(1), "t"))),
+        ("delete", "DEL", lambda: store.delete(Delete(key(1)))),
     ]
     for _, _, operation in operations:  # connect and load the scripts into the server first
         operation()
-    store.load(key(1), NOW, lock)  # hold the lock again so "load locked" is really LOCKED
+    store.load(Load(key(1), NOW, lock))  # hold the lock again so "load locked" is really LOCKED
     for name, command, operation in operations:
         before = dict(counts)
         commands.clear()
@@ -297,7 +318,7 @@ def test_one_round_trip_per_operation(
     client.close()
 
 
-def test_a_slide_runs_the_script_only_when_it_may_be_due(
+def test_a_load_with_a_slide_is_one_script_call_and_remembers_nothing(
     server: tuple[str, int], url: str, new_prefix: Callable[[], str]
 ) -> None:
     commands: list[str] = []
@@ -316,34 +337,36 @@ def test_a_slide_runs_the_script_only_when_it_may_be_due(
 
     def load(now: float, stale_before: float) -> Record:
         commands.clear()
-        record = store.load(key(1), now, None, Slide(now, now + HOUR, stale_before))
+        record = store.load(Load(key(1), now, None, Slide(now, now + HOUR, stale_before)))
         assert isinstance(record, Record)
         return record
 
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
-    # This store wrote the access time NOW: a slide for a record accessed before NOW - 60
-    # cannot apply, so the load is a plain GET.
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    # Within the resolution the script finds nothing to slide; past it, it slides. Either way
+    # one round trip, decided by the server from what it holds, not by a client-side memory.
     assert load(NOW + 30, NOW - 60).accessed_at == NOW
-    assert commands == ["GET"]
-    # Past the resolution the slide may be due: the script, which slides.
+    assert commands == ["EVALSHA"]
     assert load(NOW + 61, NOW + 1).accessed_at == NOW + 61
     assert commands == ["EVALSHA"]
     assert load(NOW + 90, NOW + 30).accessed_at == NOW + 61
-    assert commands == ["GET"]
-    # Another process (another store) slid it meanwhile: this one does not know, runs the
-    # script, which finds nothing to do, and learns the new access time.
+    assert commands == ["EVALSHA"]
+    # Another process (another store) slid it meanwhile: this one sees the new access time.
     other = RedisStore(url=url, prefix=prefix)
     assert isinstance(
-        other.load(key(1), NOW + 200, None, Slide(NOW + 200, NOW + HOUR, NOW + 140)), Record
+        other.load(Load(key(1), NOW + 200, None, Slide(NOW + 200, NOW + HOUR, NOW + 140))), Record
     )
     assert load(NOW + 210, NOW + 150).accessed_at == NOW + 200
     assert commands == ["EVALSHA"]
-    assert load(NOW + 220, NOW + 160).accessed_at == NOW + 200
-    assert commands == ["GET"]
-    # Deleted and gone: nothing remembered, nothing created.
-    store.delete(key(1))
+    # Without a slide, a load is a plain GET.
     commands.clear()
-    assert store.load(key(1), NOW + 230, None, Slide(NOW + 230, NOW + HOUR, NOW + 170)) is None
+    assert isinstance(store.load(Load(key(1), NOW + 220)), Record)
+    assert commands == ["GET"]
+    # Deleted and gone: nothing created.
+    store.delete(Delete(key(1)))
+    commands.clear()
+    assert (
+        store.load(Load(key(1), NOW + 230, None, Slide(NOW + 230, NOW + HOUR, NOW + 170))) is None
+    )
     assert commands == ["EVALSHA"]
     other.close()
     client.close()
@@ -356,7 +379,7 @@ def test_bad_prefixes_and_keys_are_refused(url: str) -> None:
     store = RedisStore(url=url, prefix="ok:")
     for bad_key in ["", "a{b", "a}b"]:
         with pytest.raises(ValueError, match="invalid store key"):
-            store.load(bad_key, NOW)
+            store.load(Load(bad_key, NOW))
     store.close()
     with pytest.raises(ConfigurationError):
         RedisStore()
@@ -371,7 +394,7 @@ def test_from_url_reads_its_options_and_never_names_the_password(
     store = RedisStore.from_url(
         f"redis://{server[0]}:{server[1]}/0?prefix={prefix}&socket_timeout=2"
     )
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     assert raw.exists(f"{prefix}{{{key(1)}}}") == 1
     store.close()
     secret = RedisStore.from_url("rediss://user:hunter2@cache.example:6380/3?prefix=app1:")
@@ -379,7 +402,7 @@ def test_from_url_reads_its_options_and_never_names_the_password(
     sock = RedisStore.from_url("unix:///nonexistent/redis.sock?db=2")
     assert sock.name == "unix:///nonexistent/redis.sock?db=2 prefix='coatcheck:'"
     with pytest.raises(sock.unavailable_errors):
-        sock.load(key(1), NOW)
+        sock.load(Load(key(1), NOW))
     with pytest.raises(ConfigurationError):
         RedisStore.from_url("redis://localhost?socket_timeout=soon")
 
@@ -388,7 +411,7 @@ def test_a_closed_port_fails_fast_with_an_unavailable_error() -> None:
     store = RedisStore(url=f"redis://127.0.0.1:{closed_port()}/0", socket_timeout=1.0)
     started = time.monotonic()
     with pytest.raises(store.unavailable_errors):
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
     assert time.monotonic() - started < 1.0
     store.close()
 
@@ -396,8 +419,8 @@ def test_a_closed_port_fails_fast_with_an_unavailable_error() -> None:
 def test_a_silent_server_fails_within_the_socket_timeout(silent_port: int) -> None:
     store = RedisStore(url=f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.3)
     for operation in (
-        lambda: store.load(key(1), NOW),
-        lambda: store.update(key(1), b"x", NOW, NOW + HOUR, NOW, 1),
+        lambda: store.load(Load(key(1), NOW)),
+        lambda: store.update(Update(key(1), b"x", NOW, NOW + HOUR, NOW, 1)),
     ):
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
@@ -413,7 +436,7 @@ async def test_async_outages_fail_within_the_socket_timeout(silent_port: int) ->
         store = AsyncRedisStore(url=f"redis://127.0.0.1:{port}/0", socket_timeout=0.3)
         started = time.monotonic()
         with pytest.raises(store.unavailable_errors):
-            await store.load(key(1), NOW, LockRequest("t", 5.0))
+            await store.load(Load(key(1), NOW, LockRequest("t", 5.0)))
         assert time.monotonic() - started < 1.0
         await store.aclose()
 
@@ -421,16 +444,16 @@ async def test_async_outages_fail_within_the_socket_timeout(silent_port: int) ->
 def test_the_store_recovers_when_its_server_restarts() -> None:
     with own_server("redis") as server:
         store = RedisStore(url=f"redis://127.0.0.1:{server.port}/0", socket_timeout=1.0)
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         # Restarted between two requests: the pooled connection is stale, the next call works.
         server.stop()
         server.start()
-        assert store.load(key(1), NOW) is None  # no persistence: the record went with it
+        assert store.load(Load(key(1), NOW)) is None  # no persistence: the record went with it
         server.stop()
         with pytest.raises(store.unavailable_errors):
-            store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+            store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         server.start()
-        assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         store.close()
 
 
@@ -438,13 +461,13 @@ def test_the_store_recovers_when_its_server_restarts() -> None:
 async def test_the_async_store_recovers_when_its_server_restarts() -> None:
     with own_server("redis") as server:
         store = AsyncRedisStore(url=f"redis://127.0.0.1:{server.port}/0", socket_timeout=1.0)
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         server.stop()
         server.start()
-        assert await store.load(key(1), NOW) is None
+        assert await store.load(Load(key(1), NOW)) is None
         server.stop()
         with pytest.raises(store.unavailable_errors):
-            await store.update(key(1), b"x", NOW, NOW + HOUR, NOW, None)
+            await store.update(Update(key(1), b"x", NOW, NOW + HOUR, NOW, None))
         server.start()
-        assert await store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+        assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         await store.aclose()

@@ -1,8 +1,8 @@
 """RedisStore with the user's own Cluster and Sentinel clients, on real private deployments.
 
-The store contract runs unchanged against both: its test functions are adopted below (not
-copied), with ``sync_store``/``async_store`` fixtures that hand them a store built on a
-``RedisCluster`` or a Sentinel ``master_for`` client. Each deployment starts once per module,
+The store contract runs unchanged against both: the suite of ``coatcheck.testing.contract``,
+with ``store`` fixtures that hand it a store built on a ``RedisCluster`` or a Sentinel
+``master_for`` client. Each deployment starts once per module,
 and only when a test that needs it runs.
 """
 
@@ -28,12 +28,22 @@ from redis.crc import key_slot
 
 from coatcheck import AsyncSessionManager, SessionLocked, SessionManager, StoreUnavailable
 from coatcheck._sansio.ids import storage_key
-from coatcheck.stores import LOCKED, LockRequest, Record, Slide
+from coatcheck.stores import (
+    LOCKED,
+    Create,
+    Delete,
+    Load,
+    LockRequest,
+    Record,
+    Slide,
+    Touch,
+    Unlock,
+    Update,
+)
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 from coatcheck.testing import FrozenClock
-from tests.contract._async import test_store_contract as async_contract
-from tests.contract._sync import test_store_contract as sync_contract
+from coatcheck.testing.contract import AsyncStoreContract, StoreContract
 
 from ._redis_topology import (
     HOST,
@@ -43,6 +53,8 @@ from ._redis_topology import (
     redis_sentinel,
     wait_until,
 )
+
+pytestmark = pytest.mark.server("redis")
 
 NOW = float(int(time.time()))
 HOUR = 3600.0
@@ -142,12 +154,6 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def backend() -> str:
-    """The contract's name for these stores: Redis expires records itself (NATIVE_TTL)."""
-    return "redis"
-
-
-@pytest.fixture
 def sync_store(topology: str, request: pytest.FixtureRequest) -> Iterator[RedisStore]:
     # getfixturevalue: a deployment starts only when a test of its topology runs.
     deployment = request.getfixturevalue(topology)
@@ -187,13 +193,25 @@ async def async_store(
         await aclose_sentinel_client(client)
 
 
-# Every contract test, sync and async, collected here under its own name: pytest gives the
-# functions this module's fixtures, so they run on the topologies above.
-for _flavour, _contract in (("sync", sync_contract), ("async", async_contract)):
-    for _name, _test in vars(_contract).items():
-        if _name.startswith("test_"):
-            globals()[f"test_{_flavour}_contract_{_name.removeprefix('test_')}"] = _test
-del _flavour, _contract, _name, _test
+# The contract suite shipped in coatcheck.testing, on both topologies and both flavours.
+class TestSyncContract(StoreContract):
+    @pytest.fixture
+    def store(self, sync_store: RedisStore) -> RedisStore:
+        return sync_store
+
+    @pytest.fixture
+    def expires_natively(self) -> bool:
+        return True
+
+
+class TestAsyncContract(AsyncStoreContract):
+    @pytest.fixture
+    def store(self, async_store: AsyncRedisStore) -> AsyncRedisStore:
+        return async_store
+
+    @pytest.fixture
+    def expires_natively(self) -> bool:
+        return True
 
 
 # -- cluster: where the keys go -----------------------------------------------------------------
@@ -205,7 +223,7 @@ def test_cluster_sessions_spread_over_every_node_and_count_sees_them_all(
     prefix = new_prefix()
     store = RedisStore(sync_cluster_client, prefix=prefix)
     for n in range(60):
-        assert store.create(key(n), b"1234", NOW, NOW + (10 if n % 4 == 0 else HOUR), NOW)
+        assert store.create(Create(key(n), b"1234", NOW, NOW + (10 if n % 4 == 0 else HOUR), NOW))
     per_node = node_keys(cluster, prefix + "*")
     assert all(len(keys) > 0 for keys in per_node.values()), {
         p: len(k) for p, k in per_node.items()
@@ -215,7 +233,7 @@ def test_cluster_sessions_spread_over_every_node_and_count_sees_them_all(
     stats = store.stats(NOW + 20)
     assert (stats.live, stats.expired, stats.payload_bytes) == (45, 15, 240)
     for n in range(60):
-        store.delete(key(n))
+        store.delete(Delete(key(n)))
     assert store.count(NOW) == 0
     assert node_keys(cluster, prefix + "*") == {port: set() for port in cluster.ports}
     store.close()
@@ -228,16 +246,18 @@ async def test_async_cluster_count_and_stats_see_every_node(
     prefix = new_prefix()
     store = AsyncRedisStore(async_cluster, prefix=prefix)
     for n in range(60):
-        assert await store.create(key(n), b"12", NOW, NOW + (10 if n % 3 == 0 else HOUR), NOW)
+        assert await store.create(
+            Create(key(n), b"12", NOW, NOW + (10 if n % 3 == 0 else HOUR), NOW)
+        )
     # A lock key on the way must not be counted as a record.
-    assert isinstance(await store.load(key(0), NOW, LockRequest("t", 30.0)), Record)
+    assert isinstance(await store.load(Load(key(0), NOW, LockRequest("t", 30.0))), Record)
     per_node = node_keys(cluster, prefix + "*")
     assert all(len(keys) > 0 for keys in per_node.values())
     assert await store.count(NOW) == 60
     stats = await store.stats(NOW + 20)
     assert (stats.live, stats.expired, stats.payload_bytes) == (40, 20, 120)
     for n in range(60):
-        await store.delete(key(n))
+        await store.delete(Delete(key(n)))
     assert node_keys(cluster, prefix + "*") == {port: set() for port in cluster.ports}
     await store.aclose()
 
@@ -249,8 +269,8 @@ def test_cluster_record_and_lock_share_a_slot_and_a_node(
     store = RedisStore(sync_cluster_client, prefix=prefix)
     ports_used = set()
     for n in range(12):
-        assert store.create(key(n), b"x", NOW, NOW + HOUR, NOW)
-        assert isinstance(store.load(key(n), NOW, LockRequest("t", 30.0)), Record)
+        assert store.create(Create(key(n), b"x", NOW, NOW + HOUR, NOW))
+        assert isinstance(store.load(Load(key(n), NOW, LockRequest("t", 30.0))), Record)
         record_key = f"{prefix}{{{key(n)}}}"
         lock_key = record_key + ":lock"
         # Asked of the server, not computed here: CLUSTER KEYSLOT is what routing obeys.
@@ -261,7 +281,7 @@ def test_cluster_record_and_lock_share_a_slot_and_a_node(
         ports_used.add(owner.port)
         with cluster.node_client(owner.port) as node:
             assert node.exists(record_key, lock_key) == 2
-        store.delete(key(n))
+        store.delete(Delete(key(n)))
     assert ports_used == set(cluster.ports)
     store.close()
 
@@ -293,25 +313,25 @@ def test_cluster_every_script_runs_on_every_node(
     store = RedisStore(sync_cluster_client, prefix=prefix)
     for k in script_keys_on_every_node(cluster, prefix):
         flush_scripts(cluster)
-        assert store.create(k, b"v1", NOW, NOW + HOUR, NOW)
-        slid = store.load(k, NOW + 120, None, Slide(NOW + 120, NOW + 2 * HOUR, NOW + 60))
+        assert store.create(Create(k, b"v1", NOW, NOW + HOUR, NOW))
+        slid = store.load(Load(k, NOW + 120, None, Slide(NOW + 120, NOW + 2 * HOUR, NOW + 60)))
         assert slid == Record(b"v1", 1, NOW + 120, NOW + 2 * HOUR)
-        assert isinstance(store.load(k, NOW, LockRequest("a", 30.0)), Record)
-        assert store.load(k, NOW, LockRequest("b", 30.0)) is LOCKED
-        assert store.update(k, b"v2", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2
-        assert store.update(k, b"stale", NOW, NOW + HOUR, NOW, 1) is None
-        assert isinstance(store.load(k, NOW, LockRequest("b", 30.0)), Record)
-        assert store.touch(k, NOW + 5, NOW + HOUR, NOW + 5, unlock="b") is True
-        assert isinstance(store.load(k, NOW + 5, LockRequest("c", 30.0)), Record)
-        store.unlock(k, "c")
-        assert store.update(k, b"v3", NOW, NOW + HOUR, NOW, None) == 3
-        record = store.load(k, NOW + 5)
+        assert isinstance(store.load(Load(k, NOW, LockRequest("a", 30.0))), Record)
+        assert store.load(Load(k, NOW, LockRequest("b", 30.0))) is LOCKED
+        assert store.update(Update(k, b"v2", NOW, NOW + HOUR, NOW, 1, unlock="a")) == 2
+        assert store.update(Update(k, b"stale", NOW, NOW + HOUR, NOW, 1)) is None
+        assert isinstance(store.load(Load(k, NOW, LockRequest("b", 30.0))), Record)
+        assert store.touch(Touch(k, NOW + 5, NOW + HOUR, NOW + 5, unlock="b")) is True
+        assert isinstance(store.load(Load(k, NOW + 5, LockRequest("c", 30.0))), Record)
+        store.unlock(Unlock(k, "c"))
+        assert store.update(Update(k, b"v3", NOW, NOW + HOUR, NOW, None)) == 3
+        record = store.load(Load(k, NOW + 5))
         assert isinstance(record, Record)
         assert (record.payload, record.version, record.accessed_at) == (b"v3", 3, NOW)
-        store.delete(k)
-        assert store.touch(k, NOW, NOW + HOUR, NOW) is False
-        assert store.update(k, b"late", NOW, NOW + HOUR, NOW, None) is None
-        store.unlock(k, "c")
+        store.delete(Delete(k))
+        assert store.touch(Touch(k, NOW, NOW + HOUR, NOW)) is False
+        assert store.update(Update(k, b"late", NOW, NOW + HOUR, NOW, None)) is None
+        store.unlock(Unlock(k, "c"))
     assert node_keys(cluster, prefix + "*") == {port: set() for port in cluster.ports}
     store.close()
 
@@ -324,23 +344,25 @@ async def test_async_cluster_every_script_runs_on_every_node(
     store = AsyncRedisStore(async_cluster, prefix=prefix)
     for k in script_keys_on_every_node(cluster, prefix):
         flush_scripts(cluster)
-        assert await store.create(k, b"v1", NOW, NOW + HOUR, NOW)
-        slid = await store.load(k, NOW + 120, None, Slide(NOW + 120, NOW + 2 * HOUR, NOW + 60))
+        assert await store.create(Create(k, b"v1", NOW, NOW + HOUR, NOW))
+        slid = await store.load(
+            Load(k, NOW + 120, None, Slide(NOW + 120, NOW + 2 * HOUR, NOW + 60))
+        )
         assert slid == Record(b"v1", 1, NOW + 120, NOW + 2 * HOUR)
-        assert isinstance(await store.load(k, NOW, LockRequest("a", 30.0)), Record)
-        assert await store.load(k, NOW, LockRequest("b", 30.0)) is LOCKED
-        assert await store.update(k, b"v2", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2
-        assert await store.update(k, b"stale", NOW, NOW + HOUR, NOW, 1) is None
-        assert isinstance(await store.load(k, NOW, LockRequest("b", 30.0)), Record)
-        assert await store.touch(k, NOW + 5, NOW + HOUR, NOW + 5, unlock="b") is True
-        assert isinstance(await store.load(k, NOW + 5, LockRequest("c", 30.0)), Record)
-        await store.unlock(k, "c")
-        assert await store.update(k, b"v3", NOW, NOW + HOUR, NOW, None) == 3
-        record = await store.load(k, NOW + 5)
+        assert isinstance(await store.load(Load(k, NOW, LockRequest("a", 30.0))), Record)
+        assert await store.load(Load(k, NOW, LockRequest("b", 30.0))) is LOCKED
+        assert await store.update(Update(k, b"v2", NOW, NOW + HOUR, NOW, 1, unlock="a")) == 2
+        assert await store.update(Update(k, b"stale", NOW, NOW + HOUR, NOW, 1)) is None
+        assert isinstance(await store.load(Load(k, NOW, LockRequest("b", 30.0))), Record)
+        assert await store.touch(Touch(k, NOW + 5, NOW + HOUR, NOW + 5, unlock="b")) is True
+        assert isinstance(await store.load(Load(k, NOW + 5, LockRequest("c", 30.0))), Record)
+        await store.unlock(Unlock(k, "c"))
+        assert await store.update(Update(k, b"v3", NOW, NOW + HOUR, NOW, None)) == 3
+        record = await store.load(Load(k, NOW + 5))
         assert isinstance(record, Record)
         assert (record.payload, record.version, record.accessed_at) == (b"v3", 3, NOW)
-        await store.delete(k)
-        assert await store.touch(k, NOW, NOW + HOUR, NOW) is False
+        await store.delete(Delete(k))
+        assert await store.touch(Touch(k, NOW, NOW + HOUR, NOW)) is False
     assert node_keys(cluster, prefix + "*") == {port: set() for port in cluster.ports}
     await store.aclose()
 
@@ -433,14 +455,14 @@ def test_clients_passed_in_stay_open(cluster: Cluster, sentinel: SentinelDeploym
         before = {node.name: client.client_id(target_nodes=node) for node in nodes}
         store = RedisStore(client, prefix=new_prefix())
         for n in range(12):  # keys on every node, so every node's pool is in use
-            assert store.create(key(n), b"x", NOW, NOW + 10, NOW)
+            assert store.create(Create(key(n), b"x", NOW, NOW + 10, NOW))
         store.close()
         # Same server-side connection on every node: no pool was disconnected.
         assert {node.name: client.client_id(target_nodes=node) for node in nodes} == before
     master = master_client(sentinel)
     before_id = master.client_id()
     store = RedisStore(master, prefix=new_prefix())
-    assert store.create(key(1), b"x", NOW, NOW + 10, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + 10, NOW))
     store.close()
     assert master.client_id() == before_id
     close_sentinel_client(master)
@@ -456,14 +478,14 @@ async def test_async_clients_passed_in_stay_open(
     before = {node.name: await client.client_id(target_nodes=node) for node in nodes}
     store = AsyncRedisStore(client, prefix=new_prefix())
     for n in range(12):
-        assert await store.create(key(n), b"x", NOW, NOW + 10, NOW)
+        assert await store.create(Create(key(n), b"x", NOW, NOW + 10, NOW))
     await store.aclose()
     assert {node.name: await client.client_id(target_nodes=node) for node in nodes} == before
     await client.aclose()
     master = async_master_client(sentinel)
     before_id = await master.client_id()
     store = AsyncRedisStore(master, prefix=new_prefix())
-    assert await store.create(key(1), b"x", NOW, NOW + 10, NOW)
+    assert await store.create(Create(key(1), b"x", NOW, NOW + 10, NOW))
     await store.aclose()
     assert await master.client_id() == before_id
     await aclose_sentinel_client(master)

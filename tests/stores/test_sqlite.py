@@ -11,7 +11,18 @@ from pathlib import Path
 import pytest
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import LockRequest, Record, SQLiteStore, store_from_url
+from coatcheck.stores import (
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LockRequest,
+    Record,
+    SQLiteStore,
+    Touch,
+    Update,
+    store_from_url,
+)
 from coatcheck.stores._sqlite_backend import SQLiteUnavailable
 
 from ._workers import run_cas_processes
@@ -43,12 +54,12 @@ def test_four_processes_incrementing_one_session_lose_nothing(tmp_path: Path) ->
     path = tmp_path / "shared.db"
     store = SQLiteStore(path)
     store.create_tables()
-    assert store.create(key("counter"), b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
     store.close()
 
     run_cas_processes(f"sqlite:///{path}", key("counter"), processes=4, n=250, now=NOW)
 
-    record = store.load(key("counter"), NOW)
+    record = store.load(Load(key("counter"), NOW))
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"1000", 1001)
     store.close()
@@ -57,15 +68,15 @@ def test_four_processes_incrementing_one_session_lose_nothing(tmp_path: Path) ->
 
 
 def test_threads_sharing_one_store_lose_nothing(store: SQLiteStore) -> None:
-    assert store.create(key("counter"), b"0", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
 
     def work() -> None:
         done = 0
         while done < 100:
-            record = store.load(key("counter"), NOW)
+            record = store.load(Load(key("counter"), NOW))
             assert isinstance(record, Record)
             new = str(int(record.payload) + 1).encode()
-            if store.update(key("counter"), new, NOW, NOW + HOUR, NOW, record.version):
+            if store.update(Update(key("counter"), new, NOW, NOW + HOUR, NOW, record.version)):
                 done += 1
 
     threads = [threading.Thread(target=work) for _ in range(8)]
@@ -73,7 +84,7 @@ def test_threads_sharing_one_store_lose_nothing(store: SQLiteStore) -> None:
         t.start()
     for t in threads:
         t.join()
-    record = store.load(key("counter"), NOW)
+    record = store.load(Load(key("counter"), NOW))
     assert isinstance(record, Record)
     assert record.payload == b"800"
 
@@ -92,12 +103,12 @@ def test_file_is_in_wal_mode_with_an_expiry_index(store: SQLiteStore) -> None:
 
 
 def test_a_read_only_load_is_one_select_and_writes_nothing(store: SQLiteStore) -> None:
-    assert store.create(key(1), b"data", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"data", NOW, NOW + HOUR, NOW))
     seen = statements_of(store)
     with store._db.connection() as conn:
         changes = conn.total_changes
-    assert isinstance(store.load(key(1), NOW), Record)
-    assert store.load(key("missing"), NOW) is None
+    assert isinstance(store.load(Load(key(1), NOW)), Record)
+    assert store.load(Load(key("missing"), NOW)) is None
     assert len(seen) == 2
     assert all(s.startswith("SELECT ") for s in seen), seen
     with store._db.connection() as conn:
@@ -105,18 +116,18 @@ def test_a_read_only_load_is_one_select_and_writes_nothing(store: SQLiteStore) -
 
 
 def test_each_write_is_one_statement(store: SQLiteStore) -> None:
-    assert store.create(key(1), b"data", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"data", NOW, NOW + HOUR, NOW))
     seen = statements_of(store)
-    assert isinstance(store.load(key(1), NOW, LockRequest("a", 30)), Record)
-    assert store.update(key(1), b"new", NOW, NOW + HOUR, NOW, 1, unlock="a") == 2
-    assert store.touch(key(1), NOW, NOW + HOUR, NOW)
-    assert store.create(key(2), b"x", NOW, NOW + HOUR, NOW)
-    store.delete(key(2))
+    assert isinstance(store.load(Load(key(1), NOW, LockRequest("a", 30))), Record)
+    assert store.update(Update(key(1), b"new", NOW, NOW + HOUR, NOW, 1, unlock="a")) == 2
+    assert store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))
+    assert store.create(Create(key(2), b"x", NOW, NOW + HOUR, NOW))
+    store.delete(Delete(key(2)))
     assert [s.split()[0] for s in seen] == ["UPDATE", "UPDATE", "UPDATE", "INSERT", "DELETE"]
     # Only a lock refused tells LOCKED from missing with a second statement.
-    assert isinstance(store.load(key(1), NOW, LockRequest("a", 30)), Record)
+    assert isinstance(store.load(Load(key(1), NOW, LockRequest("a", 30))), Record)
     del seen[:]
-    store.load(key(1), NOW, LockRequest("b", 30))
+    store.load(Load(key(1), NOW, LockRequest("b", 30)))
     assert [s.split()[0] for s in seen] == ["UPDATE", "SELECT"]
 
 
@@ -124,9 +135,9 @@ def test_create_and_drop_tables_are_idempotent(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db", table="other_table")
     store.create_tables()
     store.create_tables()
-    assert store.create(key(1), b"kept", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"kept", NOW, NOW + HOUR, NOW))
     store.create_tables()
-    record = store.load(key(1), NOW)
+    record = store.load(Load(key(1), NOW))
     assert isinstance(record, Record)
     assert record.payload == b"kept"
     store.drop_tables()
@@ -134,27 +145,27 @@ def test_create_and_drop_tables_are_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
     store.create_tables()
-    assert store.load(key(1), NOW) is None
+    assert store.load(Load(key(1), NOW)) is None
     store.close()
 
 
 def test_clear_expired_deletes_in_batches_of_1000(store: SQLiteStore) -> None:
     for n in range(5000):
-        assert store.create(key(f"dead-{n}"), b"x", NOW - 100, NOW - 1, NOW - 100)
+        assert store.create(Create(key(f"dead-{n}"), b"x", NOW - 100, NOW - 1, NOW - 100))
     for n in range(10):
-        assert store.create(key(f"live-{n}"), b"x", NOW, NOW + HOUR, NOW)
+        assert store.create(Create(key(f"live-{n}"), b"x", NOW, NOW + HOUR, NOW))
     seen = statements_of(store)
-    assert store.clear_expired(NOW) == 5000
+    assert store.clear_expired(ClearExpired(NOW)) == 5000
     assert [s.split()[0] for s in seen] == ["DELETE"] * 6  # 5 full batches, 1 empty
     assert store.count(NOW) == 10
     assert store.stats(NOW).expired == 0
-    assert isinstance(store.load(key("live-3"), NOW), Record)
+    assert isinstance(store.load(Load(key("live-3"), NOW)), Record)
 
 
 def test_a_missing_table_is_a_plain_error_not_unavailability(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "never-initialised.db")
     with pytest.raises(sqlite3.OperationalError, match="no such table") as caught:
-        store.load(key(1), NOW)
+        store.load(Load(key(1), NOW))
     assert not isinstance(caught.value, store.unavailable_errors)
     store.close()
 
@@ -166,13 +177,13 @@ def test_a_database_locked_past_the_timeout_is_unavailable(tmp_path: Path) -> No
     try:
         other.execute("BEGIN EXCLUSIVE")
         with pytest.raises(SQLiteUnavailable, match="locked"):
-            store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+            store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
         assert isinstance(SQLiteUnavailable("x"), store.unavailable_errors)
     finally:
         other.rollback()
         other.close()
     # The pool is still usable once the other writer is gone.
-    assert store.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     store.close()
 
 
@@ -186,7 +197,7 @@ def test_from_url_paths_and_options(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (absolute.path, absolute.table) == (f"{tmp_path}/abs.db", "my_sessions")
     assert absolute._db.timeout == 1.5
     absolute.create_tables()
-    assert absolute.create(key(1), b"x", NOW, NOW + HOUR, NOW)
+    assert absolute.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     assert (tmp_path / "abs.db").exists()
     absolute.close()
 

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-__all__ = ["SERVERS", "require_server"]
+__all__ = ["SERVERS", "declared", "require_server"]
 
 # name -> (host, port); overridable so a developer can point at other servers.
 SERVERS: dict[str, tuple[str, int]] = {
@@ -22,6 +22,10 @@ SERVERS: dict[str, tuple[str, int]] = {
 }
 
 _seen: dict[str, bool] = {}
+
+#: The servers the running test declared with ``@pytest.mark.server(name)``, set by
+#: tests/conftest.py before its fixtures run (a plain set: worker threads read it too).
+declared: set[str] = set()
 
 
 def _answers(host: str, port: int) -> bool:
@@ -34,6 +38,11 @@ def _answers(host: str, port: int) -> bool:
 
 def require_server(name: str) -> tuple[str, int]:
     """Return the server's address, or fail (CI) / skip (locally) when nothing listens there."""
+    if name not in declared:
+        pytest.fail(
+            f"this test needs the {name} server but is not marked @pytest.mark.server({name!r}),"
+            ' so pytest -m "not server" would not leave it out'
+        )
     host, port = SERVERS[name]
     if name not in _seen:
         _seen[name] = _answers(host, port)
@@ -43,3 +52,10 @@ def require_server(name: str) -> tuple[str, int]:
             pytest.fail(message + " (CI=true: servers are required; .ci/run starts them)")
         pytest.skip(message + " (start it, or run .ci/run which does)")
     return host, port
+
+
+# The session-rule tests (tests/rules) run on the memory store and on one server store per
+# flavour; the store contract suite (tests/contract) runs on every store. unasync turns the
+# async name into the sync one, so each flavour's generated tests pick their own.
+async_rules_store = "redis"
+sync_rules_store = "postgresql"

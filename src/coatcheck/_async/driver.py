@@ -1,17 +1,17 @@
-"""Runs a session flow (coatcheck.flow) against an asyncio store.
+"""Runs a session flow (:mod:`coatcheck._sansio.core`) against an asyncio store.
 
-This and its generated sync twin are the only code that differs between the flavours: they send
-each operation the flow yields to the store and send the result back. A failing store becomes a
-StoreError or StoreUnavailable naming the store, thrown into the flow so it can clean up.
+This and its generated sync twin are the only code that differs between the flavours: they hand
+each operation the flow yields to the store method of the same name and send the result back.
+A failing store becomes a StoreError or StoreUnavailable naming the store, thrown into the flow
+so it can clean up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .._flavours import async_sleep
-from .._sansio.flow import Op
+from .._sansio.ops import ClearExpired, Create, Delete, Flow, Load, Touch, Unlock, Update
 from ..errors import CoatcheckError, StoreError, StoreUnavailable
 from ..stores.base import AsyncStore
 
@@ -30,26 +30,41 @@ def store_failure(store: AsyncStore, exc: Exception) -> CoatcheckError:
     return StoreError(store.name, detail)
 
 
-async def run_async(flow: Generator[Op, Any, T], store: AsyncStore) -> T:
+async def run_async(flow: Flow[T], store: AsyncStore) -> T:
     """Drive ``flow`` to completion against ``store`` and return its result."""
     send = flow.send
     try:
-        method, args = send(None)
+        op = send(None)
         while True:
-            if method == "sleep":
-                # The one operation that is not the store's: waiting on contention.
-                await async_sleep(*args)
-                method, args = send(None)
-                continue
+            result: object
             try:
-                result = await getattr(store, method)(*args)
+                # Most frequent first: every request loads, most then update or touch.
+                if isinstance(op, Load):
+                    result = await store.load(op)
+                elif isinstance(op, Update):
+                    result = await store.update(op)
+                elif isinstance(op, Touch):
+                    result = await store.touch(op)
+                elif isinstance(op, Create):
+                    result = await store.create(op)
+                elif isinstance(op, Unlock):
+                    await store.unlock(op)
+                    result = None
+                elif isinstance(op, Delete):
+                    await store.delete(op)
+                    result = None
+                elif isinstance(op, ClearExpired):
+                    result = await store.clear_expired(op)
+                else:  # Sleep, the one operation that is not the store's: contention back-off
+                    await async_sleep(op.seconds)
+                    result = None
             except Exception as exc:
                 error = store_failure(store, exc)
                 if error is not exc:
                     error.__cause__ = exc
-                method, args = flow.throw(error)
+                op = flow.throw(error)
                 continue
-            method, args = send(result)
+            op = send(result)
     except StopIteration as stop:
         value: T = stop.value
         return value

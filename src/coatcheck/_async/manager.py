@@ -1,6 +1,6 @@
 """AsyncSessionManager: opens and saves sessions against an asyncio store.
 
-Every decision lives in :class:`coatcheck.flow.SessionCore`; this class only runs its flows.
+Every decision lives in :class:`coatcheck._sansio.core.SessionCore`; this class only runs its flows.
 The sync ``SessionManager`` is generated from this file by ``scripts/unasync.py``.
 """
 
@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from .._sansio.config import ConcurrencyMode, SessionConfig
-from .._sansio.flow import SaveOutcome, SessionCore
+from .._sansio.core import SaveOutcome, SessionCore
 from .._sansio.session import Reservation, Session
 from ..errors import ConfigurationError
 from ..stores import async_store_from_url

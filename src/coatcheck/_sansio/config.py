@@ -5,16 +5,31 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeGuard, get_args
 
 from ..errors import ConfigurationError
 from .cookies import CookieConfig
-from .merge import ConflictPolicy
+from .merge import POLICIES, ConflictPolicy
 from .serializers import JSONSerializer, Serializer
 
-__all__ = ["ConcurrencyMode", "SessionConfig"]
+__all__ = ["MODES", "ConcurrencyMode", "SessionConfig", "check_mode", "is_mode"]
 
+#: What happens when two requests on one session run at once (see SessionConfig.concurrency).
 ConcurrencyMode = Literal["none", "merge", "lock"]
+#: Every concurrency mode: the names above, spelled once.
+MODES: frozenset[str] = frozenset(get_args(ConcurrencyMode))
+
+
+def is_mode(value: object) -> TypeGuard[ConcurrencyMode]:
+    """Whether ``value`` names a concurrency mode."""
+    return value in MODES
+
+
+def check_mode(value: object, setting: str = "concurrency") -> ConcurrencyMode:
+    """``value`` as a concurrency mode; ConfigurationError naming ``setting`` when it is none."""
+    if not is_mode(value):
+        raise ConfigurationError(f"{setting} must be one of {', '.join(sorted(MODES))}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +99,9 @@ class SessionConfig:
             raise ConfigurationError("secret_keys is a sequence of keys, newest first")
         if self.max_payload_bytes is not None and self.max_payload_bytes <= 0:
             raise ConfigurationError("max_payload_bytes must be positive or None")
-        if self.concurrency not in ("none", "merge", "lock"):
-            raise ConfigurationError("concurrency must be 'none', 'merge' or 'lock'")
-        if self.merge_conflict not in ("last-writer", "raise"):
-            raise ConfigurationError("merge_conflict must be 'last-writer' or 'raise'")
+        check_mode(self.concurrency)
+        if self.merge_conflict not in POLICIES:
+            raise ConfigurationError(f"merge_conflict must be one of {', '.join(sorted(POLICIES))}")
         if not (0 < self.lock_timeout < math.inf) or not (0 <= self.lock_wait < math.inf):
             raise ConfigurationError("lock_timeout must be positive and lock_wait >= 0")
         if not callable(getattr(self.serializer, "dumps", None)) or not callable(

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from ..errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
-from .config import ConcurrencyMode
+from .config import MODES, ConcurrencyMode, is_mode
 from .cookies import CookieConfig, delete_cookie_header
-from .flow import SaveOutcome
+from .core import SaveOutcome
 
 __all__ = [
     "UNAVAILABLE_BODY",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: What a route may ask for: one of the concurrency modes, or ``read-only`` (no lock, no write).
-RequestMode = Literal["none", "merge", "lock", "read-only"]
+RequestMode = Literal[ConcurrencyMode, "read-only"]
 #: The middleware's ``mode_for(method, path)`` hook: a mode for this request, or None for the
 #: manager's own.
 ModeFor = Callable[[str, str], "RequestMode | None"]
@@ -74,9 +74,10 @@ def request_mode(mode: str | None) -> tuple[ConcurrencyMode | None, bool]:
         return None, False
     if mode == "read-only":
         return None, True
-    if mode in ("none", "merge", "lock"):
-        return mode, False  # type: ignore[return-value]  # narrowed by the test above
-    raise ConfigurationError(f"mode_for returned {mode!r}; expected none/merge/lock/read-only")
+    if is_mode(mode):
+        return mode, False
+    expected = "/".join(sorted(MODES))
+    raise ConfigurationError(f"mode_for returned {mode!r}; expected {expected} or read-only")
 
 
 def interrupted_outcome(cookie: CookieConfig) -> SaveOutcome:

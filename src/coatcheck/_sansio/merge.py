@@ -11,32 +11,21 @@ queues: additions and removals of both sides survive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Set
+from typing import Any, Literal, NamedTuple, get_args
 
-from .session import MAX_FORM_TOKENS
+from .document import FORM_TOKENS, MAX_FORM_TOKENS, QUEUES, USER, Document
 
-__all__ = ["ConflictPolicy", "Document", "Merged", "changed_keys", "merge"]
+__all__ = ["POLICIES", "ConflictPolicy", "Merged", "changed_keys", "merge"]
 
+#: What a merge does with a key both requests changed: ours wins, or SessionConflict.
 ConflictPolicy = Literal["last-writer", "raise"]
+POLICIES: frozenset[str] = frozenset(get_args(ConflictPolicy))
 
 _MISSING: Any = object()
 
-# Metadata fields set once at creation; a merge keeps the stored ones.
-_QUEUES = ("t", "f")
 
-
-@dataclass(slots=True)
-class Document:
-    """A decoded session: data by namespace, and metadata."""
-
-    data: dict[str, dict[str, Any]]
-    meta: dict[str, Any]
-
-
-@dataclass(slots=True)
-class Merged:
+class Merged(NamedTuple):
     """The merge result and the keys both sides changed differently (``ns/key`` or ``key``)."""
 
     document: Document
@@ -86,13 +75,13 @@ def merge(
         else:
             data.setdefault(ns, {})[key] = mine
     for field in meta_changed:
-        if field in _QUEUES:
+        if field in QUEUES:
             added, removed = _queue_delta(
                 list(base.meta.get(field) or ()), ours.meta.get(field) or []
             )
             merged = _without(list(meta.get(field) or ()), removed)
-            merged.extend(item for item in added if field != "t" or item not in merged)
-            if field == "t":
+            merged.extend(item for item in added if field != FORM_TOKENS or item not in merged)
+            if field == FORM_TOKENS:
                 del merged[:-MAX_FORM_TOKENS]
             meta[field] = merged
             continue
@@ -100,7 +89,7 @@ def merge(
         original = base.meta.get(field, _MISSING)
         other = theirs.meta.get(field, _MISSING)
         if other != original:
-            conflicts.append("user" if field == "u" else field)
+            conflicts.append("user" if field == USER else field)
         if mine is _MISSING:
             meta.pop(field, None)
         else:
@@ -109,13 +98,12 @@ def merge(
 
 
 def changed_keys(
-    ours: Document, base: Document, changed: set[tuple[str, str]], whole: bool
+    ours: Document, base: Document, changed: Set[tuple[str, str]], whole: bool
 ) -> set[tuple[str, str]]:
     """The keys to replay: those the session recorded, or every key after ``mark_modified()``."""
-    if not whole:
-        return changed
     keys = set(changed)
-    for document in (ours, base):
-        for ns, values in document.data.items():
-            keys.update((ns, key) for key in values)
+    if whole:
+        for document in (ours, base):
+            for ns, values in document.data.items():
+                keys.update((ns, key) for key in values)
     return keys

@@ -1,26 +1,38 @@
 """The session object an application reads and writes during one request.
 
 A :class:`Session` is a plain in-memory mapping (the same in sync and async code); loading and
-saving happen around the request, in :mod:`coatcheck.flow`. It records *which* keys a request
-changed, not just that something changed, so a save can be merged key by key with a concurrent
-request's save instead of overwriting it.
+saving happen around the request, in :mod:`coatcheck._sansio.core`. It records *which* keys a
+request changed, not just that something changed, so a save can be merged key by key with a
+concurrent request's save instead of overwriting it.
+
+What the session rules need from a session is named, not reached for: its
+:attr:`~Session.document`, its :attr:`~Session.changes` (a read-only :class:`ChangeView`), the
+:attr:`~Session.stored` record it was loaded as, and the two updates a save makes
+(:meth:`~Session.adopt`, :meth:`~Session.rebase`).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Iterator, Mapping, MutableMapping, Set
+from typing import Any, Protocol
 
 from ..errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionError
+from .config import ConcurrencyMode
+from .document import (
+    DEFAULT,
+    FLASH,
+    FORM_TOKENS,
+    MAX_FORM_TOKENS,
+    REMOTE_ADDR,
+    USER,
+    Document,
+    created_at,
+)
 from .ids import new_token
+from .ops import Record
 
-__all__ = ["DEFAULT_NAMESPACE", "MAX_FORM_TOKENS", "Namespace", "Reservation", "Session"]
-
-DEFAULT_NAMESPACE = ""
-MAX_FORM_TOKENS = 16  # Quixote's limit: older outstanding tokens are dropped first
-
-_MISSING: Any = object()
+__all__ = ["ChangeView", "Changes", "Namespace", "Reservation", "Session"]
 
 
 class Reservation:
@@ -40,6 +52,52 @@ class Reservation:
         return f"<Reservation {self.name!r}>"
 
 
+class ChangeView(Protocol):
+    """What a request did to its session, as the save reads it (read-only)."""
+
+    @property
+    def keys(self) -> Set[tuple[str, str]]:
+        """The ``(namespace, key)`` pairs set or deleted."""
+
+    @property
+    def meta(self) -> Set[str]:
+        """The metadata fields changed (user, form tokens, flash messages)."""
+
+    @property
+    def whole(self) -> bool:
+        """``mark_modified()`` without a key: the whole document is written back."""
+
+    @property
+    def destroyed(self) -> bool:
+        """``destroy()`` was called."""
+
+    @property
+    def rotate(self) -> bool:
+        """``regenerate()`` was called and the save has not given the new id yet."""
+
+    @property
+    def content(self) -> bool:
+        """True when the document changed (keys, metadata or the whole of it)."""
+
+
+class Changes:
+    """The one record of what a request did to its session; only :class:`Session` writes it."""
+
+    __slots__ = ("destroyed", "keys", "meta", "rotate", "whole")
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[str, str]] = set()
+        self.meta: set[str] = set()
+        self.whole = False
+        self.destroyed = False
+        self.rotate = False
+
+    @property
+    def content(self) -> bool:
+        """True when the document changed (keys, metadata or the whole of it)."""
+        return bool(self.keys or self.meta or self.whole)
+
+
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
         raise InvalidKey(f"session keys must be str, not {type(key).__name__}")
@@ -50,21 +108,16 @@ class Session(MutableMapping[str, Any]):
     """One client's server-side state: a ``MutableMapping[str, Any]`` plus session metadata.
 
     The mapping itself is the default namespace; :meth:`namespace` gives each application its
-    own. Values must be encodable by the manager's serializer (checked at save).
+    own. Values must be encodable by the manager's serializer (checked at save). Sessions are
+    made by the manager's ``open``, never by applications.
     """
 
     __slots__ = (
-        "_base_payload",
-        "_changed",
-        "_data",
+        "_changes",
         "_default",
-        "_destroyed",
+        "_document",
         "_id",
-        "_meta",
-        "_meta_changed",
-        "_regenerate",
         "_reservations",
-        "_whole",
         "accessed",
         "accessed_at",
         "concurrency",
@@ -74,68 +127,57 @@ class Session(MutableMapping[str, Any]):
         "key",
         "lock_token",
         "read_only",
+        "slid",
         "stale_ticket",
-        "stored_accessed_at",
-        "version",
+        "stored",
     )
 
     def __init__(
         self,
-        session_id: str | None,
-        data: dict[str, dict[str, Any]],
-        meta: dict[str, Any],
-        created_at: float,
+        *,
+        document: Document,
         accessed_at: float,
         reservations: Mapping[str, Reservation],
-        concurrency: str = "merge",
+        concurrency: ConcurrencyMode,
         read_only: bool = False,
         had_ticket: bool = False,
+        session_id: str | None = None,
         key: str | None = None,
-        version: int | None = None,
-        stored_accessed_at: float | None = None,
-        base_payload: bytes | None = None,
+        stored: Record | None = None,
         lock_token: str | None = None,
         stale_ticket: bool = False,
+        slid: bool = False,
     ) -> None:
-        # Built by the flow once per request, with every field given here (positionally, on
-        # the hot path): each attribute is set exactly once.
         self._id = session_id
-        self._data = data
-        self._default = data.setdefault(DEFAULT_NAMESPACE, {})
-        self._meta = meta
+        self._document = document
+        self._default = document.data[DEFAULT]
         self._reservations = reservations
-        self._changed: set[tuple[str, str]] = set()
-        self._meta_changed: set[str] = set()
-        self._whole = False
-        self._destroyed = False
-        self._regenerate = False
+        self._changes = Changes()
         #: When the session was created: seconds since the epoch, to the millisecond (as stored).
-        self.created_at = created_at
+        self.created_at = created_at(document.meta)
         #: When this request started using the session.
         self.accessed_at = accessed_at
-        #: The access time the store held when the session was loaded (None for a new one).
-        self.stored_accessed_at = stored_accessed_at
         #: True until the session has been stored once (lemon's ``created()``).
         self.is_new = key is None
         #: True once the application read or wrote the data (responses then vary on Cookie).
         self.accessed = False
-        #: The store key (digest of the id) the session was loaded from; None for a new one.
+        #: The store key (digest of the id) the session is stored under; None for a new one.
         self.key = key
-        #: The record version the session was loaded at; None for a new one.
-        self.version = version
+        #: The record as this request last saw it in the store (None for a new session): the
+        #: version a save compares against, the stored access time, the base of a merge.
+        self.stored = stored
         #: The lock token held for this session in ``lock`` mode.
         self.lock_token = lock_token
         #: True when the client presented a ticket (cookie), valid or not.
         self.had_ticket = had_ticket
         #: True when the ticket was signed with an older key and should be re-issued.
         self.stale_ticket = stale_ticket
+        #: True when the load already slid the idle timeout (the save then needs no touch).
+        self.slid = slid
         #: The concurrency mode this request runs in (see SessionConfig.concurrency).
         self.concurrency = concurrency
         #: True when the request promised not to write (no lock, no save, no touch).
         self.read_only = read_only
-        # The payload as loaded: decoded only when a concurrent save forces a merge, to tell
-        # which keys the other request changed.
-        self._base_payload = base_payload
 
     # -- identity and metadata -------------------------------------------------------------
 
@@ -145,43 +187,47 @@ class Session(MutableMapping[str, Any]):
         return self._id
 
     @property
+    def version(self) -> int | None:
+        """The stored record's version as this request last saw it; None for a new session."""
+        stored = self.stored
+        return None if stored is None else stored.version
+
+    @property
     def remote_addr(self) -> str | None:
         """The client address that created the session (Quixote's ``_remote_address``)."""
-        value: str | None = self._meta.get("r")
+        value: str | None = self._document.meta.get(REMOTE_ADDR)
         return value
 
     @property
     def user(self) -> Any:
         """Who is on the other end (Quixote's ``user``): any serializable value, or None."""
-        return self._meta.get("u")
+        return self._document.meta.get(USER)
 
     @user.setter
     def user(self, value: Any) -> None:
         self._check_writable()
-        self._meta["u"] = value
-        self._meta_changed.add("u")
+        self._document.meta[USER] = value
+        self._changes.meta.add(USER)
 
     @property
     def modified(self) -> bool:
         """True when this request changed anything that must be saved."""
-        return bool(self._changed or self._meta_changed or self._whole or self._regenerate)
+        changes = self._changes
+        return changes.content or changes.rotate
 
     @property
     def destroyed(self) -> bool:
         """True after :meth:`destroy`."""
-        return self._destroyed
+        return self._changes.destroyed
 
     @property
     def regenerate_requested(self) -> bool:
         """True after :meth:`regenerate`, until the save gives the session its new id."""
-        return self._regenerate
+        return self._changes.rotate
 
     def has_info(self) -> bool:
         """True when the session holds anything worth storing (Quixote's ``has_info``)."""
-        if any(self._data.values()):
-            return True
-        meta = self._meta
-        return bool(meta.get("u") is not None or meta.get("t") or meta.get("f"))
+        return self._document.has_info()
 
     def mark_modified(self, key: str | None = None) -> None:
         """Record a change the mapping could not see, such as a mutated nested list.
@@ -191,9 +237,9 @@ class Session(MutableMapping[str, Any]):
         """
         self._check_writable()
         if key is None:
-            self._whole = True
+            self._changes.whole = True
         else:
-            self._changed.add((DEFAULT_NAMESPACE, _check_key(key)))
+            self._changes.keys.add((DEFAULT, _check_key(key)))
 
     def regenerate(self) -> None:
         """Give the session a new id at save, keeping its data; the old id stops working.
@@ -201,17 +247,17 @@ class Session(MutableMapping[str, Any]):
         Call it when privileges change (log in, log out) to defeat session fixation.
         """
         self._check_writable()
-        self._regenerate = True
+        self._changes.rotate = True
 
     def destroy(self) -> None:
         """Delete the session at the end of the request and tell the client to drop its cookie."""
         if self.read_only:
             raise SessionError("the session was opened read-only for this request")
-        self._destroyed = True
+        self._changes.destroyed = True
         self.accessed = True
-        for namespace in self._data.values():
+        for namespace in self._document.data.values():
             namespace.clear()
-        self._meta = {}
+        self._document.meta.clear()
 
     # -- the mapping (default namespace) ---------------------------------------------------
 
@@ -220,17 +266,16 @@ class Session(MutableMapping[str, Any]):
         return self._default[_check_key(key)]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        # _set() for the default namespace, inlined: the most common write.
-        if self._destroyed or self.read_only:
+        if self.read_only or self._changes.destroyed:
             self._check_writable()
         if type(key) is not str:
             _check_key(key)
         self._default[key] = value
-        self._changed.add((DEFAULT_NAMESPACE, key))
+        self._changes.keys.add((DEFAULT, key))
         self.accessed = True
 
     def __delitem__(self, key: str) -> None:
-        self._delete(DEFAULT_NAMESPACE, self._default, key)
+        self._delete(DEFAULT, self._default, key)
 
     def __contains__(self, key: object) -> bool:
         self.accessed = True
@@ -246,7 +291,6 @@ class Session(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         self.accessed = True
-        # _check_key() only for a non-str key, which it refuses: this is the most common read.
         return self._default.get(key if type(key) is str else _check_key(key), default)
 
     def __repr__(self) -> str:
@@ -271,12 +315,13 @@ class Session(MutableMapping[str, Any]):
     def create_form_token(self) -> str:
         """A new single-use token to put in a form; at most 16 stay outstanding."""
         self._check_writable()
-        tokens: list[str] = list(self._meta.get("t") or ())
+        meta = self._document.meta
+        tokens: list[str] = list(meta.get(FORM_TOKENS) or ())
         token = new_token()
         tokens.append(token)
         del tokens[:-MAX_FORM_TOKENS]
-        self._meta["t"] = tokens
-        self._meta_changed.add("t")
+        meta[FORM_TOKENS] = tokens
+        self._changes.meta.add(FORM_TOKENS)
         self.accessed = True
         return token
 
@@ -287,16 +332,21 @@ class Session(MutableMapping[str, Any]):
             return False
         encoded = token.encode("utf-8", "surrogatepass")
         found = False
-        for candidate in self._meta.get("t") or ():
+        for candidate in self._document.meta.get(FORM_TOKENS) or ():
             found |= hmac.compare_digest(candidate.encode(), encoded)
         return found
 
     def consume_form_token(self, token: object) -> bool:
-        """Check ``token`` and remove it so it cannot be replayed; False when it was not valid."""
+        """Check ``token`` and remove it so it cannot be replayed; False when it was not valid.
+
+        A write: a read-only request cannot consume a token (it would stay valid, unsaved).
+        """
+        self._check_writable()
         if not self.has_form_token(token):
             return False
-        self._meta["t"] = [t for t in self._meta["t"] if t != token]
-        self._meta_changed.add("t")
+        meta = self._document.meta
+        meta[FORM_TOKENS] = [t for t in meta[FORM_TOKENS] if t != token]
+        self._changes.meta.add(FORM_TOKENS)
         return True
 
     # -- flash messages ----------------------------------------------------------------------
@@ -304,28 +354,56 @@ class Session(MutableMapping[str, Any]):
     def flash(self, message: Any, category: str = "message") -> None:
         """Queue a message for the next page this client sees."""
         self._check_writable()
-        messages = list(self._meta.get("f") or ())
+        meta = self._document.meta
+        messages = list(meta.get(FLASH) or ())
         messages.append([category, message])
-        self._meta["f"] = messages
-        self._meta_changed.add("f")
+        meta[FLASH] = messages
+        self._changes.meta.add(FLASH)
         self.accessed = True
 
     def pop_flashed(self, category: str | None = None) -> list[tuple[str, Any]]:
         """Return and remove the queued ``(category, message)`` pairs (one category, or all)."""
         self.accessed = True
-        messages = self._meta.get("f") or []
+        meta = self._document.meta
+        messages = meta.get(FLASH) or []
         taken = [(c, m) for c, m in messages if category is None or c == category]
         if taken:
-            self._meta["f"] = [
-                [c, m] for c, m in messages if category is not None and c != category
-            ]
-            self._meta_changed.add("f")
+            meta[FLASH] = [[c, m] for c, m in messages if category is not None and c != category]
+            self._changes.meta.add(FLASH)
         return taken
 
-    # -- used by the flow and the namespaces -----------------------------------------------
+    # -- what the session rules read and update --------------------------------------------
+
+    @property
+    def document(self) -> Document:
+        """The session's content as it will be stored (read by the save; not for applications)."""
+        return self._document
+
+    @property
+    def changes(self) -> ChangeView:
+        """What this request changed (read by the save)."""
+        return self._changes
+
+    def adopt(self, session_id: str, key: str, stored: Record) -> None:
+        """The save stored the session under a new id (its first save, or a rotation)."""
+        self._id = session_id
+        self.key = key
+        self.stored = stored
+        self._changes.rotate = False
+
+    def rebase(self, document: Document, stored: Record, keys: Set[tuple[str, str]]) -> None:
+        """A merge put this request's changes (``keys``) on top of the newer ``stored`` record;
+        ``document`` is what this request now saves."""
+        self._document = document
+        self._default = document.data[DEFAULT]
+        self.stored = stored
+        self._changes.keys = set(keys)
+        self._changes.whole = False
+
+    # -- used by the namespaces ------------------------------------------------------------
 
     def _check_writable(self) -> None:
-        if self._destroyed:
+        if self._changes.destroyed:
             raise SessionDestroyed("the session was destroyed in this request")
         if self.read_only:
             raise SessionError("the session was opened read-only for this request")
@@ -333,43 +411,20 @@ class Session(MutableMapping[str, Any]):
     def _set(self, ns: str, target: dict[str, Any], key: str, value: Any) -> None:
         self._check_writable()
         target[_check_key(key)] = value
-        self._changed.add((ns, key))
+        self._changes.keys.add((ns, key))
         self.accessed = True
 
     def _delete(self, ns: str, target: dict[str, Any], key: str) -> None:
         self._check_writable()
         del target[_check_key(key)]
-        self._changed.add((ns, key))
+        self._changes.keys.add((ns, key))
         self.accessed = True
 
-    def _adopt(self, session_id: str, key: str) -> None:
-        # The save gave the session its (new) id: it is now stored under that key.
-        self._id = session_id
-        self.key = key
-        self.version = 1
-        self._regenerate = False
-
-    def _rebase(
-        self,
-        data: dict[str, dict[str, Any]],
-        meta: dict[str, Any],
-        base_payload: bytes,
-        changed: set[tuple[str, str]],
-    ) -> None:
-        # After a merge: the merged document is what this request now saves, on top of the
-        # newer stored version; the keys it replays stay marked as changed.
-        data.setdefault(DEFAULT_NAMESPACE, {})
-        self._data = data
-        self._default = data[DEFAULT_NAMESPACE]
-        self._meta = meta
-        self._base_payload = base_payload
-        self._changed = set(changed)
-        self._whole = False
-
     def _namespace_dict(self, name: str, create: bool) -> dict[str, Any] | None:
+        data = self._document.data
         if create:
-            return self._data.setdefault(name, {})
-        return self._data.get(name)
+            return data.setdefault(name, {})
+        return data.get(name)
 
 
 class Namespace(MutableMapping[str, Any]):

@@ -11,7 +11,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
-from .base import LOCKED, AsyncStore, Locked, LockRequest, Record, Slide, Store, StoreStats
+from .base import (
+    LOCKED,
+    AsyncStore,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    Locked,
+    LockRequest,
+    Record,
+    Slide,
+    Store,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 if TYPE_CHECKING:
     from ._async.files import AsyncFileStore
@@ -29,6 +45,30 @@ if TYPE_CHECKING:
     from ._sync.redis import RedisStore
     from ._sync.sqlite import SQLiteStore
 
+    def _conformance(
+        stores: tuple[
+            AsyncFileStore,
+            AsyncMemcachedStore,
+            AsyncMemoryStore,
+            AsyncMySQLStore,
+            AsyncPostgreSQLStore,
+            AsyncRedisStore,
+            AsyncSQLiteStore,
+        ],
+        sync_stores: tuple[
+            FileStore,
+            MemcachedStore,
+            MemoryStore,
+            MySQLStore,
+            PostgreSQLStore,
+            RedisStore,
+            SQLiteStore,
+        ],
+    ) -> tuple[tuple[AsyncStore, ...], tuple[Store, ...]]:
+        """Never called: mypy checks here that every store meets its contract protocol."""
+        return stores, sync_stores
+
+
 __all__ = [
     "LOCKED",
     "AsyncFileStore",
@@ -39,7 +79,11 @@ __all__ = [
     "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
+    "ClearExpired",
+    "Create",
+    "Delete",
     "FileStore",
+    "Load",
     "LockRequest",
     "Locked",
     "MemcachedStore",
@@ -52,6 +96,9 @@ __all__ = [
     "Slide",
     "Store",
     "StoreStats",
+    "Touch",
+    "Unlock",
+    "Update",
     "async_store_from_url",
     "store_from_url",
 ]

@@ -9,7 +9,6 @@ flavour. Keys and values are bytes here; the store validates keys before they ar
 from __future__ import annotations
 
 import asyncio
-import enum
 import math
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,9 @@ from aiomcache.client import acquire
 from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection
 
-__all__ = ["UNAVAILABLE_ERRORS", "AsyncMemcacheAdapter", "Cas", "DriverClient"]
+from ._memcache import Cas, meta_set, meta_set_outcome
+
+__all__ = ["UNAVAILABLE_ERRORS", "AsyncMemcacheAdapter", "DriverClient"]
 
 T = TypeVar("T")
 
@@ -40,13 +41,6 @@ _STALE: tuple[type[BaseException], ...] = (
     BrokenPipeError,
     asyncio.IncompleteReadError,
 )
-
-
-class Cas(enum.Enum):
-    """Why a compare-and-set stored nothing."""
-
-    CHANGED = "changed"  # EXISTS: the item changed since its cas token was read
-    GONE = "gone"  # NOT_FOUND: there is no such item
 
 
 @acquire
@@ -242,17 +236,13 @@ class AsyncMemcacheAdapter:
 
         Stored: the new cas token. Not stored: :attr:`Cas.CHANGED` or :attr:`Cas.GONE`.
         """
-        # aiomcache's cas answers only True or False, and the classic cas reply carries no new
-        # token, so the next write would need a gets first. A meta set (memcached 1.6+,
-        # protocol.txt "Meta Set") compares the token and answers HD c<new token>, EX or NF.
-        command = b"ms %b %d C%d T%d c\r\n%b\r\n" % (key, len(value), token, exptime, value)
+        # aiomcache's cas answers only True or False: the meta set goes out on a connection of
+        # its pool instead.
+        command = meta_set(key, value, token, exptime) + b"\r\n"
         reply = await self._call(_one_line, self.client, command)
-        if reply[:4] == b"HD c":
-            return int(reply[4:])
-        if reply[:2] == b"EX":
-            return Cas.CHANGED
-        if reply[:2] == b"NF":
-            return Cas.GONE
+        outcome = meta_set_outcome(reply)
+        if outcome is not None:
+            return outcome
         raise ClientException("unexpected reply to a meta set", reply[:64])
 
     async def delete(self, key: bytes) -> None:

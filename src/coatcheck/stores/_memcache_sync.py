@@ -7,14 +7,15 @@ whatever the client's ``default_noreply``, since the store acts on what the serv
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from typing import Any
 
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
 
-__all__ = ["UNAVAILABLE_ERRORS", "Cas", "DriverClient", "MemcacheAdapter"]
+from ._memcache import Cas, meta_set, meta_set_outcome
+
+__all__ = ["UNAVAILABLE_ERRORS", "DriverClient", "MemcacheAdapter"]
 
 # pymemcache's Client, PooledClient or HashClient; it ships no type information.
 DriverClient = Any
@@ -29,13 +30,6 @@ _STALE: tuple[type[BaseException], ...] = (
     BrokenPipeError,
     MemcacheUnexpectedCloseError,
 )
-
-
-class Cas(enum.Enum):
-    """Why a compare-and-set stored nothing."""
-
-    CHANGED = "changed"  # EXISTS: the item changed since its cas token was read
-    GONE = "gone"  # NOT_FOUND: there is no such item
 
 
 class MemcacheAdapter:
@@ -96,25 +90,13 @@ class MemcacheAdapter:
         stored: :attr:`Cas.CHANGED` or :attr:`Cas.GONE`.
         """
         if self._meta:
-            # The classic cas answers STORED without the new token, so the next write would
-            # need a gets first; a meta set (memcached 1.6+, protocol.txt "Meta Set") compares
-            # the token and answers HD c<new token>, EX or NF, in one line.
-            command = b"ms %b%b %d C%d T%d c\r\n%b" % (
-                self._key_prefix,
-                key,
-                len(value),
-                token,
-                exptime,
-                value,
-            )
+            # pymemcache's raw_command adds the final CRLF; its key_prefix is not applied there.
+            command = meta_set(self._key_prefix + key, value, token, exptime)
             reply = self._call("raw_command", command, b"\r\n")
-            if reply[:4] == b"HD c":
-                return int(reply[4:])
-            if reply[:2] == b"EX":
-                return Cas.CHANGED
-            if reply[:2] == b"NF":
-                return Cas.GONE
-            raise MemcacheUnknownError(f"unexpected reply to a meta set: {reply[:64]!r}")
+            outcome = meta_set_outcome(reply)
+            if outcome is None:
+                raise MemcacheUnknownError(f"unexpected reply to a meta set: {reply[:64]!r}")
+            return outcome
         stored = self._call("cas", key, value, token, exptime, False)
         if stored:
             return 0

@@ -64,9 +64,10 @@ def version_of(value: bytes) -> int:
     return int(value[VERSION_OFFSET:TIMES_OFFSET])
 
 
-def unpack(value: bytes) -> Record:
-    """The record in a stored value; ``ValueError`` for a value some other program wrote."""
+def unpack(value: bytes, handle: object = None) -> Record:
+    """The record in a stored value, carrying ``handle``; ``ValueError`` for a value some other
+    program wrote."""
     if len(value) < HEADER_SIZE or value[:VERSION_OFFSET] != TAG:
         raise ValueError("stored value is not a coatcheck record (unknown format tag)")
     _, version, accessed_at, expires_at = _HEADER.unpack_from(value)
-    return Record(value[HEADER_SIZE:], int(version), accessed_at, expires_at)
+    return Record(value[HEADER_SIZE:], int(version), accessed_at, expires_at, handle)

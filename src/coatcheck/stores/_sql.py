@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigurationError
+from .base import Create, Load, LockRequest, Touch, Update
 
 __all__ = [
     "CLEAR_BATCH",
@@ -25,8 +26,12 @@ __all__ = [
     "PoolTimeout",
     "Statements",
     "check_key",
+    "create_params",
     "describe",
+    "lock_params",
     "split_table",
+    "touch_params",
+    "update_params",
     "url_options",
 ]
 
@@ -58,6 +63,51 @@ def check_key(key: str) -> None:
     """Refuse keys no SQL column here can hold exactly (the core always sends 64 hex digits)."""
     if not (0 < len(key) <= 64 and key.isascii() and key.isprintable()):
         raise ValueError("store keys are 1 to 64 printable ASCII characters")
+
+
+# The parameters of the statements below, named as the statements name them, from the
+# operation each statement carries out.
+
+
+def create_params(op: Create) -> dict[str, object]:
+    """The parameters of ``Statements.create``."""
+    check_key(op.key)
+    return {
+        "key": op.key,
+        "payload": op.payload,
+        "accessed_at": op.accessed_at,
+        "expires_at": op.expires_at,
+    }
+
+
+def update_params(op: Update) -> dict[str, object]:
+    """The parameters of ``Statements.update``."""
+    check_key(op.key)
+    return {
+        "key": op.key,
+        "payload": op.payload,
+        "accessed_at": op.accessed_at,
+        "expires_at": op.expires_at,
+        "expected": op.expected_version,
+        "unlock": op.unlock,
+    }
+
+
+def touch_params(op: Touch) -> dict[str, object]:
+    """The parameters of ``Statements.touch``."""
+    check_key(op.key)
+    return {
+        "key": op.key,
+        "accessed_at": op.accessed_at,
+        "expires_at": op.expires_at,
+        "unlock": op.unlock,
+    }
+
+
+def lock_params(op: Load, lock: LockRequest) -> dict[str, object]:
+    """The parameters of ``Statements.lock`` (and ``load``) for a load that takes ``lock``."""
+    check_key(op.key)
+    return {"key": op.key, "token": lock.token, "until": op.now + lock.ttl, "now": op.now}
 
 
 class PoolTimeout(TimeoutError):

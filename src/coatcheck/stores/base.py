@@ -13,10 +13,12 @@ Every record carries:
 ``expires_at``   seconds since the epoch; after it the record is dead
 
 Operations (async flavour shown; the sync flavour is the same without ``async`` and with
-``close`` instead of ``aclose``). ``now`` is the caller's clock, so tests can freeze time; stores
-with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at least one second.
+``close`` instead of ``aclose``). Each takes one operation object from
+:mod:`coatcheck._sansio.ops` (re-exported here), a named tuple whose fields are named below.
+``now`` is the caller's clock, so tests can freeze time; stores with native expiry (Redis,
+memcached) turn ``expires_at - now`` into a TTL of at least one second.
 
-``load(key, now, lock=None, slide=None) -> Record | LOCKED | None``
+``load(Load(key, now, lock=None, slide=None)) -> Record | LOCKED | None``
     The record, or ``None`` if there is none. A record whose ``expires_at`` has passed may be
     returned (the core deletes it) or treated as absent (stores with native TTL). With ``lock``,
     the per-session lock is taken in the same atomic step when it is free, expired, or already
@@ -26,19 +28,24 @@ with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at
     With ``slide`` (a :class:`Slide`), a store whose ``slides_on_load`` is true also does the
     idle timeout's touch in the same atomic step (and round trip): when the record exists, is
     alive (``expires_at > now``) and its ``accessed_at`` is in ``(slide.alive_after,
-    slide.stale_before]``, its
-    ``accessed_at`` and ``expires_at`` become ``slide.accessed_at`` and ``slide.expires_at``
-    exactly as :meth:`touch` would move them (version and payload unchanged, a native TTL moved
-    too), and the record is returned with the new times; otherwise the record is returned
-    unchanged. With ``lock`` as well, nothing slides when ``LOCKED`` is returned. A store that
-    cannot do this in one step has ``slides_on_load = False`` and ignores ``slide``; the core
-    then touches at save time instead.
+    slide.stale_before]``, its ``accessed_at`` and ``expires_at`` become ``slide.accessed_at``
+    and ``slide.expires_at`` exactly as a touch would move them (version and payload unchanged,
+    a native TTL moved too), and the record is returned with the new times; otherwise the
+    record is returned unchanged. With ``lock`` as well, nothing slides when ``LOCKED`` is
+    returned. A store that cannot do this in one step has ``slides_on_load = False`` and
+    ignores ``slide``; the core then touches at save time instead.
 
-``create(key, payload, accessed_at, expires_at, now) -> bool``
+    ``Record.handle`` is the store's own: anything it wants back when this record is updated or
+    touched (a cas token, say). The core passes it back untouched as ``Update.handle`` or
+    ``Touch.handle``; a store must stay exact when the handle is stale or ``None`` (the record
+    may have changed since, or the caller may not have loaded it).
+
+``create(Create(key, payload, accessed_at, expires_at, now)) -> bool``
     Create-if-absent. ``True``: stored with version 1. ``False``: a record already exists under
     ``key`` (dead or alive); nothing was changed and the caller must pick another id.
 
-``update(key, payload, accessed_at, expires_at, now, expected_version, unlock=None) -> int | None``
+``update(Update(key, payload, accessed_at, expires_at, now, expected_version, unlock=None,
+handle=None)) -> int | None``
     Update-if-present, compare-and-set. When a record exists and ``expected_version`` is
     ``None`` or equals its version, the payload and times are replaced, the version is
     incremented, and the new version is returned. Otherwise (no record: destroyed, rotated or
@@ -46,20 +53,22 @@ with native expiry (Redis, memcached) turn ``expires_at - now`` into a TTL of at
     never resurrect a destroyed session. ``unlock=token`` also releases the lock held by
     ``token`` in the same atomic step, only when the update succeeds.
 
-``touch(key, accessed_at, expires_at, now, unlock=None) -> bool``
+``touch(Touch(key, accessed_at, expires_at, now, unlock=None, handle=None)) -> bool``
     Moves ``accessed_at`` and ``expires_at`` without rewriting the payload or changing the
     version. ``False`` when there is no record (nothing is created). ``unlock`` as for update.
 
-``unlock(key, token) -> None``
+``unlock(Unlock(key, token)) -> None``
     Releases the lock when ``token`` holds it; otherwise does nothing.
 
-``delete(key) -> None``
+``delete(Delete(key)) -> None``
     Removes the record and its lock. Idempotent: deleting a missing key is not an error.
 
-``clear_expired(now) -> int``
+``clear_expired(ClearExpired(now)) -> int``
     Removes records whose ``expires_at <= now`` (and debris such as stale temp files) and returns
     how many records it removed. Stores whose backend expires records itself return 0.
     Large stores delete in bounded batches so no long lock is held.
+
+Two more methods serve the ``coatcheck`` command, not the session rules:
 
 ``count(now) -> int | None``
     Live records (``expires_at > now``), or ``None`` when the backend cannot enumerate keys.
@@ -76,19 +85,38 @@ Every store also has ``name`` (a description for error messages, never with a pa
 wraps any other driver exception in :class:`~coatcheck.errors.StoreError`, and those in
 :class:`~coatcheck.errors.StoreUnavailable`, naming the store.
 
-The contract test suite in ``tests/contract`` checks all of this against every store.
+The contract test suite, :mod:`coatcheck.testing.contract`, checks all of this; every store
+in this package passes it, and a third-party store can run it too.
 """
 
 from __future__ import annotations
 
-import enum
-import math
-from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from .._sansio.ops import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    Locked,
+    LockRequest,
+    Record,
+    Slide,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = [
     "LOCKED",
     "AsyncStore",
+    "ClearExpired",
+    "Create",
+    "Delete",
+    "Load",
     "LoadResult",
     "LockRequest",
     "Locked",
@@ -96,63 +124,10 @@ __all__ = [
     "Slide",
     "Store",
     "StoreStats",
+    "Touch",
+    "Unlock",
+    "Update",
 ]
-
-
-class Locked(enum.Enum):
-    """Type of the :data:`LOCKED` marker: ``load`` found the lock held by another request."""
-
-    LOCKED = "locked"
-
-
-LOCKED = Locked.LOCKED
-
-
-class Record(NamedTuple):
-    """One stored session, as a store returns it.
-
-    A NamedTuple rather than a frozen dataclass: every load builds one, and a frozen
-    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much.
-    """
-
-    payload: bytes
-    version: int
-    accessed_at: float
-    expires_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class LockRequest:
-    """Ask ``load`` to take the per-session lock for ``token`` for at most ``ttl`` seconds."""
-
-    token: str
-    ttl: float
-
-
-class Slide(NamedTuple):
-    """Ask ``load`` to slide the idle timeout of a stale record, as a touch would.
-
-    (A named tuple, not a dataclass: the core builds one on every request.)
-    """
-
-    accessed_at: float  #: the new ``accessed_at``
-    expires_at: float  #: the new ``expires_at``
-    stale_before: float  #: slide only a record whose ``accessed_at`` is at most this
-    #: and only one whose ``accessed_at`` is after this: a record idle for longer than the
-    #: current idle timeout stays dead even if it was stored under a longer one
-    alive_after: float = -math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    """What ``coatcheck stats`` prints; ``None`` where the backend cannot tell."""
-
-    live: int | None
-    expired: int | None
-    payload_bytes: int | None
-
-
-LoadResult = Record | Literal[Locked.LOCKED] | None
 
 
 @runtime_checkable
@@ -163,39 +138,19 @@ class Store(Protocol):
     unavailable_errors: tuple[type[BaseException], ...]
     slides_on_load: bool
 
-    def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult: ...
+    def load(self, op: Load) -> LoadResult: ...
 
-    def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool: ...
+    def create(self, op: Create) -> bool: ...
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None: ...
+    def update(self, op: Update) -> int | None: ...
 
-    def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool: ...
+    def touch(self, op: Touch) -> bool: ...
 
-    def unlock(self, key: str, token: str) -> None: ...
+    def unlock(self, op: Unlock) -> None: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, op: Delete) -> None: ...
 
-    def clear_expired(self, now: float) -> int: ...
+    def clear_expired(self, op: ClearExpired) -> int: ...
 
     def count(self, now: float) -> int | None: ...
 
@@ -212,39 +167,19 @@ class AsyncStore(Protocol):
     unavailable_errors: tuple[type[BaseException], ...]
     slides_on_load: bool
 
-    async def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult: ...
+    async def load(self, op: Load) -> LoadResult: ...
 
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool: ...
+    async def create(self, op: Create) -> bool: ...
 
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None: ...
+    async def update(self, op: Update) -> int | None: ...
 
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool: ...
+    async def touch(self, op: Touch) -> bool: ...
 
-    async def unlock(self, key: str, token: str) -> None: ...
+    async def unlock(self, op: Unlock) -> None: ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, op: Delete) -> None: ...
 
-    async def clear_expired(self, now: float) -> int: ...
+    async def clear_expired(self, op: ClearExpired) -> int: ...
 
     async def count(self, now: float) -> int | None: ...
 

@@ -1,4 +1,9 @@
-"""The session rules, end to end through the manager, on every store (sync twin generated)."""
+"""The session rules, end to end through the manager (sync twin generated).
+
+On the memory store and one server store per flavour (``tests.support.servers``); the rules
+themselves are unit-tested without I/O in tests/sansio, and every store's own semantics in
+tests/contract.
+"""
 
 from __future__ import annotations
 
@@ -26,16 +31,18 @@ from coatcheck import (
 )
 from coatcheck._sansio.ids import new_session_id, storage_key
 from coatcheck._sansio.session import Session
-from coatcheck.stores import AsyncStore, Record
+from coatcheck.stores import AsyncStore, Load, Record, Update
 from coatcheck.testing import FrozenClock
 
-from ...contract._async.backends import BACKENDS, NATIVE_TTL, async_store_for
+from ...support._async.backends import NATIVE_TTL, async_store_for, backends
+from ...support.servers import async_rules_store
 
+RULE_BACKENDS = backends("memory", async_rules_store)
 IDLE = 1800.0
 ABSOLUTE = 12 * 3600.0
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=RULE_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
@@ -85,7 +92,7 @@ async def stored(manager: AsyncSessionManager, **data: Any) -> tuple[str, Sessio
 
 
 async def raw_record(store: AsyncStore, ticket: str, now: float) -> Record | None:
-    record = await store.load(storage_key(ticket), now)
+    record = await store.load(Load(storage_key(ticket), now))
     assert record is None or isinstance(record, Record)
     return record
 
@@ -341,7 +348,10 @@ async def test_cleanup_removes_expired_sessions(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in NATIVE_TTL])
+@pytest.mark.parametrize(
+    "backend",
+    [b for b in RULE_BACKENDS if b.values[0] not in NATIVE_TTL],
+)
 async def test_probabilistic_cleanup_runs_on_save(
     async_store: AsyncStore, clock: FrozenClock
 ) -> None:
@@ -537,7 +547,7 @@ async def test_corrupt_payload_gives_fresh_session_and_is_deleted(
 ) -> None:
     ticket, _ = await stored(manager, n=1)
     key = storage_key(ticket)
-    assert await async_store.update(key, payload, clock(), clock() + IDLE, clock(), None)
+    assert await async_store.update(Update(key, payload, clock(), clock() + IDLE, clock(), None))
     with security_events(caplog) as reasons:
         session = await manager.open(ticket)
     assert session.is_new and reasons == [reason]

@@ -13,16 +13,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import pytest
+
 from coatcheck.stores import AsyncStore
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 if TYPE_CHECKING:
     from coatcheck.stores._async.mysql import AsyncMySQLStore
     from coatcheck.stores._async.postgresql import AsyncPostgreSQLStore
 
-__all__ = ["BACKENDS", "NATIVE_TTL", "async_store_for", "shared_url"]
+__all__ = ["BACKENDS", "NATIVE_TTL", "SERVER_STORES", "async_store_for", "backends", "shared_url"]
 
-BACKENDS = ["memory", "file", "sqlite", "redis", "memcached", "postgresql", "mysql"]
+#: Stores that need a server, and which one: their tests carry ``@pytest.mark.server(name)``,
+#: so ``pytest -m "not server"`` leaves them out.
+SERVER_STORES = {
+    "redis": "redis",
+    "memcached": "memcached",
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+}
+#: Every store, as ``pytest.param`` values carrying their server marks.
+BACKENDS = [
+    pytest.param(
+        name, marks=[pytest.mark.server(SERVER_STORES[name])] if name in SERVER_STORES else []
+    )
+    for name in ["memory", "file", "sqlite", "redis", "memcached", "postgresql", "mysql"]
+]
+
+
+def backends(*names: str) -> list[object]:
+    """The named stores as ``pytest.param`` values, with their server marks."""
+    return [param for param in BACKENDS if param.values[0] in names]
+
 
 # Stores whose server drops expired records by itself: clear_expired() returns 0 there.
 NATIVE_TTL: set[str] = {"redis", "memcached"}

@@ -10,7 +10,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..._flavours import async_run_blocking
-from ..base import LoadResult, LockRequest, Slide, StoreStats
+from ..base import (
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    LockRequest,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["AsyncBlockingStore", "BlockingBackend"]
 
@@ -55,48 +66,40 @@ class AsyncBlockingStore:
     # round trip to save here, and it would make every read a write.
     slides_on_load = False
 
-    async def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
-        return await async_run_blocking(self._backend.load, key, now, lock)
+    async def load(self, op: Load) -> LoadResult:
+        return await async_run_blocking(self._backend.load, op.key, op.now, op.lock)
 
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        return await async_run_blocking(self._backend.create, key, payload, accessed_at, expires_at)
-
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
+    async def create(self, op: Create) -> bool:
+        backend = self._backend
         return await async_run_blocking(
-            self._backend.update, key, payload, accessed_at, expires_at, expected_version, unlock
+            backend.create, op.key, op.payload, op.accessed_at, op.expires_at
         )
 
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        return await async_run_blocking(self._backend.touch, key, accessed_at, expires_at, unlock)
+    async def update(self, op: Update) -> int | None:
+        return await async_run_blocking(
+            self._backend.update,
+            op.key,
+            op.payload,
+            op.accessed_at,
+            op.expires_at,
+            op.expected_version,
+            op.unlock,
+        )
 
-    async def unlock(self, key: str, token: str) -> None:
-        await async_run_blocking(self._backend.unlock, key, token)
+    async def touch(self, op: Touch) -> bool:
+        backend = self._backend
+        return await async_run_blocking(
+            backend.touch, op.key, op.accessed_at, op.expires_at, op.unlock
+        )
 
-    async def delete(self, key: str) -> None:
-        await async_run_blocking(self._backend.delete, key)
+    async def unlock(self, op: Unlock) -> None:
+        await async_run_blocking(self._backend.unlock, op.key, op.token)
 
-    async def clear_expired(self, now: float) -> int:
-        return await async_run_blocking(self._backend.clear_expired, now)
+    async def delete(self, op: Delete) -> None:
+        await async_run_blocking(self._backend.delete, op.key)
+
+    async def clear_expired(self, op: ClearExpired) -> int:
+        return await async_run_blocking(self._backend.clear_expired, op.now)
 
     async def count(self, now: float) -> int | None:
         return (await self.stats(now)).live

@@ -6,7 +6,19 @@ import heapq
 import threading
 from dataclasses import dataclass
 
-from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
+from ..base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    Record,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["AsyncMemoryStore"]
 
@@ -70,9 +82,8 @@ class AsyncMemoryStore:
                 heapq.heappush(heap, (entry.expires_at, key))  # it was extended since
         return removed
 
-    async def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
+    async def load(self, op: Load) -> LoadResult:
+        key, now, lock, slide = op.key, op.now, op.lock, op.slide
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -97,75 +108,60 @@ class AsyncMemoryStore:
                 entry.expires_at = slide.expires_at
             return Record(entry.payload, entry.version, entry.accessed_at, entry.expires_at)
 
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
+    async def create(self, op: Create) -> bool:
+        key = op.key
         with self._lock:
-            self._evict(now, _EVICT_ON_WRITE)
+            self._evict(op.now, _EVICT_ON_WRITE)
             if key in self._entries:
                 return False
-            self._entries[key] = _Entry(payload, 1, accessed_at, expires_at)
-            self._push(expires_at, key)
+            self._entries[key] = _Entry(op.payload, 1, op.accessed_at, op.expires_at)
+            self._push(op.expires_at, key)
             return True
 
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
+    async def update(self, op: Update) -> int | None:
+        key, expires_at, expected_version = op.key, op.expires_at, op.expected_version
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or (
                 expected_version is not None and entry.version != expected_version
             ):
                 return None
-            entry.payload, entry.accessed_at = payload, accessed_at
+            entry.payload, entry.accessed_at = op.payload, op.accessed_at
             entry.version += 1
             if expires_at < entry.expires_at:
                 self._push(expires_at, key)
             entry.expires_at = expires_at
-            if unlock is not None and entry.lock_token == unlock:
+            if op.unlock is not None and entry.lock_token == op.unlock:
                 entry.lock_token = None
             return entry.version
 
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
+    async def touch(self, op: Touch) -> bool:
+        key, expires_at = op.key, op.expires_at
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return False
-            entry.accessed_at = accessed_at
+            entry.accessed_at = op.accessed_at
             if expires_at < entry.expires_at:
                 self._push(expires_at, key)
             entry.expires_at = expires_at
-            if unlock is not None and entry.lock_token == unlock:
+            if op.unlock is not None and entry.lock_token == op.unlock:
                 entry.lock_token = None
             return True
 
-    async def unlock(self, key: str, token: str) -> None:
+    async def unlock(self, op: Unlock) -> None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.lock_token == token:
+            entry = self._entries.get(op.key)
+            if entry is not None and entry.lock_token == op.token:
                 entry.lock_token = None
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, op: Delete) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            self._entries.pop(op.key, None)
 
-    async def clear_expired(self, now: float) -> int:
+    async def clear_expired(self, op: ClearExpired) -> int:
         with self._lock:
-            return self._evict(now, None)
+            return self._evict(op.now, None)
 
     async def count(self, now: float) -> int | None:
         with self._lock:

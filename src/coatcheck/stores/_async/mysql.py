@@ -19,7 +19,19 @@ from pymysql.constants import CLIENT, ER
 from ...errors import ConfigurationError
 from .. import _mysql_async as _mysql
 from .. import _sql
-from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
+from ..base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    Record,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 from . import _pool
 
 __all__ = ["AsyncConnectionFactory", "AsyncMySQLStore"]
@@ -163,14 +175,13 @@ class AsyncMySQLStore:
         """Drop the table, if it exists, with every session in it."""
         await self._execute(self._sql.drop, {})
 
-    async def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
-        _sql.check_key(key)
+    async def load(self, op: Load) -> LoadResult:
+        lock = op.lock
         if lock is None:
-            row = (await self._execute(self._sql.load, {"key": key})).row
+            _sql.check_key(op.key)
+            row = (await self._execute(self._sql.load, {"key": op.key})).row
             return None if row is None else _record(row)
-        params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
+        params = _sql.lock_params(op, lock)
         async with self._pool.connection() as conn:
             if _mysql.multi_statements(conn):
                 result = await _mysql.execute_pair(conn, self._lock_load, params, self._timeout)
@@ -182,79 +193,38 @@ class AsyncMySQLStore:
             return None
         return _record(row) if taken == 1 else LOCKED
 
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        _sql.check_key(key)
-        params = {
-            "key": key,
-            "payload": payload,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-        }
+    async def create(self, op: Create) -> bool:
         try:
-            await self._execute(self._sql.create, params)
+            await self._execute(self._sql.create, _sql.create_params(op))
         except pymysql.err.IntegrityError as exc:
             if exc.args and exc.args[0] == ER.DUP_ENTRY:
                 return False
             raise
         return True
 
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        _sql.check_key(key)
-        params = {
-            "key": key,
-            "payload": payload,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-            "expected": expected_version,
-            "unlock": unlock,
-        }
-        result = await self._execute(self._sql.update, params)
+    async def update(self, op: Update) -> int | None:
+        result = await self._execute(self._sql.update, _sql.update_params(op))
         # The statement set version = LAST_INSERT_ID(version + 1): the OK packet carries it.
         return result.lastrowid if result.rowcount == 1 else None
 
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        _sql.check_key(key)
-        params = {
-            "key": key,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-            "unlock": unlock,
-        }
-        return (await self._execute(self._sql.touch, params)).rowcount == 1
+    async def touch(self, op: Touch) -> bool:
+        return (await self._execute(self._sql.touch, _sql.touch_params(op))).rowcount == 1
 
-    async def unlock(self, key: str, token: str) -> None:
-        _sql.check_key(key)
-        await self._execute(self._sql.unlock, {"key": key, "token": token})
+    async def unlock(self, op: Unlock) -> None:
+        _sql.check_key(op.key)
+        await self._execute(self._sql.unlock, {"key": op.key, "token": op.token})
 
-    async def delete(self, key: str) -> None:
-        _sql.check_key(key)
-        await self._execute(self._sql.delete, {"key": key})
+    async def delete(self, op: Delete) -> None:
+        _sql.check_key(op.key)
+        await self._execute(self._sql.delete, {"key": op.key})
 
-    async def clear_expired(self, now: float) -> int:
+    async def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.
 
         Each batch is its own short autocommit transaction, so no lock is held for long.
         """
         removed = 0
-        params = {"now": now, "limit": _sql.CLEAR_BATCH}
+        params = {"now": op.now, "limit": _sql.CLEAR_BATCH}
         async with self._pool.connection() as conn:
             while True:
                 result = await _mysql.execute(conn, self._sql.clear_batch, params, self._timeout)

@@ -19,7 +19,20 @@ from redis.backoff import NoBackoff
 
 from ...errors import ConfigurationError
 from .. import _packed
-from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
+from ..base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    Record,
+    Slide,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["AsyncRedisStore"]
 
@@ -28,8 +41,6 @@ __all__ = ["AsyncRedisStore"]
 _BAD_PREFIX = re.compile(r"[\s\x00-\x1f\x7f*?\[\]{}]")
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 _SCAN_BATCH = 1000
-# How many sessions' access times a store remembers (see AsyncRedisStore); about 150 bytes each.
-_KNOWN_LIMIT = 10_000
 
 
 # redis-py's default retries three times with backoff, on timeouts too, which multiplies the
@@ -196,7 +207,7 @@ def _slide_arg(slide: Slide) -> bytes:
 
 def _px(expires_at: float, now: float) -> bytes:
     """:func:`_ttl_ms` as a script argument."""
-    return b"%d" % max(1000, math.ceil((expires_at - now) * 1000))
+    return b"%d" % _ttl_ms(expires_at, now)
 
 
 def _check_prefix(prefix: str) -> str:
@@ -243,10 +254,7 @@ class AsyncRedisStore:
     one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script (EVALSHA)
     where a compare-and-set needs it. ``load`` with a ``slide`` is a script too, which also does
     the idle timeout's touch (times and TTL) when the record is stale, so a read that must slide
-    the session costs one round trip instead of two. The store remembers the access time it
-    last read or wrote for recent sessions (at most ``_KNOWN_LIMIT``), and a load whose slide
-    could not apply to it, since that access time is already past the slide's
-    ``stale_before``, is a plain ``GET``: the script runs only when a slide may be due.
+    the session costs one round trip instead of two.
     """
 
     slides_on_load = True
@@ -295,9 +303,6 @@ class AsyncRedisStore:
         self._execute: Callable[..., Any] = client.execute_command
         self.name = f"{_describe(client)} prefix={prefix!r}"
         self._pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "{*}"
-        # Stored key -> the accessed_at this store last read or wrote there. Only a hint:
-        # another process can only have moved it later, so a slide it calls needless is.
-        self._known: dict[bytes, float] = {}
 
     @classmethod
     def from_url(cls, url: str) -> AsyncRedisStore:
@@ -342,10 +347,9 @@ class AsyncRedisStore:
         except redis.exceptions.NoScriptError:
             return await self._execute("EVAL", script.source, numkeys, *keys_and_args)
 
-    async def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
-        k = self._key(key)
+    async def load(self, op: Load) -> LoadResult:
+        k = self._key(op.key)
+        lock, slide, now = op.lock, op.slide, op.now
         if lock is not None:
             args = [
                 lock.token.encode(),
@@ -358,25 +362,18 @@ class AsyncRedisStore:
             value = await self._eval(_LOAD_LOCKED, 2, k, k + b":lock", *args)
             if value == 0:
                 return LOCKED
-        elif slide is not None and self._known.get(k, -math.inf) <= slide.stale_before:
+        elif slide is not None:
             value = await self._eval(
-                _LOAD_SLIDE,
-                1,
-                k,
-                _DOUBLE.pack(now),
-                _slide_arg(slide),
-                _px(slide.expires_at, now),
+                _LOAD_SLIDE, 1, k, _DOUBLE.pack(now), _slide_arg(slide), _px(slide.expires_at, now)
             )
         else:
             value = await self._client.get(k)
         if value is None:
-            self._known.pop(k, None)
             return None
         if type(value) is list:  # [value]: the load slid the record
             value = value[0]
             if slide is not None:
                 # The stored times are now exactly the slide's (packed doubles round-trip).
-                self._note(k, slide.accessed_at)
                 return Record(
                     value[_packed.HEADER_SIZE :],
                     _packed.version_of(value),
@@ -384,83 +381,44 @@ class AsyncRedisStore:
                     slide.expires_at,
                 )
         # bytes: the constructor refuses a client that decodes responses.
-        record = _packed.unpack(cast(bytes, value))
-        self._note(k, record.accessed_at)
-        return record
+        return _packed.unpack(cast(bytes, value))
 
-    def _note(self, k: bytes, accessed_at: float) -> None:
-        """Remember ``accessed_at`` as the stored access time of ``k``."""
-        known = self._known
-        if len(known) >= _KNOWN_LIMIT:
-            known.clear()  # rare; it costs each session one script more than needed
-        known[k] = accessed_at
+    async def create(self, op: Create) -> bool:
+        value = _packed.pack(op.payload, 1, op.accessed_at, op.expires_at)
+        px = _ttl_ms(op.expires_at, op.now)
+        return bool(await self._client.set(self._key(op.key), value, nx=True, px=px))
 
-    async def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        value = _packed.pack(payload, 1, accessed_at, expires_at)
-        k = self._key(key)
-        created = await self._client.set(k, value, nx=True, px=_ttl_ms(expires_at, now))
-        if created:
-            self._note(k, accessed_at)
-        return bool(created)
-
-    async def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        k = self._key(key)
+    async def update(self, op: Update) -> int | None:
+        k = self._key(op.key)
+        expected_version = op.expected_version
         next_version = 0 if expected_version is None else expected_version + 1
-        value = _packed.pack(payload, next_version, accessed_at, expires_at)
-        px = _px(expires_at, now)
+        value = _packed.pack(op.payload, next_version, op.accessed_at, op.expires_at)
+        px = _px(op.expires_at, op.now)
         expected = b"" if expected_version is None else b"%d" % expected_version
-        if unlock is None:
+        if op.unlock is None:
             version = await self._eval(_UPDATE, 1, k, value, px, expected)
         else:
-            lock_key, token = k + b":lock", unlock.encode()
+            lock_key, token = k + b":lock", op.unlock.encode()
             version = await self._eval(_UPDATE, 2, k, lock_key, value, px, expected, token)
-        if version is None:
-            self._known.pop(k, None)
-            return None
-        self._note(k, accessed_at)
-        return int(version)
+        return None if version is None else int(version)
 
-    async def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        k = self._key(key)
-        times = _packed.pack_times(accessed_at, expires_at)
-        px = _px(expires_at, now)
-        if unlock is None:
-            touched = bool(await self._eval(_TOUCH, 1, k, times, px))
-        else:
-            touched = bool(await self._eval(_TOUCH, 2, k, k + b":lock", times, px, unlock.encode()))
-        if touched:
-            self._note(k, accessed_at)
-        else:
-            self._known.pop(k, None)
-        return touched
+    async def touch(self, op: Touch) -> bool:
+        k = self._key(op.key)
+        times = _packed.pack_times(op.accessed_at, op.expires_at)
+        px = _px(op.expires_at, op.now)
+        if op.unlock is None:
+            return bool(await self._eval(_TOUCH, 1, k, times, px))
+        token = op.unlock.encode()
+        return bool(await self._eval(_TOUCH, 2, k, k + b":lock", times, px, token))
 
-    async def unlock(self, key: str, token: str) -> None:
-        await self._eval(_UNLOCK, 1, self._key(key) + b":lock", token.encode())
+    async def unlock(self, op: Unlock) -> None:
+        await self._eval(_UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
 
-    async def delete(self, key: str) -> None:
-        k = self._key(key)
-        self._known.pop(k, None)
+    async def delete(self, op: Delete) -> None:
+        k = self._key(op.key)
         await self._client.delete(k, k + b":lock")
 
-    async def clear_expired(self, now: float) -> int:
+    async def clear_expired(self, op: ClearExpired) -> int:
         """Redis drops expired keys itself."""
         return 0
 

@@ -11,7 +11,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..._flavours import sync_run_blocking
-from ..base import LoadResult, LockRequest, Slide, StoreStats
+from ..base import (
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    LockRequest,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["BlockingStore", "BlockingBackend"]
 
@@ -56,48 +67,40 @@ class BlockingStore:
     # round trip to save here, and it would make every read a write.
     slides_on_load = False
 
-    def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
-        return sync_run_blocking(self._backend.load, key, now, lock)
+    def load(self, op: Load) -> LoadResult:
+        return sync_run_blocking(self._backend.load, op.key, op.now, op.lock)
 
-    def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        return sync_run_blocking(self._backend.create, key, payload, accessed_at, expires_at)
-
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
+    def create(self, op: Create) -> bool:
+        backend = self._backend
         return sync_run_blocking(
-            self._backend.update, key, payload, accessed_at, expires_at, expected_version, unlock
+            backend.create, op.key, op.payload, op.accessed_at, op.expires_at
         )
 
-    def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        return sync_run_blocking(self._backend.touch, key, accessed_at, expires_at, unlock)
+    def update(self, op: Update) -> int | None:
+        return sync_run_blocking(
+            self._backend.update,
+            op.key,
+            op.payload,
+            op.accessed_at,
+            op.expires_at,
+            op.expected_version,
+            op.unlock,
+        )
 
-    def unlock(self, key: str, token: str) -> None:
-        sync_run_blocking(self._backend.unlock, key, token)
+    def touch(self, op: Touch) -> bool:
+        backend = self._backend
+        return sync_run_blocking(
+            backend.touch, op.key, op.accessed_at, op.expires_at, op.unlock
+        )
 
-    def delete(self, key: str) -> None:
-        sync_run_blocking(self._backend.delete, key)
+    def unlock(self, op: Unlock) -> None:
+        sync_run_blocking(self._backend.unlock, op.key, op.token)
 
-    def clear_expired(self, now: float) -> int:
-        return sync_run_blocking(self._backend.clear_expired, now)
+    def delete(self, op: Delete) -> None:
+        sync_run_blocking(self._backend.delete, op.key)
+
+    def clear_expired(self, op: ClearExpired) -> int:
+        return sync_run_blocking(self._backend.clear_expired, op.now)
 
     def count(self, now: float) -> int | None:
         return (self.stats(now)).live

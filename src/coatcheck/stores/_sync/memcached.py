@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from ...errors import ConfigurationError
 from .. import _packed
-from .._memcache_sync import UNAVAILABLE_ERRORS, MemcacheAdapter, Cas, DriverClient
-from ..base import LOCKED, LoadResult, LockRequest, Slide, StoreStats
+from .._memcache import Cas
+from .._memcache_sync import UNAVAILABLE_ERRORS, MemcacheAdapter, DriverClient
+from ..base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    LockRequest,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["MemcachedStore"]
 
@@ -25,9 +39,6 @@ _LOCK_SUFFIX = ":lock"
 # once and the next add succeeds: a conditional delete in one command.
 _GONE = b"0 "
 _GONE_EXPTIME = _RELATIVE_LIMIT + 1
-# What one remembered record costs beyond its key and value bytes (dict slot, tuple, ints,
-# object headers), for the byte budget of _Seen.
-_SEEN_OVERHEAD = 200
 
 
 def _exptime(expires_at: float, now: float) -> int:
@@ -67,68 +78,18 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
-# What _Seen notes per store key: (version, cas token, stored value, the item's key). The item's
-# key is there because a key is checked before it is noted: a write that finds it skips _key().
-_Noted = tuple[int, int, bytes, bytes]
-
-
-class _Seen:
-    """The last (version, cas token, value) this store read or wrote, for recent keys.
+class _Seen(NamedTuple):
+    """What a load saw of an item, handed back as the record's handle (``Record.handle``).
 
     An update or touch usually follows a load of the same record within one request. With the
     cas token that load saw, it is a single ``cas``: if it succeeds, the item was exactly what
     was seen (memcached gives an item a new token on every change), so the version it bumps is
-    exact; if the item changed or is gone, the store reads it again as it would without this.
-    A successful write replaces the entry (the meta set reports the new token) and a refused
-    one drops it, so a stale entry costs at most one refused ``cas``.
-
-    Bounded by ``budget`` bytes (estimated) in two generations: entries go into the young one;
-    when it holds half the budget it becomes the old one and the previous old one is dropped,
-    so an entry lives at least half the budget's worth of later entries. No lock, though the
-    sync store shares one instance between threads: dict reads and writes are atomic, and a
-    race can only lose an entry (one more ``gets``) or undercount a generation by the
-    entries written during it, never let it grow without bound. A lock here cost more than
-    any other step of a ``load`` but the round trip.
+    exact; if the item changed or is gone, the store reads it again as it would without a
+    handle. ``value`` is the whole stored item, which a touch rewrites with new times.
     """
 
-    __slots__ = ("_half", "_largest", "_old", "_old_bytes", "_young", "_young_bytes")
-
-    def __init__(self, budget: int) -> None:
-        self._half = budget // 2
-        # One big session must not push out hundreds of small ones.
-        self._largest = budget // 64
-        self._young: dict[str, _Noted] = {}
-        self._old: dict[str, _Noted] = {}
-        self._young_bytes = self._old_bytes = 0
-
-    def get(self, key: str) -> _Noted | None:
-        entry = self._young.get(key)
-        return self._old.get(key) if entry is None else entry
-
-    def remember(self, key: str, k: bytes, version: int, token: int, value: bytes) -> None:
-        """Note what ``key`` (stored as ``k``) holds now, unless ``value`` is too big."""
-        cost = len(k) + len(value) + _SEEN_OVERHEAD
-        if cost > self._largest:
-            self.forget(key)
-            return
-        if self._young_bytes + cost > self._half:
-            self._old, self._old_bytes = self._young, self._young_bytes
-            self._young, self._young_bytes = {}, 0
-        self._young[key] = (version, token, value, k)
-        self._young_bytes += cost  # counts writes, so a replaced entry counts twice: safe
-
-    def forget(self, key: str) -> None:
-        """Drop what was noted for ``key``."""
-        self._young.pop(key, None)
-        self._old.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._young) + len(self._old)
-
-    @property
-    def size(self) -> int:
-        """Bytes held, by the estimate the budget is checked against."""
-        return self._young_bytes + self._old_bytes
+    token: int
+    value: bytes
 
 
 class MemcachedStore:
@@ -144,10 +105,10 @@ class MemcachedStore:
     ``HashClient``, which cannot send one; there it is the classic ``cas``).
 
     A record is one item under ``prefix + key`` (layout in :mod:`coatcheck.stores._packed`).
-    ``create`` is ``add``. ``load`` is ``gets``, and the store remembers the version, cas token
-    and value it saw (at most ``seen_bytes`` of them, 8 MiB by default; 0 turns this off), so
-    the ``update`` or ``touch`` that follows is a single ``cas``. When the record changed since
-    (or was not remembered), ``update`` and ``touch`` are ``gets`` then ``cas``, retried when
+    ``create`` is ``add``. ``load`` is ``gets``, and the record it returns carries the version,
+    cas token and item it saw as its ``handle``, so the ``update`` or ``touch`` of that record
+    is a single ``cas``. When the item changed since (or the caller has no handle), ``update``
+    and ``touch`` are ``gets`` then ``cas``, retried when
     another writer got in between, so a compare-and-set on the version is exact. The lock is a
     separate small item ``prefix + key + ":lock"`` holding the token and its expiry by the
     caller's clock, taken with ``add`` (or ``cas`` over an expired one). memcached cannot
@@ -166,12 +127,8 @@ class MemcachedStore:
         prefix: str = "coatcheck:",
         timeout: float = 5.0,
         pool_size: int = 10,
-        seen_bytes: int = 8 << 20,
     ) -> None:
         self._prefix = _check_prefix(prefix)
-        if not isinstance(seen_bytes, int) or seen_bytes < 0:
-            raise ConfigurationError(f"seen_bytes must be 0 or more, not {seen_bytes!r}")
-        self._seen = _Seen(seen_bytes)
         self._max_key = _MAX_KEY - len(_LOCK_SUFFIX) - len(prefix)
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
@@ -219,13 +176,12 @@ class MemcachedStore:
             raise ValueError(f"invalid store key {key!r} for memcached")
         return (self._prefix + key).encode()
 
-    def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
-        k = self._key(key)
+    def load(self, op: Load) -> LoadResult:
+        k = self._key(op.key)
+        lock = op.lock
         # Lock first, read second: a record read before the lock was ours could be overwritten
         # by the previous holder's save, and this request would then work on stale data.
-        if lock is not None and not self._acquire(k, lock, now):
+        if lock is not None and not self._acquire(k, lock, op.now):
             return LOCKED
         # gets costs what get does, and its token saves the update or touch a round trip.
         found = self._mc.gets(k)
@@ -234,9 +190,7 @@ class MemcachedStore:
                 self._release(k, lock.token)  # the contract: no lock without a record
             return None
         value, token = found
-        record = _packed.unpack(value)
-        self._seen.remember(key, k, record.version, token, value)
-        return record
+        return _packed.unpack(value, _Seen(token, value))
 
     def _acquire(self, k: bytes, lock: LockRequest, now: float) -> bool:
         lk = k + b":lock"
@@ -264,106 +218,76 @@ class MemcachedStore:
             if self._mc.cas(lk, _GONE, found[1], _GONE_EXPTIME) is not Cas.CHANGED:
                 return  # released, or expired meanwhile
 
-    def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        value = _packed.pack(payload, 1, accessed_at, expires_at)
-        return self._mc.add(self._key(key), value, _exptime(expires_at, now))
+    def create(self, op: Create) -> bool:
+        value = _packed.pack(op.payload, 1, op.accessed_at, op.expires_at)
+        return self._mc.add(self._key(op.key), value, _exptime(op.expires_at, op.now))
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        exptime = _exptime(expires_at, now)
-        seen = self._seen.get(key)
-        # A remembered version other than the expected one may just be stale: read it again.
-        if seen is not None and expected_version not in (None, seen[0]):
-            seen = None
-        k = self._key(key) if seen is None else seen[3]
+    def update(self, op: Update) -> int | None:
+        exptime = _exptime(op.expires_at, op.now)
+        expected_version = op.expected_version
+        seen = op.handle if type(op.handle) is _Seen else None
+        k = self._key(op.key)
         while True:
-            if seen is not None:
-                version, token = seen[0], seen[1]
-            else:
+            if seen is None:
                 found = self._mc.gets(k)
                 if found is None:
                     return None
                 value, token = found
-                version = _packed.version_of(value)
-                if expected_version is not None and version != expected_version:
+            else:
+                value, token = seen.value, seen.token
+            version = _packed.version_of(value)
+            if expected_version is not None and version != expected_version:
+                if seen is None:
                     return None
-            new = _packed.pack(payload, version + 1, accessed_at, expires_at)
+                seen = None  # the handle may just be stale: read the item again
+                continue
+            new = _packed.pack(op.payload, version + 1, op.accessed_at, op.expires_at)
             outcome = self._mc.cas(k, new, token, exptime)
             if isinstance(outcome, int):
                 break
-            if seen is not None:
-                self._seen.forget(key)
-                seen = None
             if outcome is Cas.GONE:
                 return None
             # Another writer (or a touch) got in between: judge the version again.
-        if outcome:
-            self._seen.remember(key, k, version + 1, outcome, new)
-        else:  # 0: stored, but the client cannot tell the new token (HashClient)
-            self._seen.forget(key)
-        if unlock is not None:
-            self._release(k, unlock)
+            seen = None
+        if op.unlock is not None:
+            self._release(k, op.unlock)
         return version + 1
 
-    def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        exptime = _exptime(expires_at, now)
-        times = _packed.pack_times(accessed_at, expires_at)
-        seen = self._seen.get(key)
-        k = self._key(key) if seen is None else seen[3]
+    def touch(self, op: Touch) -> bool:
+        exptime = _exptime(op.expires_at, op.now)
+        times = _packed.pack_times(op.accessed_at, op.expires_at)
+        seen = op.handle if type(op.handle) is _Seen else None
+        k = self._key(op.key)
         while True:
-            if seen is not None:
-                version, token, value, _ = seen
-            else:
+            if seen is None:
                 found = self._mc.gets(k)
                 if found is None:
                     return False
                 value, token = found
-                version = _packed.version_of(value)  # refuses a value some other program wrote
+                _packed.version_of(value)  # refuses a value some other program wrote
+            else:
+                value, token = seen.value, seen.token
             new = value[: _packed.TIMES_OFFSET] + times + value[_packed.HEADER_SIZE :]
             # memcached's own touch would move the expiry but not accessed_at.
             outcome = self._mc.cas(k, new, token, exptime)
             if isinstance(outcome, int):
                 break
-            if seen is not None:
-                self._seen.forget(key)
-                seen = None
             if outcome is Cas.GONE:
                 return False
-        if outcome:
-            self._seen.remember(key, k, version, outcome, new)
-        else:  # 0: stored, but the client cannot tell the new token (HashClient)
-            self._seen.forget(key)
-        if unlock is not None:
-            self._release(k, unlock)
+            seen = None
+        if op.unlock is not None:
+            self._release(k, op.unlock)
         return True
 
-    def unlock(self, key: str, token: str) -> None:
-        self._release(self._key(key), token)
+    def unlock(self, op: Unlock) -> None:
+        self._release(self._key(op.key), op.token)
 
-    def delete(self, key: str) -> None:
-        k = self._key(key)
-        self._seen.forget(key)
+    def delete(self, op: Delete) -> None:
+        k = self._key(op.key)
         self._mc.delete(k)
         self._mc.delete(k + b":lock")
 
-    def clear_expired(self, now: float) -> int:
+    def clear_expired(self, op: ClearExpired) -> int:
         """memcached drops expired items itself."""
         return 0
 

@@ -20,7 +20,19 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ...errors import ConfigurationError
 from .. import _sql
-from ..base import LOCKED, LoadResult, LockRequest, Record, Slide, StoreStats
+from ..base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    Record,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["ConnectionFactory", "PostgreSQLStore"]
 
@@ -205,86 +217,43 @@ class PostgreSQLStore:
         """Drop the table, if it exists, with every session in it."""
         self._run(self._sql.drop, None)
 
-    def load(
-        self, key: str, now: float, lock: LockRequest | None = None, slide: Slide | None = None
-    ) -> LoadResult:
+    def load(self, op: Load) -> LoadResult:
+        key, lock = op.key, op.lock
         _sql.check_key(key)
         if lock is None:
             row = (self._run(self._sql.load, {"key": key}, True, True))[1]
             return None if row is None else Record(*row)
-        params = {"key": key, "token": lock.token, "until": now + lock.ttl, "now": now}
-        row = (self._run(self._sql.lock, params, True, True))[1]
+        row = (self._run(self._sql.lock, _sql.lock_params(op, lock), True, True))[1]
         if row is None:
             return None
         got, payload, version, accessed_at, expires_at = row
         return Record(payload, version, accessed_at, expires_at) if got else LOCKED
 
-    def create(
-        self, key: str, payload: bytes, accessed_at: float, expires_at: float, now: float
-    ) -> bool:
-        _sql.check_key(key)
-        params = {
-            "key": key,
-            "payload": payload,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-        }
-        return (self._run(self._sql.create, params))[0] == 1
+    def create(self, op: Create) -> bool:
+        return (self._run(self._sql.create, _sql.create_params(op)))[0] == 1
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        expected_version: int | None,
-        unlock: str | None = None,
-    ) -> int | None:
-        _sql.check_key(key)
-        params = {
-            "key": key,
-            "payload": payload,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-            "expected": expected_version,
-            "unlock": unlock,
-        }
-        row = (self._run(self._sql.update, params, True))[1]
+    def update(self, op: Update) -> int | None:
+        row = (self._run(self._sql.update, _sql.update_params(op), True))[1]
         return None if row is None else int(row[0])
 
-    def touch(
-        self,
-        key: str,
-        accessed_at: float,
-        expires_at: float,
-        now: float,
-        unlock: str | None = None,
-    ) -> bool:
-        _sql.check_key(key)
-        params = {
-            "key": key,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-            "unlock": unlock,
-        }
-        return (self._run(self._sql.touch, params))[0] == 1
+    def touch(self, op: Touch) -> bool:
+        return (self._run(self._sql.touch, _sql.touch_params(op)))[0] == 1
 
-    def unlock(self, key: str, token: str) -> None:
-        _sql.check_key(key)
-        self._run(self._sql.unlock, {"key": key, "token": token})
+    def unlock(self, op: Unlock) -> None:
+        _sql.check_key(op.key)
+        self._run(self._sql.unlock, {"key": op.key, "token": op.token})
 
-    def delete(self, key: str) -> None:
-        _sql.check_key(key)
-        self._run(self._sql.delete, {"key": key})
+    def delete(self, op: Delete) -> None:
+        _sql.check_key(op.key)
+        self._run(self._sql.delete, {"key": op.key})
 
-    def clear_expired(self, now: float) -> int:
+    def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.
 
         Each batch is its own short transaction and skips rows other requests hold locked.
         """
         removed = 0
-        params = {"now": now, "limit": _sql.CLEAR_BATCH}
+        params = {"now": op.now, "limit": _sql.CLEAR_BATCH}
         while True:
             deleted = (self._run(self._sql.clear_batch, params))[0]
             removed += deleted

@@ -1,0 +1,482 @@
+"""The session protocol, written once: every decision, no I/O.
+
+:class:`SessionCore` holds the rules: which ticket to trust, when a session has expired, what to
+write and when, which headers to send. Its ``*_flow`` methods are generators that yield store
+operations (:mod:`coatcheck._sansio.ops`) and receive their results; a short sync driver and a
+short async driver (``coatcheck._sync.driver`` / ``coatcheck._async.driver``) run them against a
+store. This is httpx's ``auth_flow`` idea: the sync and async managers cannot drift apart,
+because neither contains any logic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ..errors import (
+    ConfigurationError,
+    SessionConflict,
+    SessionInterrupted,
+    SessionLocked,
+    StoreError,
+)
+from .config import ConcurrencyMode, SessionConfig, check_mode
+from .cookies import cookie_values, delete_cookie_header, set_cookie_header
+from .document import AGENT, REMOTE_ADDR, Codec, Corrupt, Document, created_at
+from .ids import new_session_id, new_token, storage_key
+from .merge import changed_keys, merge
+from .ops import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Flow,
+    Load,
+    LockRequest,
+    Record,
+    Sleep,
+    Slide,
+    Touch,
+    Unlock,
+    Update,
+    ask,
+)
+from .session import Reservation, Session
+from .tickets import Tickets
+from .timing import Clock, Lifetime
+
+__all__ = ["SaveOutcome", "SessionCore"]
+
+log = logging.getLogger("coatcheck")
+
+# A fresh id colliding with a stored one is a 2**-128 event at worst; a store that keeps
+# refusing creates is broken, and saying so beats looping.
+_CREATE_ATTEMPTS = 4
+# Waiting on contention (a held lock, or a merge that keeps losing): poll quickly at first
+# (locks are usually short), then back off.
+_FIRST_POLL = 0.002
+_LAST_POLL = 0.05
+
+
+class SaveOutcome(NamedTuple):
+    """What a save means for the response.
+
+    ``headers`` are the ``(name, value)`` pairs to add (Set-Cookie, Vary, Cache-Control);
+    ``ticket`` is the new value the client must present from now on (None: unchanged);
+    ``cleared`` says the client should forget its ticket.
+    """
+
+    headers: list[tuple[str, str]]
+    ticket: str | None = None
+    cleared: bool = False
+
+
+def _returning(session: Session) -> Flow[Session]:
+    """A flow that needs no store operation: it just returns ``session``."""
+    yield from ()  # makes this a generator; yields nothing
+    return session
+
+
+class SessionCore:
+    """The sans-I/O session rules behind :class:`~coatcheck.SessionManager` and its async twin."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        clock: Callable[[], float] | None = None,
+        store_name: str = "(unnamed store)",
+        monotonic: Callable[[], float] = time.monotonic,
+        slides_on_load: bool = False,
+    ) -> None:
+        self.config = config
+        self.store_name = store_name
+        self.clock = Clock(clock)
+        self.lifetime = Lifetime(config.idle_timeout, config.absolute_timeout)
+        self.codec = Codec(config.serializer, config.max_payload_bytes)
+        self.tickets = Tickets(config)
+        self._monotonic = monotonic
+        self._bound = config.bind_remote_addr or config.bind_user_agent
+        # With a store that slides on load (its slides_on_load), the idle timeout's touch rides
+        # on the load's round trip instead of costing the save one of its own. Not with a
+        # binding: a request refused for another address or User-Agent must not keep the
+        # session alive either.
+        self._slides = slides_on_load and not self._bound and config.idle_timeout is not None
+        self._reservations: dict[str, Reservation] = {}
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The current time as sessions see it (see :class:`~coatcheck._sansio.timing.Clock`)."""
+        return self.clock.now()
+
+    def adjust_time(self, delta: float) -> None:
+        """The wall clock was moved by ``delta`` seconds; keep session ages as they were."""
+        self.clock.adjust(delta)
+
+    # -- reserved namespaces ---------------------------------------------------------------
+
+    def reserve(self, name: str) -> Reservation:
+        """Reserve a namespace: others may read it; only the returned object lets code write it."""
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("a namespace name is a non-empty str")
+        if name in self._reservations:
+            raise ConfigurationError(f"namespace {name!r} is already reserved")
+        reservation = Reservation(name)
+        self._reservations[name] = reservation
+        return reservation
+
+    def release(self, name: str) -> None:
+        """Free a reserved namespace so anyone may write it again."""
+        self._reservations.pop(name, None)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def fresh(
+        self,
+        now: float,
+        remote_addr: str | None,
+        user_agent: str | None,
+        had_ticket: bool = False,
+        mode: ConcurrencyMode | None = None,
+        read_only: bool = False,
+    ) -> Session:
+        """A new, unsaved session; it costs nothing until it holds data."""
+        # Stored in whole milliseconds (an int encodes and decodes several times faster than
+        # a float); the session sees the same rounded value now as after any later load.
+        document = Document.new(int(now * 1000))
+        if remote_addr is not None:
+            document.meta[REMOTE_ADDR] = remote_addr
+        if self.config.bind_user_agent:
+            document.meta[AGENT] = _agent_digest(user_agent)
+        return Session(
+            document=document,
+            accessed_at=now,
+            reservations=self._reservations,
+            concurrency=mode or self.config.concurrency,
+            read_only=read_only,
+            had_ticket=had_ticket,
+        )
+
+    def _mode(self, concurrency: ConcurrencyMode | None) -> ConcurrencyMode:
+        """The request's concurrency mode: its override, checked, or the configured one."""
+        return check_mode(concurrency) if concurrency else self.config.concurrency
+
+    def cookie_open_flow(
+        self,
+        cookie_header: str | None,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
+    ) -> Flow[Session]:
+        """:meth:`open_flow` for the session cookie found in a raw ``Cookie`` header.
+
+        Two different values under the session cookie's name (cookie tossing from a sibling
+        domain) are ambiguous: the request gets a fresh session and a security log line.
+        """
+        values = cookie_values(cookie_header, self.config.cookie.name) if cookie_header else None
+        if not values:
+            return self.open_flow(None, remote_addr, user_agent, concurrency, read_only)
+        if len(values) > 1 and len(set(values)) > 1:
+            mode = self._mode(concurrency)
+            self.tickets.security_event("ambiguous-cookie", values[0])
+            now = self.clock.now()
+            return _returning(self.fresh(now, remote_addr, user_agent, True, mode, read_only))
+        return self.open_flow(values[0], remote_addr, user_agent, concurrency, read_only)
+
+    def open_flow(
+        self,
+        ticket: str | None,
+        remote_addr: str | None = None,
+        user_agent: str | None = None,
+        concurrency: ConcurrencyMode | None = None,
+        read_only: bool = False,
+    ) -> Flow[Session]:
+        """Turn what the client presented into a session (Aquarium's strict ``open``).
+
+        An unknown, expired, malformed or forged ticket yields a fresh session; no record is
+        ever created for an id the client chose. ``concurrency`` overrides the configured mode
+        for this request; ``read_only`` promises no writes, so no lock is taken and nothing is
+        saved or touched.
+        """
+        mode = self._mode(concurrency)
+        now = self.clock.now()
+        if ticket is None or ticket == "":
+            return self.fresh(now, remote_addr, user_agent, False, mode, read_only)
+        if not isinstance(ticket, str):
+            raise TypeError(f"a session ticket is a str or None, not {type(ticket).__name__}")
+        session_id, stale = self.tickets.read(ticket)
+        if session_id is None:
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        key = storage_key(session_id)
+        slide = None
+        if self._slides and not read_only:
+            idle = self.lifetime.idle
+            slide = Slide(now, now + idle, now - self.config.access_resolution, now - idle)
+        lock_token = new_token() if mode == "lock" and not read_only else None
+        record = yield from self._load(key, now, lock_token, slide)
+        if record is None:
+            self.tickets.security_event("unknown-id", ticket)
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        try:
+            document = self.codec.decode(record.payload)
+        except Corrupt as corrupt:
+            self.tickets.security_event(corrupt.reason, ticket)
+            yield from ask(Delete(key))
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        created = created_at(document.meta)
+        if now >= self.lifetime.deadline(created, record.accessed_at):
+            # lemon: an expired session found on access is destroyed at once.
+            log.info("session expired; deleted on access")
+            yield from ask(Delete(key))
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        if self._bound and not self._binding_holds(document, remote_addr, user_agent):
+            # Refuse the request, keep the original: destroying it would let anyone who can
+            # replay a cookie from elsewhere log its owner out.
+            self.tickets.security_event("binding-mismatch", ticket)
+            if lock_token is not None:
+                yield from ask(Unlock(key, lock_token))
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        # A load with a slide leaves the request's own time as the stored access time exactly
+        # when it slid (or when it was already current, where sliding changes nothing).
+        slid = slide is not None and record.accessed_at == now
+        if slid and record.expires_at > self.lifetime.deadline(created, now):
+            # The load slid the record past the absolute deadline; an access time that is due
+            # for a touch makes the save put the record's expiry back to the deadline.
+            record = Record(
+                record.payload, record.version, -math.inf, record.expires_at, record.handle
+            )
+            slid = False
+        session = Session(
+            document=document,
+            accessed_at=now,
+            reservations=self._reservations,
+            concurrency=mode,
+            read_only=read_only,
+            had_ticket=True,
+            session_id=session_id,
+            key=key,
+            stored=record,
+            lock_token=lock_token,
+            stale_ticket=stale,
+            slid=slid,
+        )
+        if self.config.regenerate_every_request and not read_only:
+            session.regenerate()
+        return session
+
+    def _binding_holds(
+        self, document: Document, remote_addr: str | None, user_agent: str | None
+    ) -> bool:
+        config, meta = self.config, document.meta
+        if config.bind_remote_addr and meta.get(REMOTE_ADDR) != remote_addr:
+            return False
+        return not (config.bind_user_agent and meta.get(AGENT) != _agent_digest(user_agent))
+
+    def _load(
+        self, key: str, now: float, lock_token: str | None, slide: Slide | None
+    ) -> Flow[Record | None]:
+        """Load a record; with ``lock_token``, take its lock, waiting while another holds it.
+
+        ``slide`` stays the one made at the open's ``now`` across retries: it is the session's
+        access time, while the lock's expiry follows the clock.
+        """
+        if lock_token is None:
+            result = yield from ask(Load(key, now, None, slide))
+            if result is LOCKED:
+                raise StoreError(self.store_name, "answered LOCKED to a load without a lock")
+            return result
+        lock = LockRequest(lock_token, self.config.lock_timeout)
+        give_up = self._monotonic() + self.config.lock_wait
+        delay = _FIRST_POLL
+        while True:
+            result = yield from ask(Load(key, now, lock, slide))
+            if result is not LOCKED:
+                return result
+            if self._monotonic() >= give_up:
+                raise SessionLocked(
+                    f"another request held the session lock for over {self.config.lock_wait} s"
+                )
+            yield from ask(Sleep(delay))
+            delay = min(delay * 2, _LAST_POLL)
+            now = self.clock.now()
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def save_flow(self, session: Session) -> Flow[SaveOutcome]:
+        """Write what the request changed, and say which headers the response needs.
+
+        Whatever happens, a lock this request holds is released.
+        """
+        if session.lock_token is None:
+            return self._save(session)  # nothing to release: skip the guard
+        return self._save_releasing(session)
+
+    def _save_releasing(self, session: Session) -> Flow[SaveOutcome]:
+        try:
+            return (yield from self._save(session))
+        except Exception:
+            # A store error thrown in by the driver, or a refusal of the save itself. Not a
+            # GeneratorExit: a flow closed half-way can yield nothing more (its lock expires).
+            yield from self.abandon_flow(session)
+            raise
+        finally:
+            session.lock_token = None
+
+    def abandon_flow(self, session: Session) -> Flow[None]:
+        """Drop this request's changes (an error response) and release its lock, if any."""
+        if session.lock_token is not None and session.key is not None:
+            yield from ask(Unlock(session.key, session.lock_token))
+        session.lock_token = None
+
+    def _save(self, session: Session) -> Flow[SaveOutcome]:
+        now = self.clock.now()
+        cookie = self.config.cookie
+        changes = session.changes
+        key = session.key
+        headers: list[tuple[str, str]] = []
+        ticket: str | None = None
+        cleared = False
+        if session.read_only:
+            pass
+        elif changes.destroyed:
+            if key is not None:
+                yield from ask(Delete(key))
+            if session.had_ticket:
+                headers.append(("Set-Cookie", delete_cookie_header(cookie)))
+                cleared = True
+        elif key is None or changes.rotate:
+            if key is not None or session.document.has_info():
+                ticket = yield from self._create(session, now)
+                if key is not None:
+                    yield from ask(Delete(key))
+        elif changes.content:
+            yield from self._update(session, key, now)
+            if session.stale_ticket or cookie.max_age is not None:
+                ticket = self.tickets.issue(session.id or "")
+        else:
+            touched = yield from self._touch(session, key, now)
+            if session.stale_ticket or (touched and cookie.max_age is not None):
+                ticket = self.tickets.issue(session.id or "")
+        session.lock_token = None
+        if ticket is not None:
+            headers.append(("Set-Cookie", set_cookie_header(cookie, ticket)))
+        if headers:
+            headers.append(("Cache-Control", cookie.cache_control))
+        if headers or session.accessed:
+            headers.append(("Vary", "Cookie"))
+        probability = self.config.cleanup_probability
+        # random() is fine here: this picks which request does housekeeping, nothing secret.
+        if probability and (probability >= 1.0 or random.random() < probability):  # noqa: S311
+            yield from ask(ClearExpired(now))
+        return SaveOutcome(headers, ticket, cleared)
+
+    def _create(self, session: Session, now: float) -> Flow[str]:
+        """Store the session under a fresh id (its first save, or a rotation); its ticket."""
+        payload = self.codec.encode(session.document)
+        expires_at = self.lifetime.deadline(session.created_at, now)
+        for _ in range(_CREATE_ATTEMPTS):
+            session_id = new_session_id(self.config.id_bytes)
+            key = storage_key(session_id)
+            if (yield from ask(Create(key, payload, now, expires_at, now))):
+                session.adopt(session_id, key, Record(payload, 1, now, expires_at))
+                return self.tickets.issue(session_id)
+        raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
+
+    def _update(self, session: Session, key: str, now: float) -> Flow[None]:
+        """Write the changed session; on a newer stored version, merge and retry, or give up.
+
+        No record means the session was destroyed or rotated meanwhile, and writing it back
+        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
+        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
+        """
+        stored = session.stored
+        if stored is None:
+            raise AssertionError("a stored session without its record")
+        expires_at = self.lifetime.deadline(session.created_at, now)
+        payload = self.codec.encode(session.document)
+        expected = None if session.concurrency == "none" else stored.version
+        handle = stored.handle
+        give_up = 0.0
+        attempt = 0
+        while True:
+            update = Update(
+                key, payload, now, expires_at, now, expected, session.lock_token, handle
+            )
+            version = yield from ask(update)
+            if version is not None:
+                session.stored = Record(payload, version, now, expires_at)
+                return
+            newer = None if expected is None else (yield from ask(Load(key, now)))
+            if not isinstance(newer, Record):
+                self.tickets.security_event("session-interrupted", session.id)
+                raise SessionInterrupted(
+                    "the session was destroyed or rotated by another request; changes dropped"
+                )
+            self._merge_newer(session, newer)
+            payload = self.codec.encode(session.document)
+            expected, handle = newer.version, newer.handle
+            attempt += 1
+            if attempt > 1:
+                # Losing twice in a row means writers in lock-step: a random, growing pause
+                # lets one of them through (exponential back-off with full jitter).
+                if not give_up:
+                    give_up = self._monotonic() + self.config.lock_wait
+                elif self._monotonic() >= give_up:
+                    raise SessionConflict([])
+                ceiling = min(_FIRST_POLL * 2 ** (attempt - 2), _LAST_POLL)
+                yield from ask(Sleep(random.uniform(0, ceiling)))  # noqa: S311 - timing jitter
+
+    def _merge_newer(self, session: Session, newer: Record) -> None:
+        stored = session.stored
+        try:
+            theirs = self.codec.decode(newer.payload)
+            base = self.codec.decode(stored.payload if stored is not None else b"")
+        except Corrupt:
+            raise SessionInterrupted(
+                "the stored session changed into something unreadable"
+            ) from None
+        ours = session.document
+        changes = session.changes
+        keys = changed_keys(ours, base, changes.keys, changes.whole)
+        merged = merge(ours, base, theirs, keys, changes.meta)
+        if merged.conflicts and self.config.merge_conflict == "raise":
+            raise SessionConflict(merged.conflicts)
+        session.rebase(merged.document, newer, keys)
+
+    def _touch(self, session: Session, key: str, now: float) -> Flow[bool]:
+        """Slide the idle timeout when the stored access time is older than the resolution
+        (releasing the lock in the same step); otherwise just release the lock, if held.
+
+        True when the stored expiry moved in this request: by this touch, or by the load.
+        """
+        stored = session.stored
+        unlock = session.lock_token
+        if session.slid:
+            if unlock is not None:
+                yield from ask(Unlock(key, unlock))
+            return True
+        if stored is not None and now - stored.accessed_at >= self.config.access_resolution:
+            expires_at = self.lifetime.deadline(session.created_at, now)
+            touch = Touch(key, now, expires_at, now, unlock, stored.handle)
+            if (yield from ask(touch)):
+                session.stored = Record(stored.payload, stored.version, now, expires_at)
+                return True
+            return False
+        if unlock is not None:
+            yield from ask(Unlock(key, unlock))
+        return False
+
+    def cleanup_flow(self) -> Flow[int]:
+        """Purge every expired session; returns how many the store removed."""
+        return (yield from ask(ClearExpired(self.clock.now())))
+
+
+def _agent_digest(user_agent: str | None) -> str:
+    # Only a digest is kept: the binding needs equality, not the string itself.
+    return hashlib.sha256((user_agent or "").encode("utf-8", "replace")).hexdigest()[:16]

@@ -1,0 +1,171 @@
+"""The stored session document: its keys, its layout, and the bytes a store keeps.
+
+A payload is ``b"cc2:" + <format name> + b":" + serializer.dumps(document)``: the format version
+(``FORMAT_VERSION``, refused when it differs) and the serializer's ``format_name``, then one flat
+mapping::
+
+    key   holds                                              written
+    ""    the default namespace: {key: value}                when not empty
+    "n"   the other namespaces: {name: {key: value}}         when one is not empty
+    "c"   creation time, whole milliseconds since the epoch  always (an int)
+    "r"   the client address that created the session        when known
+    "a"   16 hex digits of the User-Agent's SHA-256          with bind_user_agent
+    "u"   the user (Session.user)                            when set
+    "t"   outstanding form tokens, oldest first (at most 16) when set
+    "f"   flash messages, each [category, message]           when set
+
+Flat, because every nested mapping costs the encoder and the decoder time on every request.
+User data cannot reach the top level (it lives under ``""`` and ``"n"``), so it cannot pose as
+metadata. In memory a session's document is a :class:`Document`: the namespaces by name
+(``""`` always present) and the metadata, the top-level keys other than ``""`` and ``"n"``.
+These names are spelled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import PayloadTooLarge, SerializationError
+from .serializers import Serializer
+
+__all__ = [
+    "AGENT",
+    "CREATED",
+    "DEFAULT",
+    "FLASH",
+    "FORMAT_VERSION",
+    "FORM_TOKENS",
+    "MAX_FORM_TOKENS",
+    "QUEUES",
+    "REMOTE_ADDR",
+    "USER",
+    "Codec",
+    "Corrupt",
+    "Document",
+    "created_at",
+]
+
+#: Version of the payload envelope; a payload of another version is refused.
+FORMAT_VERSION = 2
+
+DEFAULT = ""  #: the default namespace, the session mapping itself
+_OTHERS = "n"  # the other namespaces, in the stored form only
+CREATED = "c"
+REMOTE_ADDR = "r"
+AGENT = "a"
+USER = "u"
+FORM_TOKENS = "t"
+MAX_FORM_TOKENS = 16  # Quixote's limit: older outstanding tokens are dropped first
+FLASH = "f"
+#: Metadata fields that merge as queues (additions and removals of both sides survive).
+QUEUES = (FORM_TOKENS, FLASH)
+
+
+class Document:
+    """A session's content in memory: data by namespace (``DEFAULT`` always there), metadata."""
+
+    __slots__ = ("data", "meta")
+
+    def __init__(self, data: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
+        data.setdefault(DEFAULT, {})
+        self.data = data
+        self.meta = meta
+
+    @classmethod
+    def new(cls, created_ms: int) -> Document:
+        """An empty document created at ``created_ms`` (whole milliseconds)."""
+        return cls({DEFAULT: {}}, {CREATED: created_ms})
+
+    def has_info(self) -> bool:
+        """True when there is anything worth storing (Quixote's ``has_info``)."""
+        if any(self.data.values()):
+            return True
+        meta = self.meta
+        return bool(meta.get(USER) is not None or meta.get(FORM_TOKENS) or meta.get(FLASH))
+
+
+def created_at(meta: dict[str, Any]) -> float:
+    """The creation time kept in a document's metadata, in seconds (to the millisecond)."""
+    return float(meta[CREATED] / 1000)
+
+
+class Corrupt(Exception):
+    """A payload that is not a document this codec wrote; ``reason`` is the log's reason code."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Codec:
+    """Turns documents into payloads and back with one serializer; refuses what it did not write."""
+
+    __slots__ = ("_dumps", "_limit", "_loads", "_prefix", "_prefix_length")
+
+    def __init__(self, serializer: Serializer, max_payload_bytes: int | None) -> None:
+        name = getattr(serializer, "format_name", type(serializer).__name__)
+        self._prefix = f"cc{FORMAT_VERSION}:{name}:".encode()
+        self._prefix_length = len(self._prefix)
+        self._dumps = serializer.dumps
+        self._loads = serializer.loads
+        self._limit = max_payload_bytes
+
+    def encode(self, document: Document) -> bytes:
+        """The payload for ``document``; raises SerializationError or PayloadTooLarge."""
+        data = document.data
+        flat = dict(document.meta)
+        default = data[DEFAULT]
+        if default:
+            flat[DEFAULT] = default
+        if len(data) > 1:
+            others = {ns: values for ns, values in data.items() if values and ns}
+            if others:
+                flat[_OTHERS] = others
+        try:
+            body = self._dumps(flat)
+        except Exception as exc:
+            raise self._name_culprit(document, exc) from exc
+        payload = self._prefix + body
+        limit = self._limit
+        if limit is not None and len(payload) > limit:
+            raise PayloadTooLarge(len(payload), limit)
+        return payload
+
+    def _name_culprit(self, document: Document, exc: Exception) -> SerializationError:
+        # Find the first key whose value the serializer refuses, so the error can name it.
+        for ns, values in document.data.items():
+            for key, value in values.items():
+                try:
+                    self._dumps({key: value})
+                except Exception:
+                    label = key if ns == DEFAULT else f"{ns}/{key}"
+                    return SerializationError(str(exc) or type(exc).__name__, key=label)
+        return SerializationError(f"session metadata cannot be encoded: {exc}")
+
+    def decode(self, payload: bytes) -> Document:
+        """The document in ``payload``; raises :class:`Corrupt` on anything unexpected."""
+        if not payload.startswith(self._prefix):
+            raise Corrupt("foreign-format" if payload.startswith(b"cc") else "corrupt-payload")
+        try:
+            flat = self._loads(payload[self._prefix_length :])
+        except Exception:
+            raise Corrupt("corrupt-payload") from None
+        if type(flat) is not dict:
+            raise Corrupt("corrupt-payload")
+        # What encode() wrote: the namespaces come out, and what is left is the metadata.
+        default = flat.pop(DEFAULT, None)
+        others = flat.pop(_OTHERS, None)
+        if type(flat.get(CREATED)) is not int:
+            raise Corrupt("corrupt-payload")
+        if default is None:
+            default = {}
+        elif type(default) is not dict:
+            raise Corrupt("corrupt-payload")
+        if others is None:
+            return Document({DEFAULT: default}, flat)
+        if type(others) is not dict or DEFAULT in others:
+            raise Corrupt("corrupt-payload")
+        for values in others.values():
+            if type(values) is not dict:
+                raise Corrupt("corrupt-payload")
+        return Document({DEFAULT: default, **others}, flat)

@@ -1,0 +1,217 @@
+"""The seam between the session rules and the stores: each store operation as a typed object.
+
+The rules (:mod:`coatcheck._sansio.core`) never call a store. They are generators that yield one
+of the operations below and receive its result; a short driver for each flavour
+(``coatcheck._async.driver`` and its generated sync twin) hands each operation to the store
+method of the same name and sends the answer back. Every operation is a small immutable object
+with named fields and one result type:
+
+=================  ==================================  =======================================
+operation          store method                        result
+=================  ==================================  =======================================
+:class:`Load`      ``load(op)``                        :data:`LoadResult`
+:class:`Create`    ``create(op)``                      ``bool``: False when the key is taken
+:class:`Update`    ``update(op)``                      the new version, or None
+:class:`Touch`     ``touch(op)``                       ``bool``: False when there is no record
+:class:`Unlock`    ``unlock(op)``                      None
+:class:`Delete`    ``delete(op)``                      None
+:class:`ClearExpired` ``clear_expired(op)``            how many records were removed
+:class:`Sleep`     (none: the driver waits)            None
+=================  ==================================  =======================================
+
+:func:`ask` is how a rule yields one: ``record = yield from ask(Load(key, now))`` gives
+``record`` the operation's result type, so ``mypy --strict`` checks both sides of the seam.
+The exact semantics of each operation are the store contract, in :mod:`coatcheck.stores.base`.
+
+Operations and results are named tuples rather than frozen dataclasses: every request builds
+a few, and a frozen dataclass costs about three times as much to build; both are immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, TypeVar, overload
+
+__all__ = [
+    "LOCKED",
+    "ClearExpired",
+    "Create",
+    "Delete",
+    "Flow",
+    "Load",
+    "LoadResult",
+    "LockRequest",
+    "Locked",
+    "Operation",
+    "Record",
+    "Sleep",
+    "Slide",
+    "StoreStats",
+    "Touch",
+    "Unlock",
+    "Update",
+    "ask",
+]
+
+T = TypeVar("T")
+
+
+class Locked(enum.Enum):
+    """Type of the :data:`LOCKED` marker: ``load`` found the lock held by another request."""
+
+    LOCKED = "locked"
+
+
+LOCKED = Locked.LOCKED
+
+
+class Record(NamedTuple):
+    """One stored session, as a store returns it from ``load``.
+
+    ``handle`` is the store's own: whatever it learnt while loading and wants back when this
+    record is updated or touched (memcached keeps its cas token there). The rules never look
+    inside it; they pass it back on the :class:`Update` or :class:`Touch` of this record.
+    """
+
+    payload: bytes
+    version: int
+    accessed_at: float
+    expires_at: float
+    handle: object = None
+
+
+#: What ``load`` answers: the record, :data:`LOCKED` (another request holds its lock), or None.
+LoadResult = Record | Literal[Locked.LOCKED] | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockRequest:
+    """Ask ``load`` to take the per-session lock for ``token`` for at most ``ttl`` seconds."""
+
+    token: str
+    ttl: float
+
+
+class Slide(NamedTuple):
+    """Ask ``load`` to slide the idle timeout of a stale record, as a touch would."""
+
+    accessed_at: float  #: the new ``accessed_at``
+    expires_at: float  #: the new ``expires_at``
+    stale_before: float  #: slide only a record whose ``accessed_at`` is at most this
+    #: and only one whose ``accessed_at`` is after this: a record idle for longer than the
+    #: current idle timeout stays dead even if it was stored under a longer one
+    alive_after: float = -math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What ``coatcheck stats`` prints; ``None`` where the backend cannot tell."""
+
+    live: int | None
+    expired: int | None
+    payload_bytes: int | None
+
+
+class Load(NamedTuple):
+    """Read the record under ``key``; with ``lock``, take its lock too; with ``slide``, slide it."""
+
+    key: str
+    now: float
+    lock: LockRequest | None = None
+    slide: Slide | None = None
+
+
+class Create(NamedTuple):
+    """Store a new record (version 1) under ``key``, only if there is none."""
+
+    key: str
+    payload: bytes
+    accessed_at: float
+    expires_at: float
+    now: float
+
+
+class Update(NamedTuple):
+    """Replace the record's payload and times, only if it exists at ``expected_version``.
+
+    ``expected_version`` None means any version (last writer wins). ``unlock`` releases the
+    lock this token holds, in the same step; ``handle`` is the loaded record's.
+    """
+
+    key: str
+    payload: bytes
+    accessed_at: float
+    expires_at: float
+    now: float
+    expected_version: int | None
+    unlock: str | None = None
+    handle: object = None
+
+
+class Touch(NamedTuple):
+    """Move the record's ``accessed_at`` and ``expires_at``; payload and version stay."""
+
+    key: str
+    accessed_at: float
+    expires_at: float
+    now: float
+    unlock: str | None = None
+    handle: object = None
+
+
+class Unlock(NamedTuple):
+    """Release the lock on ``key`` if ``token`` holds it."""
+
+    key: str
+    token: str
+
+
+class Delete(NamedTuple):
+    """Remove the record and its lock; a missing one is fine."""
+
+    key: str
+
+
+class ClearExpired(NamedTuple):
+    """Remove every record whose ``expires_at`` is at or before ``now``."""
+
+    now: float
+
+
+class Sleep(NamedTuple):
+    """Wait ``seconds`` before the next operation (contention back-off); no store is asked."""
+
+    seconds: float
+
+
+Operation = Load | Create | Update | Touch | Unlock | Delete | ClearExpired | Sleep
+
+#: A session flow: a generator that yields operations, receives their results and returns a T.
+Flow = Generator[Operation, object, T]
+
+
+@overload
+def ask(op: Load) -> Flow[LoadResult]: ...
+@overload
+def ask(op: Create) -> Flow[bool]: ...
+@overload
+def ask(op: Update) -> Flow[int | None]: ...
+@overload
+def ask(op: Touch) -> Flow[bool]: ...
+@overload
+def ask(op: ClearExpired) -> Flow[int]: ...
+@overload
+def ask(op: Unlock | Delete | Sleep) -> Flow[None]: ...
+
+
+def ask(op: Operation) -> Flow[object]:
+    """Yield ``op`` to the driver and return the result the store answered.
+
+    The overloads give each operation its result type. They hold because the drivers send
+    back exactly what the store method for ``op`` returned, and the store protocols in
+    :mod:`coatcheck.stores.base` type those methods with the same result types.
+    """
+    return (yield op)

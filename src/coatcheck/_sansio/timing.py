@@ -1,0 +1,58 @@
+"""Session time: the clock sessions are judged by, and when a session expires.
+
+Both rules live here once: :class:`Clock` is the configured clock corrected by
+``adjust_time()``, and :class:`Lifetime` turns the idle and absolute timeouts into a deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from ..errors import ConfigurationError
+
+__all__ = ["Clock", "Lifetime"]
+
+
+class Clock:
+    """The current time as sessions see it: ``clock()`` minus what :meth:`adjust` recorded."""
+
+    __slots__ = ("_clock", "_offset")
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock or time.time
+        self._offset = 0.0
+
+    def now(self) -> float:
+        """Seconds since the epoch, corrected for wall-clock jumps."""
+        return self._clock() - self._offset
+
+    def adjust(self, delta: float) -> None:
+        """The wall clock was moved by ``delta`` seconds; keep session ages as they were.
+
+        Aquarium's ``adjustTime``: after the system clock jumps forward a day, sessions must not
+        all expire at once. Each process that serves sessions must call this.
+        """
+        if not math.isfinite(delta):
+            raise ConfigurationError("adjust_time needs a finite number of seconds")
+        self._offset += delta
+
+
+class Lifetime:
+    """When a session expires: ``idle`` after its last use, ``absolute`` after its creation.
+
+    A timeout that is off (None) never comes: it is kept as infinity, so the rule has no branch.
+    """
+
+    __slots__ = ("absolute", "idle")
+
+    def __init__(self, idle: float | None, absolute: float | None) -> None:
+        self.idle = math.inf if idle is None else idle
+        self.absolute = math.inf if absolute is None else absolute
+
+    def deadline(self, created_at: float, accessed_at: float) -> float:
+        """When a session created and last used at these times expires."""
+        idle = accessed_at + self.idle
+        hard = created_at + self.absolute
+        return idle if idle < hard else hard
