@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._async.manager import AsyncSessionManager
 from ._sansio.config import ConcurrencyMode, SessionConfig
 from ._sansio.cookies import CookieConfig
-from ._sansio.core import SaveOutcome
+from ._sansio.headers import SaveOutcome
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
 from ._sansio.session import Namespace, Reservation, Session
 from ._sync.manager import SessionManager

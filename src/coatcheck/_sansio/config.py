@@ -9,15 +9,25 @@ from typing import Literal, TypeGuard, get_args
 
 from ..errors import ConfigurationError
 from .cookies import CookieConfig
-from .merge import POLICIES, ConflictPolicy
 from .serializers import JSONSerializer, Serializer
 
-__all__ = ["MODES", "ConcurrencyMode", "SessionConfig", "check_mode", "is_mode"]
+__all__ = [
+    "MODES",
+    "POLICIES",
+    "ConcurrencyMode",
+    "ConflictPolicy",
+    "SessionConfig",
+    "check_mode",
+    "is_mode",
+]
 
 #: What happens when two requests on one session run at once (see SessionConfig.concurrency).
 ConcurrencyMode = Literal["none", "merge", "lock"]
 #: Every concurrency mode: the names above, spelled once.
 MODES: frozenset[str] = frozenset(get_args(ConcurrencyMode))
+#: What a merge does with a key both requests changed: ours wins, or SessionConflict.
+ConflictPolicy = Literal["last-writer", "raise"]
+POLICIES: frozenset[str] = frozenset(get_args(ConflictPolicy))
 
 
 def is_mode(value: object) -> TypeGuard[ConcurrencyMode]:

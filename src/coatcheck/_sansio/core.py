@@ -10,30 +10,26 @@ because neither contains any logic.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import random
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 from ..errors import (
     ConfigurationError,
-    SessionConflict,
-    SessionInterrupted,
     SessionLocked,
     StoreError,
 )
 from .config import ConcurrencyMode, SessionConfig, check_mode
+from .contention import Patience
 from .cookies import cookie_values, delete_cookie_header, set_cookie_header
 from .document import AGENT, REMOTE_ADDR, Codec, Corrupt, Document, created_at
-from .ids import new_session_id, new_token, storage_key
-from .merge import changed_keys, merge
+from .headers import SaveOutcome
+from .ids import agent_digest, new_token, storage_key
 from .ops import (
     LOCKED,
     ClearExpired,
-    Create,
     Delete,
     Flow,
     Load,
@@ -41,39 +37,17 @@ from .ops import (
     Record,
     Sleep,
     Slide,
-    Touch,
     Unlock,
-    Update,
     ask,
 )
 from .session import Reservation, Session
 from .tickets import Tickets
 from .timing import Clock, Lifetime
+from .writes import Writes
 
-__all__ = ["SaveOutcome", "SessionCore"]
+__all__ = ["SessionCore"]
 
 log = logging.getLogger("coatcheck")
-
-# A fresh id colliding with a stored one is a 2**-128 event at worst; a store that keeps
-# refusing creates is broken, and saying so beats looping.
-_CREATE_ATTEMPTS = 4
-# Waiting on contention (a held lock, or a merge that keeps losing): poll quickly at first
-# (locks are usually short), then back off.
-_FIRST_POLL = 0.002
-_LAST_POLL = 0.05
-
-
-class SaveOutcome(NamedTuple):
-    """What a save means for the response.
-
-    ``headers`` are the ``(name, value)`` pairs to add (Set-Cookie, Vary, Cache-Control);
-    ``ticket`` is the new value the client must present from now on (None: unchanged);
-    ``cleared`` says the client should forget its ticket.
-    """
-
-    headers: list[tuple[str, str]]
-    ticket: str | None = None
-    cleared: bool = False
 
 
 def _returning(session: Session) -> Flow[Session]:
@@ -107,6 +81,9 @@ class SessionCore:
         # session alive either.
         self._slides = slides_on_load and not self._bound and config.idle_timeout is not None
         self._reservations: dict[str, Reservation] = {}
+        self._writes = Writes(
+            config, self.codec, self.lifetime, self.tickets, store_name, monotonic
+        )
 
     # -- time ------------------------------------------------------------------------------
 
@@ -152,7 +129,7 @@ class SessionCore:
         if remote_addr is not None:
             document.meta[REMOTE_ADDR] = remote_addr
         if self.config.bind_user_agent:
-            document.meta[AGENT] = _agent_digest(user_agent)
+            document.meta[AGENT] = agent_digest(user_agent)
         return Session(
             document=document,
             accessed_at=now,
@@ -276,7 +253,7 @@ class SessionCore:
         config, meta = self.config, document.meta
         if config.bind_remote_addr and meta.get(REMOTE_ADDR) != remote_addr:
             return False
-        return not (config.bind_user_agent and meta.get(AGENT) != _agent_digest(user_agent))
+        return not (config.bind_user_agent and meta.get(AGENT) != agent_digest(user_agent))
 
     def _load(
         self, key: str, now: float, lock_token: str | None, slide: Slide | None
@@ -292,18 +269,16 @@ class SessionCore:
                 raise StoreError(self.store_name, "answered LOCKED to a load without a lock")
             return result
         lock = LockRequest(lock_token, self.config.lock_timeout)
-        give_up = self._monotonic() + self.config.lock_wait
-        delay = _FIRST_POLL
+        patience = Patience(self._monotonic, self.config.lock_wait)
         while True:
             result = yield from ask(Load(key, now, lock, slide))
             if result is not LOCKED:
                 return result
-            if self._monotonic() >= give_up:
+            if patience.exhausted():
                 raise SessionLocked(
                     f"another request held the session lock for over {self.config.lock_wait} s"
                 )
-            yield from ask(Sleep(delay))
-            delay = min(delay * 2, _LAST_POLL)
+            yield from ask(Sleep(patience.pause()))
             now = self.clock.now()
 
     # -- saving ----------------------------------------------------------------------------
@@ -352,15 +327,15 @@ class SessionCore:
                 cleared = True
         elif key is None or changes.rotate:
             if key is not None or session.document.has_info():
-                ticket = yield from self._create(session, now)
+                ticket = yield from self._writes.create(session, now)
                 if key is not None:
                     yield from ask(Delete(key))
         elif changes.content:
-            yield from self._update(session, key, now)
+            yield from self._writes.update(session, key, now)
             if session.stale_ticket or cookie.max_age is not None:
                 ticket = self.tickets.issue(session.id or "")
         else:
-            touched = yield from self._touch(session, key, now)
+            touched = yield from self._writes.touch(session, key, now)
             if session.stale_ticket or (touched and cookie.max_age is not None):
                 ticket = self.tickets.issue(session.id or "")
         session.lock_token = None
@@ -376,107 +351,6 @@ class SessionCore:
             yield from ask(ClearExpired(now))
         return SaveOutcome(headers, ticket, cleared)
 
-    def _create(self, session: Session, now: float) -> Flow[str]:
-        """Store the session under a fresh id (its first save, or a rotation); its ticket."""
-        payload = self.codec.encode(session.document)
-        expires_at = self.lifetime.deadline(session.created_at, now)
-        for _ in range(_CREATE_ATTEMPTS):
-            session_id = new_session_id(self.config.id_bytes)
-            key = storage_key(session_id)
-            if (yield from ask(Create(key, payload, now, expires_at, now))):
-                session.adopt(session_id, key, Record(payload, 1, now, expires_at))
-                return self.tickets.issue(session_id)
-        raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
-
-    def _update(self, session: Session, key: str, now: float) -> Flow[None]:
-        """Write the changed session; on a newer stored version, merge and retry, or give up.
-
-        No record means the session was destroyed or rotated meanwhile, and writing it back
-        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
-        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
-        """
-        stored = session.stored
-        if stored is None:
-            raise AssertionError("a stored session without its record")
-        expires_at = self.lifetime.deadline(session.created_at, now)
-        payload = self.codec.encode(session.document)
-        expected = None if session.concurrency == "none" else stored.version
-        handle = stored.handle
-        give_up = 0.0
-        attempt = 0
-        while True:
-            update = Update(
-                key, payload, now, expires_at, now, expected, session.lock_token, handle
-            )
-            version = yield from ask(update)
-            if version is not None:
-                session.stored = Record(payload, version, now, expires_at)
-                return
-            newer = None if expected is None else (yield from ask(Load(key, now)))
-            if not isinstance(newer, Record):
-                self.tickets.security_event("session-interrupted", session.id)
-                raise SessionInterrupted(
-                    "the session was destroyed or rotated by another request; changes dropped"
-                )
-            self._merge_newer(session, newer)
-            payload = self.codec.encode(session.document)
-            expected, handle = newer.version, newer.handle
-            attempt += 1
-            if attempt > 1:
-                # Losing twice in a row means writers in lock-step: a random, growing pause
-                # lets one of them through (exponential back-off with full jitter).
-                if not give_up:
-                    give_up = self._monotonic() + self.config.lock_wait
-                elif self._monotonic() >= give_up:
-                    raise SessionConflict([])
-                ceiling = min(_FIRST_POLL * 2 ** (attempt - 2), _LAST_POLL)
-                yield from ask(Sleep(random.uniform(0, ceiling)))  # noqa: S311 - timing jitter
-
-    def _merge_newer(self, session: Session, newer: Record) -> None:
-        stored = session.stored
-        try:
-            theirs = self.codec.decode(newer.payload)
-            base = self.codec.decode(stored.payload if stored is not None else b"")
-        except Corrupt:
-            raise SessionInterrupted(
-                "the stored session changed into something unreadable"
-            ) from None
-        ours = session.document
-        changes = session.changes
-        keys = changed_keys(ours, base, changes.keys, changes.whole)
-        merged = merge(ours, base, theirs, keys, changes.meta)
-        if merged.conflicts and self.config.merge_conflict == "raise":
-            raise SessionConflict(merged.conflicts)
-        session.rebase(merged.document, newer, keys)
-
-    def _touch(self, session: Session, key: str, now: float) -> Flow[bool]:
-        """Slide the idle timeout when the stored access time is older than the resolution
-        (releasing the lock in the same step); otherwise just release the lock, if held.
-
-        True when the stored expiry moved in this request: by this touch, or by the load.
-        """
-        stored = session.stored
-        unlock = session.lock_token
-        if session.slid:
-            if unlock is not None:
-                yield from ask(Unlock(key, unlock))
-            return True
-        if stored is not None and now - stored.accessed_at >= self.config.access_resolution:
-            expires_at = self.lifetime.deadline(session.created_at, now)
-            touch = Touch(key, now, expires_at, now, unlock, stored.handle)
-            if (yield from ask(touch)):
-                session.stored = Record(stored.payload, stored.version, now, expires_at)
-                return True
-            return False
-        if unlock is not None:
-            yield from ask(Unlock(key, unlock))
-        return False
-
     def cleanup_flow(self) -> Flow[int]:
         """Purge every expired session; returns how many the store removed."""
         return (yield from ask(ClearExpired(self.clock.now())))
-
-
-def _agent_digest(user_agent: str | None) -> str:
-    # Only a digest is kept: the binding needs equality, not the string itself.
-    return hashlib.sha256((user_agent or "").encode("utf-8", "replace")).hexdigest()[:16]

@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..errors import ConfigurationError, SessionLocked, StoreError, StoreUnavailable
 from .config import MODES, ConcurrencyMode, is_mode
 from .cookies import CookieConfig, delete_cookie_header
-from .core import SaveOutcome
 
 __all__ = [
     "UNAVAILABLE_BODY",
     "UNAVAILABLE_HEADERS",
     "ModeFor",
     "RequestMode",
+    "SaveOutcome",
     "check_id_header",
     "check_values",
     "interrupted_outcome",
@@ -38,6 +38,20 @@ RequestMode = Literal[ConcurrencyMode, "read-only"]
 #: The middleware's ``mode_for(method, path)`` hook: a mode for this request, or None for the
 #: manager's own.
 ModeFor = Callable[[str, str], "RequestMode | None"]
+
+
+class SaveOutcome(NamedTuple):
+    """What a save means for the response.
+
+    ``headers`` are the ``(name, value)`` pairs to add (Set-Cookie, Vary, Cache-Control);
+    ``ticket`` is the new value the client must present from now on (None: unchanged);
+    ``cleared`` says the client should forget its ticket.
+    """
+
+    headers: list[tuple[str, str]]
+    ticket: str | None = None
+    cleared: bool = False
+
 
 log = logging.getLogger("coatcheck")
 

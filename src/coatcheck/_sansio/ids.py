@@ -19,6 +19,7 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "MIN_ID_BYTES",
+    "agent_digest",
     "fingerprint",
     "id_length",
     "id_pattern",
@@ -100,3 +101,11 @@ def new_token(nbytes: int = 16) -> str:
     """Return a random URL-safe token of *nbytes* bytes (at least 16), for form or lock tokens."""
     _check_nbytes(nbytes)
     return secrets.token_urlsafe(nbytes)
+
+
+def agent_digest(user_agent: str | None) -> str:
+    """What a session bound to its User-Agent keeps of it: 16 hex digits of its SHA-256.
+
+    The binding needs equality only, so the string itself is never stored.
+    """
+    return hashlib.sha256((user_agent or "").encode("utf-8", "replace")).hexdigest()[:16]

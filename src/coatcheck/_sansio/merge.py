@@ -12,15 +12,16 @@ queues: additions and removals of both sides survive.
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, NamedTuple
 
-from .document import FORM_TOKENS, MAX_FORM_TOKENS, QUEUES, USER, Document
+from ..errors import SessionConflict, SessionInterrupted
+from .config import ConflictPolicy
+from .document import FORM_TOKENS, MAX_FORM_TOKENS, QUEUES, USER, Codec, Corrupt, Document
+from .ops import Record
+from .session import Session
 
-__all__ = ["POLICIES", "ConflictPolicy", "Merged", "changed_keys", "merge"]
+__all__ = ["Merged", "changed_keys", "merge", "rebase"]
 
-#: What a merge does with a key both requests changed: ours wins, or SessionConflict.
-ConflictPolicy = Literal["last-writer", "raise"]
-POLICIES: frozenset[str] = frozenset(get_args(ConflictPolicy))
 
 _MISSING: Any = object()
 
@@ -107,3 +108,24 @@ def changed_keys(
             for ns, values in document.data.items():
                 keys.update((ns, key) for key in values)
     return keys
+
+
+def rebase(session: Session, newer: Record, codec: Codec, policy: ConflictPolicy) -> None:
+    """Put this request's changes on top of ``newer``, the record a concurrent save left.
+
+    Raises SessionConflict when both changed a key and the policy is ``raise``, and
+    SessionInterrupted when either stored version cannot be read any more.
+    """
+    stored = session.stored
+    try:
+        theirs = codec.decode(newer.payload)
+        base = codec.decode(stored.payload if stored is not None else b"")
+    except Corrupt:
+        raise SessionInterrupted("the stored session changed into something unreadable") from None
+    ours = session.document
+    changes = session.changes
+    keys = changed_keys(ours, base, changes.keys, changes.whole)
+    merged = merge(ours, base, theirs, keys, changes.meta)
+    if merged.conflicts and policy == "raise":
+        raise SessionConflict(merged.conflicts)
+    session.rebase(merged.document, newer, keys)

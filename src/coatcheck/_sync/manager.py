@@ -12,7 +12,8 @@ from types import TracebackType
 from typing import Any
 
 from .._sansio.config import ConcurrencyMode, SessionConfig
-from .._sansio.core import SaveOutcome, SessionCore
+from .._sansio.core import SessionCore
+from .._sansio.headers import SaveOutcome
 from .._sansio.session import Reservation, Session
 from ..errors import ConfigurationError
 from ..stores import store_from_url

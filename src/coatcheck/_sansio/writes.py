@@ -1,0 +1,126 @@
+"""The writes a save makes: a new record under a fresh id, a compare-and-set update, a touch.
+
+:class:`~coatcheck._sansio.core.SessionCore` decides which one a save needs; these flows carry
+it out against the store, each with what it must get right: a create never reuses an id, an
+update never writes over a newer version or brings back a destroyed session, and a touch
+moves only the times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import SessionConflict, SessionInterrupted, StoreError
+from .config import SessionConfig
+from .contention import Patience
+from .document import Codec
+from .ids import new_session_id, storage_key
+from .merge import rebase
+from .ops import Create, Flow, Load, Record, Sleep, Touch, Unlock, Update, ask
+from .session import Session
+from .tickets import Tickets
+from .timing import Lifetime
+
+__all__ = ["Writes"]
+
+# A fresh id colliding with a stored one is a 2**-128 event at worst; a store that keeps
+# refusing creates is broken, and saying so beats looping.
+_CREATE_ATTEMPTS = 4
+
+
+class Writes:
+    """The store writes of a save, as flows over one store's operations."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        codec: Codec,
+        lifetime: Lifetime,
+        tickets: Tickets,
+        store_name: str,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.codec = codec
+        self.lifetime = lifetime
+        self.tickets = tickets
+        self.store_name = store_name
+        self._monotonic = monotonic
+
+    def create(self, session: Session, now: float) -> Flow[str]:
+        """Store the session under a fresh id (its first save, or a rotation); its ticket."""
+        payload = self.codec.encode(session.document)
+        expires_at = self.lifetime.deadline(session.created_at, now)
+        for _ in range(_CREATE_ATTEMPTS):
+            session_id = new_session_id(self.config.id_bytes)
+            key = storage_key(session_id)
+            if (yield from ask(Create(key, payload, now, expires_at, now))):
+                session.adopt(session_id, key, Record(payload, 1, now, expires_at))
+                return self.tickets.issue(session_id)
+        raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
+
+    def update(self, session: Session, key: str, now: float) -> Flow[None]:
+        """Write the changed session; on a newer stored version, merge and retry, or give up.
+
+        No record means the session was destroyed or rotated meanwhile, and writing it back
+        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
+        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
+        """
+        stored = session.stored
+        if stored is None:
+            raise AssertionError("a stored session without its record")
+        expires_at = self.lifetime.deadline(session.created_at, now)
+        payload = self.codec.encode(session.document)
+        expected = None if session.concurrency == "none" else stored.version
+        handle = stored.handle
+        patience: Patience | None = None
+        losses = 0
+        while True:
+            update = Update(
+                key, payload, now, expires_at, now, expected, session.lock_token, handle
+            )
+            version = yield from ask(update)
+            if version is not None:
+                session.stored = Record(payload, version, now, expires_at)
+                return
+            newer = None if expected is None else (yield from ask(Load(key, now)))
+            if not isinstance(newer, Record):
+                self.tickets.security_event("session-interrupted", session.id)
+                raise SessionInterrupted(
+                    "the session was destroyed or rotated by another request; changes dropped"
+                )
+            rebase(session, newer, self.codec, self.config.merge_conflict)
+            payload = self.codec.encode(session.document)
+            expected, handle = newer.version, newer.handle
+            losses += 1
+            if losses > 1:
+                # Losing twice in a row means writers in lock-step: a random, growing pause
+                # lets one of them through, for at most lock_wait.
+                if patience is None:
+                    patience = Patience(self._monotonic, self.config.lock_wait)
+                elif patience.exhausted():
+                    raise SessionConflict([])
+                yield from ask(Sleep(patience.jittered_pause()))
+
+    def touch(self, session: Session, key: str, now: float) -> Flow[bool]:
+        """Slide the idle timeout when the stored access time is older than the resolution
+        (releasing the lock in the same step); otherwise just release the lock, if held.
+
+        True when the stored expiry moved in this request: by this touch, or by the load.
+        """
+        stored = session.stored
+        unlock = session.lock_token
+        if session.slid:
+            if unlock is not None:
+                yield from ask(Unlock(key, unlock))
+            return True
+        if stored is not None and now - stored.accessed_at >= self.config.access_resolution:
+            expires_at = self.lifetime.deadline(session.created_at, now)
+            touch = Touch(key, now, expires_at, now, unlock, stored.handle)
+            if (yield from ask(touch)):
+                session.stored = Record(stored.payload, stored.version, now, expires_at)
+                return True
+            return False
+        if unlock is not None:
+            yield from ask(Unlock(key, unlock))
+        return False
