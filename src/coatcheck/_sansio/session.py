@@ -13,26 +13,17 @@ What the session rules need from a session is named, not reached for: its
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator, Mapping, MutableMapping, Set
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionError
+from . import forms
+from .changes import Changes, ChangeView
 from .config import ConcurrencyMode
-from .document import (
-    DEFAULT,
-    FLASH,
-    FORM_TOKENS,
-    MAX_FORM_TOKENS,
-    REMOTE_ADDR,
-    USER,
-    Document,
-    created_at,
-)
-from .ids import new_token
+from .document import DEFAULT, REMOTE_ADDR, USER, Document, created_at
 from .ops import Record
 
-__all__ = ["ChangeView", "Changes", "Namespace", "Reservation", "Session"]
+__all__ = ["Namespace", "Reservation", "Session"]
 
 
 class Reservation:
@@ -50,52 +41,6 @@ class Reservation:
 
     def __repr__(self) -> str:
         return f"<Reservation {self.name!r}>"
-
-
-class ChangeView(Protocol):
-    """What a request did to its session, as the save reads it (read-only)."""
-
-    @property
-    def keys(self) -> Set[tuple[str, str]]:
-        """The ``(namespace, key)`` pairs set or deleted."""
-
-    @property
-    def meta(self) -> Set[str]:
-        """The metadata fields changed (user, form tokens, flash messages)."""
-
-    @property
-    def whole(self) -> bool:
-        """``mark_modified()`` without a key: the whole document is written back."""
-
-    @property
-    def destroyed(self) -> bool:
-        """``destroy()`` was called."""
-
-    @property
-    def rotate(self) -> bool:
-        """``regenerate()`` was called and the save has not given the new id yet."""
-
-    @property
-    def content(self) -> bool:
-        """True when the document changed (keys, metadata or the whole of it)."""
-
-
-class Changes:
-    """The one record of what a request did to its session; only :class:`Session` writes it."""
-
-    __slots__ = ("destroyed", "keys", "meta", "rotate", "whole")
-
-    def __init__(self) -> None:
-        self.keys: set[tuple[str, str]] = set()
-        self.meta: set[str] = set()
-        self.whole = False
-        self.destroyed = False
-        self.rotate = False
-
-    @property
-    def content(self) -> bool:
-        """True when the document changed (keys, metadata or the whole of it)."""
-        return bool(self.keys or self.meta or self.whole)
 
 
 def _check_key(key: object) -> str:
@@ -310,31 +255,18 @@ class Session(MutableMapping[str, Any]):
         writable = owner is None or reservation is owner
         return Namespace(self, name, writable)
 
-    # -- form tokens (Quixote) -------------------------------------------------------------
+    # -- form tokens (Quixote) and flash messages (coatcheck._sansio.forms) ----------------
 
     def create_form_token(self) -> str:
         """A new single-use token to put in a form; at most 16 stay outstanding."""
         self._check_writable()
-        meta = self._document.meta
-        tokens: list[str] = list(meta.get(FORM_TOKENS) or ())
-        token = new_token()
-        tokens.append(token)
-        del tokens[:-MAX_FORM_TOKENS]
-        meta[FORM_TOKENS] = tokens
-        self._changes.meta.add(FORM_TOKENS)
         self.accessed = True
-        return token
+        return forms.add_form_token(self._document.meta, self._changes.meta)
 
     def has_form_token(self, token: object) -> bool:
         """True when ``token`` is outstanding (constant-time comparison)."""
         self.accessed = True
-        if not isinstance(token, str):
-            return False
-        encoded = token.encode("utf-8", "surrogatepass")
-        found = False
-        for candidate in self._document.meta.get(FORM_TOKENS) or ():
-            found |= hmac.compare_digest(candidate.encode(), encoded)
-        return found
+        return forms.has_form_token(self._document.meta, token)
 
     def consume_form_token(self, token: object) -> bool:
         """Check ``token`` and remove it so it cannot be replayed; False when it was not valid.
@@ -342,35 +274,21 @@ class Session(MutableMapping[str, Any]):
         A write: a read-only request cannot consume a token (it would stay valid, unsaved).
         """
         self._check_writable()
-        if not self.has_form_token(token):
+        if not isinstance(token, str) or not self.has_form_token(token):
             return False
-        meta = self._document.meta
-        meta[FORM_TOKENS] = [t for t in meta[FORM_TOKENS] if t != token]
-        self._changes.meta.add(FORM_TOKENS)
+        forms.remove_form_token(self._document.meta, self._changes.meta, token)
         return True
-
-    # -- flash messages ----------------------------------------------------------------------
 
     def flash(self, message: Any, category: str = "message") -> None:
         """Queue a message for the next page this client sees."""
         self._check_writable()
-        meta = self._document.meta
-        messages = list(meta.get(FLASH) or ())
-        messages.append([category, message])
-        meta[FLASH] = messages
-        self._changes.meta.add(FLASH)
         self.accessed = True
+        forms.add_flash(self._document.meta, self._changes.meta, message, category)
 
     def pop_flashed(self, category: str | None = None) -> list[tuple[str, Any]]:
         """Return and remove the queued ``(category, message)`` pairs (one category, or all)."""
         self.accessed = True
-        meta = self._document.meta
-        messages = meta.get(FLASH) or []
-        taken = [(c, m) for c, m in messages if category is None or c == category]
-        if taken:
-            meta[FLASH] = [[c, m] for c, m in messages if category is not None and c != category]
-            self._changes.meta.add(FLASH)
-        return taken
+        return forms.take_flashed(self._document.meta, self._changes.meta, category)
 
     # -- what the session rules read and update --------------------------------------------
 
