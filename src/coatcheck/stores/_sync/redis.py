@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.exceptions
@@ -20,6 +18,7 @@ from redis.backoff import NoBackoff
 
 from ...errors import ConfigurationError
 from .. import _packed
+from .. import _redis_scripts as _scripts
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -28,7 +27,6 @@ from ..base import (
     Load,
     LoadResult,
     Record,
-    Slide,
     StoreStats,
     Touch,
     Unlock,
@@ -51,164 +49,6 @@ _SCAN_BATCH = 1000
 # update a version conflict; the rest are idempotent).
 def _retry_stale_connection() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
-
-
-class _Script(NamedTuple):
-    """A Lua script and its SHA1, run with EVALSHA (see ``RedisStore._eval``)."""
-
-    source: str
-    sha: bytes  # hex digits, as bytes: redis-py sends bytes as they are
-
-
-def _script(source: str) -> _Script:
-    digest = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-    return _Script(source, digest.encode())
-
-
-# The scripts' shared steps are pasted in as text, not defined as Lua functions: a script
-# builds its local functions anew on every run, about a third of a redis.call's cost each.
-
-
-def _release(lock: str, token: str) -> str:
-    """Lua: delete ``lock`` when ``token`` holds it.
-
-    Lock values are "<expiry by the caller's clock> <token>"; only the holder's token releases.
-    """
-    return f"""
-  local held = redis.call('GET', {lock})
-  if held then
-    local sep = string.find(held, ' ', 1, true)
-    if sep and string.sub(held, sep + 1) == {token} then redis.call('DEL', {lock}) end
-  end"""
-
-
-def _slide(value: str, now: str, slide: str, px: str) -> str:
-    """Lua: the contract's slide of KEYS[1], whose stored ``value`` is in hand.
-
-    When it slides, the script returns ``{value}`` (a one-element array says "slid");
-    otherwise it carries on, and the script returns the bare value (a bulk string, the
-    cheaper reply on the common path).
-
-    What _TOUCH does, only to a record alive by the caller's clock (``now``, a number) and last
-    accessed after alive_after and at or before stale_before. ``slide`` packs stale_before, the
-    16 new time bytes and alive_after (_SLIDE_ARG), compared with the doubles stored at
-    TIMES_OFFSET by the struct library of Redis's Lua. A value some other program wrote is
-    left alone.
-    """
-    return f"""
-if string.len({value}) >= {_packed.HEADER_SIZE}
-    and string.sub({value}, 1, {_packed.VERSION_OFFSET}) == '{_packed.TAG.decode()}' then
-  local accessed_at, expires_at = struct.unpack('>dd', {value}, {_packed.TIMES_OFFSET + 1})
-  local stale_before, _, _, alive_after = struct.unpack('>dddd', {slide})
-  if expires_at > {now} and accessed_at <= stale_before and accessed_at > alive_after then
-    redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, string.sub({slide}, 9, 24))
-    redis.call('PEXPIRE', KEYS[1], {px})
-    return {{{value}}}
-  end
-end"""
-
-
-# KEYS: record. ARGV: now (packed double), slide (_SLIDE_ARG), PX.
-# Returns {value} when it slid, the bare value when not, nil without a record.
-_LOAD_SLIDE = _script(
-    """
-local value = redis.call('GET', KEYS[1])
-if not value then return false end"""
-    + _slide("value", "struct.unpack('>d', ARGV[1])", "ARGV[2]", "ARGV[3]")
-    + """
-return value
-"""
-)
-
-# KEYS: record, lock. ARGV: token, now (packed double), lock expiry (text), lock PX, [slide, PX].
-# Returns the stored value ({value} when it slid), 0 when another token holds an unexpired
-# lock (nothing changes), nil without a record.
-_LOAD_LOCKED = _script(
-    """
-local value = redis.call('GET', KEYS[1])
-if not value then return false end
-local now = struct.unpack('>d', ARGV[2])
-local mine = ARGV[3] .. ' ' .. ARGV[1]
--- Usually the lock is free (the last request released it), and SET NX takes it at once.
-if not redis.call('SET', KEYS[2], mine, 'PX', ARGV[4], 'NX') then
-  local held = redis.call('GET', KEYS[2])
-  local sep = string.find(held, ' ', 1, true)
-  if sep and string.sub(held, sep + 1) ~= ARGV[1]
-      and tonumber(string.sub(held, 1, sep - 1)) > now then
-    return 0
-  end
-  redis.call('SET', KEYS[2], mine, 'PX', ARGV[4])
-end
-if not ARGV[5] then return value end"""
-    + _slide("value", "now", "ARGV[5]", "ARGV[6]")
-    + """
-return value
-"""
-)
-
-# KEYS: record, [lock]. ARGV: new value, PX, expected version or '', [unlock token]. Returns the
-# new version, or nil when absent or another version. With an expected version the caller has
-# already written expected + 1 into the value; without one the script writes the version digits.
-# The lock key is passed only with an unlock token (one key less to send on the common path).
-_UPDATE = _script(
-    f"""
-local head = redis.call('GETRANGE', KEYS[1], 0, {_packed.TIMES_OFFSET - 1})
-if head == '' then return false end
-if string.sub(head, 1, {_packed.VERSION_OFFSET}) ~= '{_packed.TAG.decode()}' then
-  return redis.error_reply('coatcheck: stored value is not a coatcheck record')
-end
-local version = tonumber(string.sub(head, {_packed.VERSION_OFFSET + 1}))
-if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= version then return false end
-version = version + 1
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] == '' then
-  redis.call('SETRANGE', KEYS[1], {_packed.VERSION_OFFSET},
-             string.format('%0{_packed.VERSION_WIDTH}d', version))
-end
-if ARGV[4] then{_release("KEYS[2]", "ARGV[4]")}
-end
-return version
-"""
-)
-
-# KEYS: record, [lock]. ARGV: packed times, PX, [unlock token]. Returns 1, or 0 without a record.
-_TOUCH = _script(
-    f"""
-if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then return 0 end
-redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, ARGV[1])
-if ARGV[3] then{_release("KEYS[2]", "ARGV[3]")}
-end
-return 1
-"""
-)
-
-# KEYS: lock. ARGV: token.
-_UNLOCK = _script(_release("KEYS[1]", "ARGV[1]") + "\nreturn 0\n")
-
-
-# Script arguments go as bytes, which redis-py sends untouched: its encoder tests every other
-# argument several ways and repr()s numbers, a few microseconds per call (the 1.3x target).
-# Times a script only compares go as packed doubles, exact and cheap to read with struct.
-_DOUBLE = struct.Struct(">d")
-# stale_before, the new accessed_at and expires_at (the 16 bytes a touch writes), alive_after
-_SLIDE_ARG = struct.Struct(">dddd")
-
-
-def _ttl_ms(expires_at: float, now: float) -> int:
-    """``expires_at - now`` as a Redis PX, never under one second (the contract's floor)."""
-    return max(1000, math.ceil((expires_at - now) * 1000))
-
-
-def _slide_arg(slide: Slide) -> bytes:
-    """The ``slide`` argument of the load scripts (see _SLIDE_ARG)."""
-    return _SLIDE_ARG.pack(
-        slide.stale_before, slide.accessed_at, slide.expires_at, slide.alive_after
-    )
-
-
-def _px(expires_at: float, now: float) -> bytes:
-    """:func:`_ttl_ms` as a script argument."""
-    return b"%d" % _ttl_ms(expires_at, now)
 
 
 def _check_prefix(prefix: str) -> str:
@@ -335,7 +175,7 @@ class RedisStore:
         # Bytes, so redis-py sends it as is (its encoder tests a str four ways per argument).
         return f"{self._prefix}{{{key}}}".encode()
 
-    def _eval(self, script: _Script, numkeys: int, *keys_and_args: Any) -> Any:
+    def _eval(self, script: _scripts.Script, numkeys: int, *keys_and_args: Any) -> Any:
         """EVALSHA of ``script``; EVAL of its source when the server lacks it (NOSCRIPT).
 
         A server loses its scripts on a restart, a failover (a Sentinel replica promoted) or
@@ -354,18 +194,23 @@ class RedisStore:
         if lock is not None:
             args = [
                 lock.token.encode(),
-                _DOUBLE.pack(now),
+                _scripts.DOUBLE.pack(now),
                 b"%r" % (now + lock.ttl),
                 b"%d" % max(1, math.ceil(lock.ttl * 1000)),
             ]
             if slide is not None:
-                args += (_slide_arg(slide), _px(slide.expires_at, now))
-            value = self._eval(_LOAD_LOCKED, 2, k, k + b":lock", *args)
+                args += (_scripts.slide_arg(slide), _scripts.px(slide.expires_at, now))
+            value = self._eval(_scripts.LOAD_LOCKED, 2, k, k + b":lock", *args)
             if value == 0:
                 return LOCKED
         elif slide is not None:
             value = self._eval(
-                _LOAD_SLIDE, 1, k, _DOUBLE.pack(now), _slide_arg(slide), _px(slide.expires_at, now)
+                _scripts.LOAD_SLIDE,
+                1,
+                k,
+                _scripts.DOUBLE.pack(now),
+                _scripts.slide_arg(slide),
+                _scripts.px(slide.expires_at, now),
             )
         else:
             value = self._client.get(k)
@@ -386,7 +231,7 @@ class RedisStore:
 
     def create(self, op: Create) -> bool:
         value = _packed.pack(op.payload, 1, op.accessed_at, op.expires_at)
-        px = _ttl_ms(op.expires_at, op.now)
+        px = _scripts.ttl_ms(op.expires_at, op.now)
         return bool(self._client.set(self._key(op.key), value, nx=True, px=px))
 
     def update(self, op: Update) -> int | None:
@@ -394,26 +239,26 @@ class RedisStore:
         expected_version = op.expected_version
         next_version = 0 if expected_version is None else expected_version + 1
         value = _packed.pack(op.payload, next_version, op.accessed_at, op.expires_at)
-        px = _px(op.expires_at, op.now)
+        px = _scripts.px(op.expires_at, op.now)
         expected = b"" if expected_version is None else b"%d" % expected_version
         if op.unlock is None:
-            version = self._eval(_UPDATE, 1, k, value, px, expected)
+            version = self._eval(_scripts.UPDATE, 1, k, value, px, expected)
         else:
             lock_key, token = k + b":lock", op.unlock.encode()
-            version = self._eval(_UPDATE, 2, k, lock_key, value, px, expected, token)
+            version = self._eval(_scripts.UPDATE, 2, k, lock_key, value, px, expected, token)
         return None if version is None else int(version)
 
     def touch(self, op: Touch) -> bool:
         k = self._key(op.key)
         times = _packed.pack_times(op.accessed_at, op.expires_at)
-        px = _px(op.expires_at, op.now)
+        px = _scripts.px(op.expires_at, op.now)
         if op.unlock is None:
-            return bool(self._eval(_TOUCH, 1, k, times, px))
+            return bool(self._eval(_scripts.TOUCH, 1, k, times, px))
         token = op.unlock.encode()
-        return bool(self._eval(_TOUCH, 2, k, k + b":lock", times, px, token))
+        return bool(self._eval(_scripts.TOUCH, 2, k, k + b":lock", times, px, token))
 
     def unlock(self, op: Unlock) -> None:
-        self._eval(_UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
+        self._eval(_scripts.UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
 
     def delete(self, op: Delete) -> None:
         k = self._key(op.key)
