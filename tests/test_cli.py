@@ -170,7 +170,7 @@ def test_cleanup_removes_only_expired_sessions_and_prints_the_count(
     code, out, _ = run(capsys, "stats", "--store", url, "--json")
     assert json.loads(out)["sessions"] == 3 and json.loads(out)["expired"] == 0
     for ticket in live:
-        assert run(capsys, "show", ticket, "--store", url)[0] == 0
+        assert run(capsys, "show", "--store", url, "--", ticket)[0] == 0
 
     code, out, _ = run(capsys, "cleanup", "--store", url)
     assert (code, out) == (0, "0\n")
@@ -219,7 +219,7 @@ def test_show_redacts_values_unless_revealed(
     ticket = manager.save(session).ticket
     assert ticket is not None
 
-    code, out, _ = run(capsys, "show", ticket, "--store", url)
+    code, out, _ = run(capsys, "show", "--store", url, "--", ticket)
     assert code == 0
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines())}
     assert fields["user"] == "'alice'"
@@ -231,7 +231,7 @@ def test_show_redacts_values_unless_revealed(
     assert fields["shop/coupon"].startswith("<redacted: str, ")
     assert "4111" not in out and "SAVE10" not in out
 
-    code, out, _ = run(capsys, "show", ticket, "--store", url, "--reveal")
+    code, out, _ = run(capsys, "show", "--store", url, "--reveal", "--", ticket)
     assert code == 0
     assert "card: '4111-1111-1111-1111'" in out
     assert "cart: [1, 2, 3]" in out
@@ -245,7 +245,7 @@ def test_show_accepts_a_signed_cookie_value(
     session_id, dot, _ = ticket.partition(".")
     assert dot
     for value in (ticket, session_id):
-        code, out, _ = run(capsys, "show", value, "--store", url)
+        code, out, _ = run(capsys, "show", "--store", url, "--", value)
         assert code == 0
         assert "a: <redacted: int, 1 bytes>" in out
 
@@ -254,7 +254,7 @@ def test_show_unknown_id_exits_1(
     capsys: pytest.CaptureFixture[str], url: str, store: SQLiteStore
 ) -> None:
     make_session(store, FrozenClock(), {"a": 1})
-    code, out, err = run(capsys, "show", "A" * 43, "--store", url)
+    code, out, err = run(capsys, "show", "--store", url, "--", "A" * 43)
     assert code == 1
     assert out == ""
     assert err == "coatcheck: no session with that id\n"
@@ -264,7 +264,7 @@ def test_show_marks_an_expired_session(
     capsys: pytest.CaptureFixture[str], url: str, store: SQLiteStore
 ) -> None:
     ticket = make_session(store, FrozenClock(time.time() - 7200), {"a": 1})
-    code, out, _ = run(capsys, "show", ticket, "--store", url)
+    code, out, _ = run(capsys, "show", "--store", url, "--", ticket)
     assert code == 0
     expires = next(line for line in out.splitlines() if line.startswith("expires:"))
     assert expires.endswith("ago) [EXPIRED]")
@@ -274,14 +274,14 @@ def test_show_does_not_take_the_storage_key(
     capsys: pytest.CaptureFixture[str], url: str, store: SQLiteStore
 ) -> None:
     ticket = make_session(store, FrozenClock(), {"a": 1})
-    assert run(capsys, "show", storage_key(ticket), "--store", url)[0] == 1
+    assert run(capsys, "show", "--store", url, "--", storage_key(ticket))[0] == 1
 
 
 def test_show_escapes_control_characters(
     capsys: pytest.CaptureFixture[str], url: str, store: SQLiteStore
 ) -> None:
     ticket = make_session(store, FrozenClock(), {"\x1b[2Jevil": "x"})
-    code, out, _ = run(capsys, "show", ticket, "--store", url)
+    code, out, _ = run(capsys, "show", "--store", url, "--", ticket)
     assert code == 0
     assert "\x1b" not in out
     assert "\\x1b[2Jevil" in out
@@ -341,3 +341,11 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "frobnicate")
     assert code == 2
     assert "invalid choice" in err
+
+
+def test_show_takes_an_id_that_starts_with_a_dash_after_the_double_dash(
+    capsys: pytest.CaptureFixture[str], url: str, store: SQLiteStore
+) -> None:
+    # base64url ids start with "-" one time in 64; argparse would read one as an option.
+    code, _, err = run(capsys, "show", "--store", url, "--", "-" + "A" * 42)
+    assert (code, err) == (1, "coatcheck: no session with that id\n")

@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,6 +41,7 @@ from ._sansio.document import (
 from ._sansio.ids import storage_key
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
 from ._sync.driver import store_failure
+from ._terminal import Progress, printable, timestamp
 from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
 from .stores import store_from_url
 from .stores.base import LOCKED, ClearExpired, Load, Store
@@ -83,33 +82,6 @@ def _safe_url(url: str) -> str:
         return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
     except ValueError:
         return "<unparsable store URL>"
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped, so stored data cannot drive the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
-
-
-def _timestamp(seconds: float, now: float) -> str:
-    if not math.isfinite(seconds):
-        return "never"
-    when = datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
-    delta = seconds - now
-    span = _duration(abs(delta))
-    return f"{when.replace('+00:00', 'Z')} ({'in ' + span if delta > 0 else span + ' ago'})"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 @contextmanager
@@ -171,49 +143,6 @@ def _logging_to(stream: IO[str], level: int) -> Iterator[None]:
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
-
-
-# -- progress --------------------------------------------------------------------------------
-
-
-class Progress:
-    """A progress report on ``stream``: a redrawn bar on a terminal, plain lines otherwise.
-
-    ``total`` may be ``None`` (unknown); the bar then shows a count only.
-    """
-
-    WIDTH = 30
-
-    def __init__(self, stream: IO[str], total: int | None, label: str) -> None:
-        self.stream = stream
-        self.total = total
-        self.label = label
-        isatty = getattr(stream, "isatty", None)
-        self.tty = bool(isatty and isatty())
-        self._drawn = False
-
-    def update(self, done: int) -> None:
-        """Report that ``done`` items are finished so far."""
-        total = self.total
-        if self.tty:
-            if total:
-                filled = min(self.WIDTH, self.WIDTH * done // total)
-                bar = "#" * filled + "." * (self.WIDTH - filled)
-                text = f"\r{self.label} [{bar}] {done}/{total}"
-            else:
-                text = f"\r{self.label} {done}"
-            self.stream.write(text)
-            self._drawn = True
-        else:
-            of = f" of {total}" if total is not None else ""
-            self.stream.write(f"{self.label}: {done}{of}\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        """End the bar's line on a terminal."""
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -323,11 +252,11 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         remote = meta.get(REMOTE_ADDR)
         rows = [
             ("store", store.name),
-            ("created", _timestamp(created_at(meta), now)),
-            ("accessed", _timestamp(record.accessed_at, now)),
-            ("expires", _timestamp(record.expires_at, now) + expired),
-            ("user", "-" if user is None else _printable(repr(user))),
-            ("remote addr", "-" if remote is None else _printable(str(remote))),
+            ("created", timestamp(created_at(meta), now)),
+            ("accessed", timestamp(record.accessed_at, now)),
+            ("expires", timestamp(record.expires_at, now) + expired),
+            ("user", "-" if user is None else printable(repr(user))),
+            ("remote addr", "-" if remote is None else printable(str(remote))),
             ("version", str(record.version)),
             ("payload", f"{len(record.payload)} bytes"),
             ("form tokens", str(len(meta.get(FORM_TOKENS) or ()))),
@@ -343,7 +272,7 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         out.write(f"keys:        {len(items)}\n")
         for label, value in items:
             shown = repr(value) if args.reveal else _describe(value, serializer)
-            out.write(f"  {_printable(label)}: {_printable(shown)}\n")
+            out.write(f"  {printable(label)}: {printable(shown)}\n")
     return EXIT_OK
 
 
@@ -389,7 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(run=_cmd_stats)
     show = command("show", "print one session's metadata and keys (values redacted)")
-    show.add_argument("id", metavar="ID", help="the session id, or the (signed) cookie value")
+    show.add_argument(
+        "id",
+        metavar="ID",
+        help="the session id, or the (signed) cookie value; after '--' when it starts with '-'",
+    )
     show.add_argument("--reveal", action="store_true", help="print the values too")
     show.add_argument(
         "--serializer",
