@@ -225,6 +225,16 @@ def test_absolute_expiry_ends_even_a_recently_used_session(clock: FrozenClock) -
     assert dead.is_new
 
 
+def test_a_record_past_the_stores_own_deadline_is_expired(clock: FrozenClock) -> None:
+    # Stored under a shorter idle timeout than today's: by the core's rule it would live on,
+    # but the store says it is dead (Redis and memcached would have dropped it already).
+    core = make_core(clock, idle_timeout=2 * IDLE)
+    target = stored(core, {"n": 1}, expires=NOW + IDLE)
+    clock.advance(IDLE)
+    dead = run(core.open_flow(target.session_id), (Load, target.record), Delete(target.key))
+    assert dead.is_new and "n" not in dead
+
+
 def test_idle_timeout_off_leaves_only_the_absolute_deadline(clock: FrozenClock) -> None:
     core = make_core(clock, idle_timeout=None)
     target = stored(core, created=NOW - ABSOLUTE + 1, accessed=NOW - ABSOLUTE + 1)

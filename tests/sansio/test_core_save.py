@@ -8,7 +8,7 @@ import pytest
 
 from coatcheck._sansio.cookies import CookieConfig, delete_cookie_header, set_cookie_header
 from coatcheck._sansio.ids import storage_key
-from coatcheck._sansio.ops import ClearExpired, Create, Delete, Record, Touch, Update
+from coatcheck._sansio.ops import ClearExpired, Create, Delete, Load, Record, Touch, Update
 from coatcheck.errors import PayloadTooLarge, SerializationError, StoreError
 from coatcheck.testing import FrozenClock
 
@@ -367,6 +367,14 @@ def test_cleanup_probability_one_clears_after_every_save(clock: FrozenClock) -> 
     session["n"] = 1
     run(core.save_flow(session), (Create, True), (ClearExpired(NOW), 3))
     run(core.save_flow(run(core.open_flow(None))), (ClearExpired(NOW), 0))
+
+
+def test_a_read_only_request_does_no_housekeeping(clock: FrozenClock) -> None:
+    core = make_core(clock, cleanup_probability=1.0)
+    target = stored(core, {"n": 1})
+    session = run(core.open_flow(target.session_id, read_only=True), (Load, target.record))
+    assert session["n"] == 1
+    run(core.save_flow(session))  # no ClearExpired: read-only promised no writes
 
 
 def test_cleanup_probability_draws_per_save(

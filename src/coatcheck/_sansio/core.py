@@ -207,8 +207,9 @@ class SessionCore:
             yield from ask(Delete(key))
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         created = created_at(document.meta)
-        if now >= self.lifetime.deadline(created, record.accessed_at):
-            # lemon: an expired session found on access is destroyed at once.
+        if now >= record.expires_at or now >= self.lifetime.deadline(created, record.accessed_at):
+            # lemon: an expired session found on access is destroyed at once. Dead by the
+            # store's own deadline too: stores with native expiry would have dropped it.
             log.info("session expired; deleted on access")
             yield from ask(Delete(key))
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
@@ -347,7 +348,12 @@ class SessionCore:
             headers.append(("Vary", "Cookie"))
         probability = self.config.cleanup_probability
         # random() is fine here: this picks which request does housekeeping, nothing secret.
-        if probability and (probability >= 1.0 or random.random() < probability):  # noqa: S311
+        # A read-only request promised no writes, housekeeping included.
+        if (
+            probability
+            and not session.read_only
+            and (probability >= 1.0 or random.random() < probability)  # noqa: S311
+        ):
             yield from ask(ClearExpired(now))
         return SaveOutcome(headers, ticket, cleared)
 

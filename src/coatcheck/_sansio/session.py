@@ -102,7 +102,8 @@ class Session(MutableMapping[str, Any]):
         self.created_at = created_at(document.meta)
         #: When this request started using the session.
         self.accessed_at = accessed_at
-        #: True until the session has been stored once (lemon's ``created()``).
+        #: True when this request began without a stored session (lemon's ``created()``);
+        #: it stays True after the save that first stores it.
         self.is_new = key is None
         #: True once the application read or wrote the data (responses then vary on Cookie).
         self.accessed = False
@@ -156,7 +157,10 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def modified(self) -> bool:
-        """True when this request changed anything that must be saved."""
+        """True when this request changed the content or asked for a new id.
+
+        :meth:`destroy` is apart (see :attr:`destroyed`): nothing is saved, the record goes.
+        """
         changes = self._changes
         return changes.content or changes.rotate
 

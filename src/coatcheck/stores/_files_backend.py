@@ -47,7 +47,18 @@ from ._files_format import (
     encode_lock,
     header_version,
 )
-from .base import LOCKED, LoadResult, LockRequest, StoreStats
+from .base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = ["FileDirectory"]
 
@@ -80,8 +91,9 @@ class FileDirectory:
 
     # -- the contract ------------------------------------------------------------------------
 
-    def load(self, key: str, now: float, lock: LockRequest | None) -> LoadResult:
-        """See the store contract; without ``lock`` this opens and reads one file."""
+    def load(self, op: Load) -> LoadResult:
+        """See the store contract; without a lock this opens and reads one file."""
+        key, now, lock = op.key, op.now, op.lock
         check_key(key)
         with self._files.using() as d:
             if lock is None:
@@ -110,8 +122,9 @@ class FileDirectory:
                     os.close(fd)
                 return decode(data)
 
-    def create(self, key: str, payload: bytes, accessed_at: float, expires_at: float) -> bool:
+    def create(self, op: Create) -> bool:
         """Create-if-absent with ``link()``; False when a record (or anything) has the name."""
+        key, payload, accessed_at, expires_at = op.key, op.payload, op.accessed_at, op.expires_at
         check_key(key)
         with self._files.using() as d:
             header = encode_header(1, accessed_at, expires_at, len(payload))
@@ -125,16 +138,10 @@ class FileDirectory:
             os.fsync(d)
             return True
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        expected_version: int | None,
-        unlock: str | None,
-    ) -> int | None:
+    def update(self, op: Update) -> int | None:
         """Compare-and-set under the key's guard; the new version, or None."""
+        key, payload, expected_version, unlock = op.key, op.payload, op.expected_version, op.unlock
+        accessed_at, expires_at = op.accessed_at, op.expires_at
         check_key(key)
         with self._files.using() as d:
             with self._files.guard(d, key[:2]):
@@ -155,8 +162,9 @@ class FileDirectory:
             os.fsync(d)
             return current + 1
 
-    def touch(self, key: str, accessed_at: float, expires_at: float, unlock: str | None) -> bool:
+    def touch(self, op: Touch) -> bool:
         """Rewrite the times (same payload, same version); False when there is no record."""
+        key, accessed_at, expires_at, unlock = op.key, op.accessed_at, op.expires_at, op.unlock
         check_key(key)
         with self._files.using() as d:
             with self._files.guard(d, key[:2]):
@@ -172,8 +180,9 @@ class FileDirectory:
             os.fsync(d)
             return True
 
-    def unlock(self, key: str, token: str) -> None:
-        """Remove the lock file if ``token`` holds the lock."""
+    def unlock(self, op: Unlock) -> None:
+        """Remove the lock file if ``op.token`` holds the lock."""
+        key, token = op.key, op.token
         check_key(key)
         with self._files.using() as d:
             try:
@@ -183,8 +192,9 @@ class FileDirectory:
             with self._files.guard(d, key[:2]):
                 self._release(d, key, token)
 
-    def delete(self, key: str) -> None:
+    def delete(self, op: Delete) -> None:
         """Remove the record and its lock; nothing to do if absent."""
+        key = op.key
         check_key(key)
         with self._files.using() as d:
             with self._files.guard(d, key[:2]):
@@ -193,8 +203,9 @@ class FileDirectory:
             if removed:
                 os.fsync(d)
 
-    def clear_expired(self, now: float) -> int:
+    def clear_expired(self, op: ClearExpired) -> int:
         """Remove expired records (by mtime), orphan lock files and old temp files."""
+        now = op.now
         removed = 0
         with self._files.using() as d:
             expired: dict[str, list[str]] = {}

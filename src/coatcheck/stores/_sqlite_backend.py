@@ -24,7 +24,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ConfigurationError
-from .base import LOCKED, LoadResult, LockRequest, Record, StoreStats
+from . import _sql
+from .base import (
+    LOCKED,
+    ClearExpired,
+    Create,
+    Delete,
+    Load,
+    LoadResult,
+    Record,
+    StoreStats,
+    Touch,
+    Unlock,
+    Update,
+)
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -200,8 +213,9 @@ class SQLiteDatabase:
 
     # -- the contract ------------------------------------------------------------------------
 
-    def load(self, key: str, now: float, lock: LockRequest | None) -> LoadResult:
-        """See the store contract; without ``lock`` this is exactly one SELECT."""
+    def load(self, op: Load) -> LoadResult:
+        """See the store contract; without a lock this is exactly one SELECT."""
+        key, now, lock = op.key, op.now, op.lock
         with self.connection() as conn:
             if lock is None:
                 row = conn.execute(self._sql["load"], (key,)).fetchone()
@@ -221,57 +235,37 @@ class SQLiteDatabase:
         payload, version, accessed_at, expires_at = row
         return Record(bytes(payload), int(version), float(accessed_at), float(expires_at))
 
-    def create(self, key: str, payload: bytes, accessed_at: float, expires_at: float) -> bool:
+    def create(self, op: Create) -> bool:
         """Insert-if-absent; False when the key exists."""
+        row = (op.key, op.payload, op.accessed_at, op.expires_at)
         with self.connection() as conn:
-            cursor = conn.execute(self._sql["create"], (key, payload, accessed_at, expires_at))
+            cursor = conn.execute(self._sql["create"], row)
             return cursor.rowcount == 1
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        expected_version: int | None,
-        unlock: str | None,
-    ) -> int | None:
+    def update(self, op: Update) -> int | None:
         """Compare-and-set update; the new version, or None."""
-        params = {
-            "key": key,
-            "payload": payload,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-            "expected": expected_version,
-            "unlock": unlock,
-        }
         with self.connection() as conn:
-            row = _one(conn.execute(self._sql["update"], params))
+            row = _one(conn.execute(self._sql["update"], _sql.update_params(op)))
         return None if row is None else int(row[0])
 
-    def touch(self, key: str, accessed_at: float, expires_at: float, unlock: str | None) -> bool:
+    def touch(self, op: Touch) -> bool:
         """Move the times only; False when there is no record."""
-        params = {
-            "key": key,
-            "accessed_at": accessed_at,
-            "expires_at": expires_at,
-            "unlock": unlock,
-        }
         with self.connection() as conn:
-            return conn.execute(self._sql["touch"], params).rowcount > 0
+            return conn.execute(self._sql["touch"], _sql.touch_params(op)).rowcount > 0
 
-    def unlock(self, key: str, token: str) -> None:
-        """Release the lock if ``token`` holds it."""
+    def unlock(self, op: Unlock) -> None:
+        """Release the lock if ``op.token`` holds it."""
         with self.connection() as conn:
-            conn.execute(self._sql["unlock"], (key, token))
+            conn.execute(self._sql["unlock"], (op.key, op.token))
 
-    def delete(self, key: str) -> None:
+    def delete(self, op: Delete) -> None:
         """Remove the row (and with it the lock)."""
         with self.connection() as conn:
-            conn.execute(self._sql["delete"], (key,))
+            conn.execute(self._sql["delete"], (op.key,))
 
-    def clear_expired(self, now: float) -> int:
+    def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired rows in batches of 1000; the number deleted."""
+        now = op.now
         removed = 0
         with self.connection() as conn:
             while True:

@@ -20,7 +20,8 @@ memcached) turn ``expires_at - now`` into a TTL of at least one second.
 
 ``load(Load(key, now, lock=None, slide=None)) -> Record | LOCKED | None``
     The record, or ``None`` if there is none. A record whose ``expires_at`` has passed may be
-    returned (the core deletes it) or treated as absent (stores with native TTL). With ``lock``,
+    returned (the core then deletes it, whatever its own timeouts say) or treated as absent
+    (stores with native TTL). With ``lock``,
     the per-session lock is taken in the same atomic step when it is free, expired, or already
     held by ``lock.token``, and the record is returned; when another token holds an unexpired
     lock, ``LOCKED`` is returned and nothing changes. No lock is taken when there is no record.

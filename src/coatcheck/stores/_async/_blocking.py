@@ -16,7 +16,6 @@ from ..base import (
     Delete,
     Load,
     LoadResult,
-    LockRequest,
     StoreStats,
     Touch,
     Unlock,
@@ -27,31 +26,21 @@ __all__ = ["AsyncBlockingStore", "BlockingBackend"]
 
 
 class BlockingBackend(Protocol):
-    """The blocking operations behind an :class:`AsyncBlockingStore` (``now`` only where used)."""
+    """The blocking operations behind an :class:`AsyncBlockingStore`: the contract's, blocking."""
 
-    def load(self, key: str, now: float, lock: LockRequest | None) -> LoadResult: ...
+    def load(self, op: Load) -> LoadResult: ...
 
-    def create(self, key: str, payload: bytes, accessed_at: float, expires_at: float) -> bool: ...
+    def create(self, op: Create) -> bool: ...
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        expected_version: int | None,
-        unlock: str | None,
-    ) -> int | None: ...
+    def update(self, op: Update) -> int | None: ...
 
-    def touch(
-        self, key: str, accessed_at: float, expires_at: float, unlock: str | None
-    ) -> bool: ...
+    def touch(self, op: Touch) -> bool: ...
 
-    def unlock(self, key: str, token: str) -> None: ...
+    def unlock(self, op: Unlock) -> None: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, op: Delete) -> None: ...
 
-    def clear_expired(self, now: float) -> int: ...
+    def clear_expired(self, op: ClearExpired) -> int: ...
 
     def stats(self, now: float) -> StoreStats: ...
 
@@ -67,39 +56,25 @@ class AsyncBlockingStore:
     slides_on_load = False
 
     async def load(self, op: Load) -> LoadResult:
-        return await async_run_blocking(self._backend.load, op.key, op.now, op.lock)
+        return await async_run_blocking(self._backend.load, op)
 
     async def create(self, op: Create) -> bool:
-        backend = self._backend
-        return await async_run_blocking(
-            backend.create, op.key, op.payload, op.accessed_at, op.expires_at
-        )
+        return await async_run_blocking(self._backend.create, op)
 
     async def update(self, op: Update) -> int | None:
-        return await async_run_blocking(
-            self._backend.update,
-            op.key,
-            op.payload,
-            op.accessed_at,
-            op.expires_at,
-            op.expected_version,
-            op.unlock,
-        )
+        return await async_run_blocking(self._backend.update, op)
 
     async def touch(self, op: Touch) -> bool:
-        backend = self._backend
-        return await async_run_blocking(
-            backend.touch, op.key, op.accessed_at, op.expires_at, op.unlock
-        )
+        return await async_run_blocking(self._backend.touch, op)
 
     async def unlock(self, op: Unlock) -> None:
-        await async_run_blocking(self._backend.unlock, op.key, op.token)
+        await async_run_blocking(self._backend.unlock, op)
 
     async def delete(self, op: Delete) -> None:
-        await async_run_blocking(self._backend.delete, op.key)
+        await async_run_blocking(self._backend.delete, op)
 
     async def clear_expired(self, op: ClearExpired) -> int:
-        return await async_run_blocking(self._backend.clear_expired, op.now)
+        return await async_run_blocking(self._backend.clear_expired, op)
 
     async def count(self, now: float) -> int | None:
         return (await self.stats(now)).live

@@ -17,7 +17,6 @@ from ..base import (
     Delete,
     Load,
     LoadResult,
-    LockRequest,
     StoreStats,
     Touch,
     Unlock,
@@ -28,31 +27,21 @@ __all__ = ["BlockingStore", "BlockingBackend"]
 
 
 class BlockingBackend(Protocol):
-    """The blocking operations behind an :class:`BlockingStore` (``now`` only where used)."""
+    """The blocking operations behind an :class:`BlockingStore`: the contract's, blocking."""
 
-    def load(self, key: str, now: float, lock: LockRequest | None) -> LoadResult: ...
+    def load(self, op: Load) -> LoadResult: ...
 
-    def create(self, key: str, payload: bytes, accessed_at: float, expires_at: float) -> bool: ...
+    def create(self, op: Create) -> bool: ...
 
-    def update(
-        self,
-        key: str,
-        payload: bytes,
-        accessed_at: float,
-        expires_at: float,
-        expected_version: int | None,
-        unlock: str | None,
-    ) -> int | None: ...
+    def update(self, op: Update) -> int | None: ...
 
-    def touch(
-        self, key: str, accessed_at: float, expires_at: float, unlock: str | None
-    ) -> bool: ...
+    def touch(self, op: Touch) -> bool: ...
 
-    def unlock(self, key: str, token: str) -> None: ...
+    def unlock(self, op: Unlock) -> None: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, op: Delete) -> None: ...
 
-    def clear_expired(self, now: float) -> int: ...
+    def clear_expired(self, op: ClearExpired) -> int: ...
 
     def stats(self, now: float) -> StoreStats: ...
 
@@ -68,39 +57,25 @@ class BlockingStore:
     slides_on_load = False
 
     def load(self, op: Load) -> LoadResult:
-        return sync_run_blocking(self._backend.load, op.key, op.now, op.lock)
+        return sync_run_blocking(self._backend.load, op)
 
     def create(self, op: Create) -> bool:
-        backend = self._backend
-        return sync_run_blocking(
-            backend.create, op.key, op.payload, op.accessed_at, op.expires_at
-        )
+        return sync_run_blocking(self._backend.create, op)
 
     def update(self, op: Update) -> int | None:
-        return sync_run_blocking(
-            self._backend.update,
-            op.key,
-            op.payload,
-            op.accessed_at,
-            op.expires_at,
-            op.expected_version,
-            op.unlock,
-        )
+        return sync_run_blocking(self._backend.update, op)
 
     def touch(self, op: Touch) -> bool:
-        backend = self._backend
-        return sync_run_blocking(
-            backend.touch, op.key, op.accessed_at, op.expires_at, op.unlock
-        )
+        return sync_run_blocking(self._backend.touch, op)
 
     def unlock(self, op: Unlock) -> None:
-        sync_run_blocking(self._backend.unlock, op.key, op.token)
+        sync_run_blocking(self._backend.unlock, op)
 
     def delete(self, op: Delete) -> None:
-        sync_run_blocking(self._backend.delete, op.key)
+        sync_run_blocking(self._backend.delete, op)
 
     def clear_expired(self, op: ClearExpired) -> int:
-        return sync_run_blocking(self._backend.clear_expired, op.now)
+        return sync_run_blocking(self._backend.clear_expired, op)
 
     def count(self, now: float) -> int | None:
         return (self.stats(now)).live
