@@ -3,21 +3,62 @@
 aiomysql is built on PyMySQL (its errors and constants are PyMySQL's), so this module imports
 PyMySQL only and both layers use it: :mod:`coatcheck.stores._mysql_sync` (PyMySQL) and
 :mod:`coatcheck.stores._mysql_async` (aiomysql), which hold only what differs between the
-drivers, and re-export these names so the store reaches its whole driver layer through one
-module (the unasync rule ``_mysql_async`` -> ``_mysql_sync`` picks the flavour).
+drivers. The store imports both this module and its flavour's layer (the unasync rule
+``_mysql_async`` -> ``_mysql_sync`` picks the layer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import unquote, urlsplit
 
 import pymysql
 from pymysql.constants import CLIENT
 
-__all__ = ["CURSOR", "Result", "closed_error", "lost", "multi_statements"]
+from ._sql import Option
+
+__all__ = ["CURSOR", "MySQLAddress", "Result", "closed_error", "lost", "multi_statements"]
 
 # The attribute a connection keeps its one cursor in (each layer's ``_cursor`` says why).
 CURSOR = "_coatcheck_cursor"
+
+
+@dataclass(frozen=True, slots=True)
+class MySQLAddress:
+    """Where and how the MySQL store connects when it makes its own connections."""
+
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str | None = None
+    password: str = ""
+    database: str | None = None
+    unix_socket: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    write_timeout: float = 10.0
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Option]) -> MySQLAddress:
+        """The address part of a ``mysql://`` URL plus its ``unix_socket`` and timeout options."""
+        parts = urlsplit(url)
+        unix_socket = options.get("unix_socket")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else "",
+            database=unquote(parts.path.lstrip("/")) or None,
+            unix_socket=None if unix_socket is None else str(unix_socket),
+            connect_timeout=float(options.get("connect_timeout", 5.0)),
+            read_timeout=float(options.get("read_timeout", 10.0)),
+            write_timeout=float(options.get("write_timeout", 10.0)),
+        )
+
+    def __repr__(self) -> str:
+        # Keep the password out of tracebacks and logs.
+        return f"MySQLAddress(host={self.host!r}, port={self.port}, user={self.user!r}, ...)"
 
 
 class Result(NamedTuple):

@@ -19,20 +19,15 @@ import pymysql.connections
 import pymysql.cursors
 from pymysql.constants import CLIENT
 
-from ._mysql import CURSOR, Result, closed_error, lost, multi_statements
-from ._sql import MySQLAddress
+from ._mysql import CURSOR, MySQLAddress, Result
 
 __all__ = [
     "Connection",
-    "Result",
     "alive",
     "close",
-    "closed_error",
     "connect",
     "execute",
     "execute_pair",
-    "lost",
-    "multi_statements",
 ]
 
 # The stubs make Connection generic over its cursor class; the runtime class is not.

@@ -1,4 +1,5 @@
-"""What the PostgreSQL and MySQL stores share: names, URL options and every statement they run.
+"""What the SQL stores share: names, URL options, every statement PostgreSQL and MySQL run,
+and the parameters of those statements (SQLite's too).
 
 The statement text for both dialects lives here, next to each other, so the two schemas and
 their one-round-trip tricks can be read and compared in one place. Statements are templates:
@@ -21,7 +22,6 @@ __all__ = [
     "DEFAULT_TABLE",
     "MYSQL",
     "POSTGRESQL",
-    "MySQLAddress",
     "Option",
     "PoolTimeout",
     "Statements",
@@ -65,29 +65,25 @@ def check_key(key: str) -> None:
         raise ValueError("store keys are 1 to 64 printable ASCII characters")
 
 
-# The parameters of the statements below, named as the statements name them, from the
+# The parameters of the statements below (and of SQLite's, which name them alike), from the
 # operation each statement carries out.
+
+
+def _written(op: Create | Update | Touch) -> dict[str, object]:
+    check_key(op.key)
+    return {"key": op.key, "accessed_at": op.accessed_at, "expires_at": op.expires_at}
 
 
 def create_params(op: Create) -> dict[str, object]:
     """The parameters of ``Statements.create``."""
-    check_key(op.key)
-    return {
-        "key": op.key,
-        "payload": op.payload,
-        "accessed_at": op.accessed_at,
-        "expires_at": op.expires_at,
-    }
+    return {**_written(op), "payload": op.payload}
 
 
 def update_params(op: Update) -> dict[str, object]:
     """The parameters of ``Statements.update``."""
-    check_key(op.key)
     return {
-        "key": op.key,
+        **_written(op),
         "payload": op.payload,
-        "accessed_at": op.accessed_at,
-        "expires_at": op.expires_at,
         "expected": op.expected_version,
         "unlock": op.unlock,
     }
@@ -95,13 +91,7 @@ def update_params(op: Update) -> dict[str, object]:
 
 def touch_params(op: Touch) -> dict[str, object]:
     """The parameters of ``Statements.touch``."""
-    check_key(op.key)
-    return {
-        "key": op.key,
-        "accessed_at": op.accessed_at,
-        "expires_at": op.expires_at,
-        "unlock": op.unlock,
-    }
+    return {**_written(op), "unlock": op.unlock}
 
 
 def lock_params(op: Load, lock: LockRequest) -> dict[str, object]:
@@ -166,42 +156,6 @@ def describe(
     where += host or ""
     where += f":{port}" if port else ""
     return f"{scheme}://{where}/{database or ''}?table={table}"
-
-
-@dataclass(frozen=True, slots=True)
-class MySQLAddress:
-    """Where and how the MySQL store connects when it makes its own connections."""
-
-    host: str = "127.0.0.1"
-    port: int = 3306
-    user: str | None = None
-    password: str = ""
-    database: str | None = None
-    unix_socket: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    write_timeout: float = 10.0
-
-    @classmethod
-    def from_url(cls, url: str, options: Mapping[str, Option]) -> MySQLAddress:
-        """The address part of a ``mysql://`` URL plus its ``unix_socket`` and timeout options."""
-        parts = urlsplit(url)
-        unix_socket = options.get("unix_socket")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else "",
-            database=unquote(parts.path.lstrip("/")) or None,
-            unix_socket=None if unix_socket is None else str(unix_socket),
-            connect_timeout=float(options.get("connect_timeout", 5.0)),
-            read_timeout=float(options.get("read_timeout", 10.0)),
-            write_timeout=float(options.get("write_timeout", 10.0)),
-        )
-
-    def __repr__(self) -> str:
-        # Keep the password out of tracebacks and logs.
-        return f"MySQLAddress(host={self.host!r}, port={self.port}, user={self.user!r}, ...)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ import pymysql
 from pymysql.constants import CLIENT, ER
 
 from ...errors import ConfigurationError
-from .. import _mysql_async as _mysql
-from .. import _sql
+from .. import _mysql, _sql
+from .. import _mysql_async as _driver
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -57,7 +57,7 @@ class AsyncConnectionFactory(Protocol):
     a load that takes the lock is one round trip instead of two.
     """
 
-    async def __call__(self) -> _mysql.Connection: ...
+    async def __call__(self) -> _driver.Connection: ...
 
 
 class AsyncMySQLStore:
@@ -101,8 +101,8 @@ class AsyncMySQLStore:
             self._connect,
             size=pool_size,
             timeout=pool_timeout,
-            alive=_mysql.alive,
-            close=_mysql.close,
+            alive=_driver.alive,
+            close=_driver.close,
             lost=_mysql.lost,
             # A server-side refusal (a duplicate key, say) leaves the connection usable.
             usable_after=(pymysql.err.MySQLError,),
@@ -124,11 +124,11 @@ class AsyncMySQLStore:
                 f"unknown MySQL store URL options: {unknown}; for anything else "
                 "(TLS, say) pass a connect factory"
             )
-        address = _sql.MySQLAddress.from_url(url, options)
+        address = _mysql.MySQLAddress.from_url(url, options)
         table = str(options.get("table", _sql.DEFAULT_TABLE))
 
-        async def connect() -> _mysql.Connection:
-            return await _mysql.connect(address)
+        async def connect() -> _driver.Connection:
+            return await _driver.connect(address)
 
         scheme = url.split(":", 1)[0].lower()
         host = address.unix_socket or address.host
@@ -142,7 +142,7 @@ class AsyncMySQLStore:
             name=_sql.describe(scheme, address.user, host, port, address.database, table),
         )
 
-    async def _connect(self) -> _mysql.Connection:
+    async def _connect(self) -> _driver.Connection:
         conn = await self._factory()
         if not conn.client_flag & CLIENT.FOUND_ROWS:
             conn.close()
@@ -159,7 +159,7 @@ class AsyncMySQLStore:
         pool = self._pool
         conn = await pool.get()
         try:
-            result = await _mysql.execute(conn, query, args, self._timeout)
+            result = await _driver.execute(conn, query, args, self._timeout)
         except BaseException as exc:
             await pool.failed(conn, exc)
             raise
@@ -184,11 +184,13 @@ class AsyncMySQLStore:
         params = _sql.lock_params(op, lock)
         async with self._pool.connection() as conn:
             if _mysql.multi_statements(conn):
-                result = await _mysql.execute_pair(conn, self._lock_load, params, self._timeout)
+                result = await _driver.execute_pair(conn, self._lock_load, params, self._timeout)
                 taken, row = result.rowcount, result.row
             else:
-                taken = (await _mysql.execute(conn, self._sql.lock, params, self._timeout)).rowcount
-                row = (await _mysql.execute(conn, self._sql.load, params, self._timeout)).row
+                taken = (
+                    await _driver.execute(conn, self._sql.lock, params, self._timeout)
+                ).rowcount
+                row = (await _driver.execute(conn, self._sql.load, params, self._timeout)).row
         if row is None:
             return None
         return _record(row) if taken == 1 else LOCKED
@@ -227,7 +229,7 @@ class AsyncMySQLStore:
         params = {"now": op.now, "limit": _sql.CLEAR_BATCH}
         async with self._pool.connection() as conn:
             while True:
-                result = await _mysql.execute(conn, self._sql.clear_batch, params, self._timeout)
+                result = await _driver.execute(conn, self._sql.clear_batch, params, self._timeout)
                 removed += result.rowcount
                 if result.rowcount < _sql.CLEAR_BATCH:
                     return removed

@@ -18,8 +18,8 @@ import pymysql
 from pymysql.constants import CLIENT, ER
 
 from ...errors import ConfigurationError
-from .. import _mysql_sync as _mysql
-from .. import _sql
+from .. import _mysql, _sql
+from .. import _mysql_sync as _driver
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -58,7 +58,7 @@ class ConnectionFactory(Protocol):
     a load that takes the lock is one round trip instead of two.
     """
 
-    def __call__(self) -> _mysql.Connection: ...
+    def __call__(self) -> _driver.Connection: ...
 
 
 class MySQLStore:
@@ -102,8 +102,8 @@ class MySQLStore:
             self._connect,
             size=pool_size,
             timeout=pool_timeout,
-            alive=_mysql.alive,
-            close=_mysql.close,
+            alive=_driver.alive,
+            close=_driver.close,
             lost=_mysql.lost,
             # A server-side refusal (a duplicate key, say) leaves the connection usable.
             usable_after=(pymysql.err.MySQLError,),
@@ -125,11 +125,11 @@ class MySQLStore:
                 f"unknown MySQL store URL options: {unknown}; for anything else "
                 "(TLS, say) pass a connect factory"
             )
-        address = _sql.MySQLAddress.from_url(url, options)
+        address = _mysql.MySQLAddress.from_url(url, options)
         table = str(options.get("table", _sql.DEFAULT_TABLE))
 
-        def connect() -> _mysql.Connection:
-            return _mysql.connect(address)
+        def connect() -> _driver.Connection:
+            return _driver.connect(address)
 
         scheme = url.split(":", 1)[0].lower()
         host = address.unix_socket or address.host
@@ -143,7 +143,7 @@ class MySQLStore:
             name=_sql.describe(scheme, address.user, host, port, address.database, table),
         )
 
-    def _connect(self) -> _mysql.Connection:
+    def _connect(self) -> _driver.Connection:
         conn = self._factory()
         if not conn.client_flag & CLIENT.FOUND_ROWS:
             conn.close()
@@ -160,7 +160,7 @@ class MySQLStore:
         pool = self._pool
         conn = pool.get()
         try:
-            result = _mysql.execute(conn, query, args, self._timeout)
+            result = _driver.execute(conn, query, args, self._timeout)
         except BaseException as exc:
             pool.failed(conn, exc)
             raise
@@ -185,11 +185,13 @@ class MySQLStore:
         params = _sql.lock_params(op, lock)
         with self._pool.connection() as conn:
             if _mysql.multi_statements(conn):
-                result = _mysql.execute_pair(conn, self._lock_load, params, self._timeout)
+                result = _driver.execute_pair(conn, self._lock_load, params, self._timeout)
                 taken, row = result.rowcount, result.row
             else:
-                taken = (_mysql.execute(conn, self._sql.lock, params, self._timeout)).rowcount
-                row = (_mysql.execute(conn, self._sql.load, params, self._timeout)).row
+                taken = (
+                    _driver.execute(conn, self._sql.lock, params, self._timeout)
+                ).rowcount
+                row = (_driver.execute(conn, self._sql.load, params, self._timeout)).row
         if row is None:
             return None
         return _record(row) if taken == 1 else LOCKED
@@ -228,7 +230,7 @@ class MySQLStore:
         params = {"now": op.now, "limit": _sql.CLEAR_BATCH}
         with self._pool.connection() as conn:
             while True:
-                result = _mysql.execute(conn, self._sql.clear_batch, params, self._timeout)
+                result = _driver.execute(conn, self._sql.clear_batch, params, self._timeout)
                 removed += result.rowcount
                 if result.rowcount < _sql.CLEAR_BATCH:
                     return removed
