@@ -13,7 +13,7 @@ import multiprocessing
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from coatcheck._sansio.ids import storage_key
 from coatcheck.stores import Load, Record, Store
 
 from ..support._sync.backends import BACKENDS, shared_url, sync_store_for
-from ._workers import Job, Outcome, distinct_writes, increments, init_worker, run_job, run_threads
+from ..support.threads import run_threads
+from ._workers import Job, Outcome, distinct_writes, increments, init_worker, run_job
 
 THREADS = 8
 PROCESSES = 4
@@ -112,11 +113,24 @@ def read(store: Store, ticket: str) -> dict[str, Any]:
     return dict(session)
 
 
-def run_processes(pool: ProcessPoolExecutor, start_line: Any, jobs: list[Job]) -> list[Outcome]:
-    assert len(jobs) == PROCESSES  # every worker must take one job, or the barrier never opens
-    start_line.reset()
-    futures = [pool.submit(run_job, job) for job in jobs]
-    return [future.result(timeout=120) for future in futures]
+RunJobs = Callable[[str, str, dict[str, Any]], list[Outcome]]
+
+
+@pytest.fixture
+def in_processes(
+    backend: str, tmp_path: Path, unique: str, pool: ProcessPoolExecutor, start_line: Any
+) -> RunJobs:
+    """``run(ticket, kind, settings)``: one :class:`Job` of ``kind`` in each worker process, all
+    on the test's records through a URL of their own; returns their outcomes."""
+    url = shared_url(backend, tmp_path, unique)
+
+    def run(ticket: str, kind: str, settings: dict[str, Any]) -> list[Outcome]:
+        jobs = [Job(url, ticket, kind, i, PER_WORKER, settings) for i in range(PROCESSES)]
+        start_line.reset()  # every worker takes one job, so the barrier opens
+        futures = [pool.submit(run_job, job) for job in jobs]
+        return [future.result(timeout=120) for future in futures]
+
+    return run
 
 
 # -- lock: a counter is exact ----------------------------------------------------------------
@@ -135,19 +149,9 @@ def test_lock_mode_counter_is_exact_with_threads(store: Store) -> None:
 
 
 @pytest.mark.parametrize("backend", SHARED_BACKENDS)
-def test_lock_mode_counter_is_exact_with_processes(
-    store: Store,
-    backend: str,
-    tmp_path: Path,
-    unique: str,
-    pool: ProcessPoolExecutor,
-    start_line: Any,
-) -> None:
+def test_lock_mode_counter_is_exact_with_processes(store: Store, in_processes: RunJobs) -> None:
     ticket = new_session(store, n=0)
-    url = shared_url(backend, tmp_path, unique)
-    settings = {"concurrency": "lock", "lock_wait": LOCK_WAIT}
-    jobs = [Job(url, ticket, "increments", i, PER_WORKER, settings) for i in range(PROCESSES)]
-    outcomes = run_processes(pool, start_line, jobs)
+    outcomes = in_processes(ticket, "increments", {"concurrency": "lock", "lock_wait": LOCK_WAIT})
     total = PROCESSES * PER_WORKER
     assert sum(o.saves for o in outcomes) == total
     assert read(store, ticket)["n"] == total
@@ -174,18 +178,10 @@ def test_merge_mode_keeps_every_distinct_key_with_threads(store: Store) -> None:
 
 @pytest.mark.parametrize("backend", SHARED_BACKENDS)
 def test_merge_mode_keeps_every_distinct_key_with_processes(
-    store: Store,
-    backend: str,
-    tmp_path: Path,
-    unique: str,
-    pool: ProcessPoolExecutor,
-    start_line: Any,
+    store: Store, in_processes: RunJobs
 ) -> None:
     ticket = new_session(store, n=0)
-    url = shared_url(backend, tmp_path, unique)
-    settings = {"concurrency": "merge"}
-    jobs = [Job(url, ticket, "distinct", i, PER_WORKER, settings) for i in range(PROCESSES)]
-    run_processes(pool, start_line, jobs)
+    in_processes(ticket, "distinct", {"concurrency": "merge"})
     assert read(store, ticket) == {"n": 0, **expected_keys(PROCESSES)}
 
 
