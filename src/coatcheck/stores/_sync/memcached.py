@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
@@ -223,61 +224,69 @@ class MemcachedStore:
         return self._mc.add(self._key(op.key), value, _exptime(op.expires_at, op.now))
 
     def update(self, op: Update) -> int | None:
-        exptime = _exptime(op.expires_at, op.now)
-        expected_version = op.expected_version
-        seen = op.handle if type(op.handle) is _Seen else None
-        k = self._key(op.key)
-        while True:
-            if seen is None:
-                found = self._mc.gets(k)
-                if found is None:
-                    return None
-                value, token = found
-            else:
-                value, token = seen.value, seen.token
+        expected = op.expected_version
+
+        def rewrite(value: bytes) -> bytes | None:
             version = _packed.version_of(value)
-            if expected_version is not None and version != expected_version:
-                if seen is None:
-                    return None
-                seen = None  # the handle may just be stale: read the item again
-                continue
-            new = _packed.pack(op.payload, version + 1, op.accessed_at, op.expires_at)
-            outcome = self._mc.cas(k, new, token, exptime)
-            if isinstance(outcome, int):
-                break
-            if outcome is Cas.GONE:
+            if expected is not None and version != expected:
                 return None
-            # Another writer (or a touch) got in between: judge the version again.
-            seen = None
+            return _packed.pack(op.payload, version + 1, op.accessed_at, op.expires_at)
+
+        k = self._key(op.key)
+        stored = self._rewrite(k, op.handle, _exptime(op.expires_at, op.now), rewrite)
+        if stored is None:
+            return None
         if op.unlock is not None:
             self._release(k, op.unlock)
-        return version + 1
+        return _packed.version_of(stored)
 
     def touch(self, op: Touch) -> bool:
-        exptime = _exptime(op.expires_at, op.now)
         times = _packed.pack_times(op.accessed_at, op.expires_at)
-        seen = op.handle if type(op.handle) is _Seen else None
-        k = self._key(op.key)
-        while True:
-            if seen is None:
-                found = self._mc.gets(k)
-                if found is None:
-                    return False
-                value, token = found
-                _packed.version_of(value)  # refuses a value some other program wrote
-            else:
-                value, token = seen.value, seen.token
-            new = value[: _packed.TIMES_OFFSET] + times + value[_packed.HEADER_SIZE :]
+
+        def rewrite(value: bytes) -> bytes:
+            _packed.version_of(value)  # refuses a value some other program wrote
             # memcached's own touch would move the expiry but not accessed_at.
-            outcome = self._mc.cas(k, new, token, exptime)
-            if isinstance(outcome, int):
-                break
-            if outcome is Cas.GONE:
-                return False
-            seen = None
+            return value[: _packed.TIMES_OFFSET] + times + value[_packed.HEADER_SIZE :]
+
+        k = self._key(op.key)
+        stored = self._rewrite(k, op.handle, _exptime(op.expires_at, op.now), rewrite)
+        if stored is None:
+            return False
         if op.unlock is not None:
             self._release(k, op.unlock)
         return True
+
+    def _rewrite(
+        self, k: bytes, handle: object, exptime: int, rewrite: Callable[[bytes], bytes | None]
+    ) -> bytes | None:
+        """Replace item ``k`` with ``rewrite(its value)`` by compare-and-set; what was stored.
+
+        None when there is no item, or when ``rewrite`` refuses what the server holds. The
+        load's handle saves the first read; when its token is stale (or ``rewrite`` refuses
+        the value it saw, which may just be old) the item is read again, and so is it when
+        another writer gets in between.
+        """
+        seen = handle if type(handle) is _Seen else None
+        while True:
+            if seen is None:
+                found = self._mc.gets(k)
+                if found is None:
+                    return None
+                value, token = found
+            else:
+                value, token = seen.value, seen.token
+            new = rewrite(value)
+            if new is None:
+                if seen is None:
+                    return None
+                seen = None
+                continue
+            outcome = self._mc.cas(k, new, token, exptime)
+            if isinstance(outcome, int):
+                return new
+            if outcome is Cas.GONE:
+                return None
+            seen = None  # another writer (or a touch) got in between: judge it again
 
     def unlock(self, op: Unlock) -> None:
         self._release(self._key(op.key), op.token)
