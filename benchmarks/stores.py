@@ -84,7 +84,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from coatcheck.stores import LOCKED, LockRequest, Record, _packed
+from coatcheck.stores import LOCKED, Create, Load, LockRequest, Record, Touch, Update, _packed
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -419,59 +419,73 @@ def counting_fsyncs(counter: ListCounter) -> Iterator[None]:
 # -- the store side ------------------------------------------------------------------------------
 
 
-def store_ops(store: Any) -> dict[str, Callable[[str], Any]]:
-    """The five measured operations on a sync store; each key goes through each phase once."""
+Prepared = tuple[Callable[[str], Any], Callable[[Any], Any]]
 
-    def create(k: str) -> Any:
-        return store.create(k, PAYLOAD, NOW, EXPIRES, NOW)
 
-    def load(k: str) -> Any:
-        return store.load(k, NOW)
+def store_ops(store: Any) -> dict[str, Prepared]:
+    """The five measured operations on a sync store, each as ``(prepare, call)``.
 
-    def update(k: str) -> Any:
-        return store.update(k, PAYLOAD, NOW, EXPIRES, NOW, 1)
+    ``prepare(key)`` runs untimed and makes the call's argument (the operation object; for
+    update and touch after a load of the record, passing its version and handle on as the
+    session core does); ``call`` is what is timed. Each key goes through each phase once.
+    """
 
-    def touch(k: str) -> Any:
-        return store.touch(k, NOW, EXPIRES, NOW)
+    def update(k: str) -> Update:
+        record = store.load(Load(k, NOW))
+        return Update(k, PAYLOAD, NOW, EXPIRES, NOW, record.version, None, record.handle)
+
+    def touch(k: str) -> Touch:
+        return Touch(k, NOW, EXPIRES, NOW, None, store.load(Load(k, NOW)).handle)
 
     def lock_cycle(k: str) -> Any:
-        record = store.load(k, NOW, LOCK)
-        return store.update(k, PAYLOAD, NOW, EXPIRES, NOW, record.version, unlock=LOCK.token)
+        record = store.load(Load(k, NOW, LOCK))
+        return store.update(
+            Update(k, PAYLOAD, NOW, EXPIRES, NOW, record.version, LOCK.token, record.handle)
+        )
 
     return {
-        "create": create,
-        "load": load,
-        "update": update,
-        "touch": touch,
-        "lock cycle": lock_cycle,
+        "create": (lambda k: Create(k, PAYLOAD, NOW, EXPIRES, NOW), store.create),
+        "load": (lambda k: Load(k, NOW), store.load),
+        "update": (update, store.update),
+        "touch": (touch, store.touch),
+        "lock cycle": (str, lock_cycle),
     }
 
 
-def async_store_ops(store: Any) -> dict[str, Callable[[str], Awaitable[Any]]]:
+AsyncPrepared = tuple[Callable[[str], Awaitable[Any]], Callable[[Any], Awaitable[Any]]]
+
+
+def async_store_ops(store: Any) -> dict[str, AsyncPrepared]:
     """:func:`store_ops` for an asyncio store."""
 
-    async def create(k: str) -> Any:
-        return await store.create(k, PAYLOAD, NOW, EXPIRES, NOW)
+    async def create(k: str) -> Create:
+        return Create(k, PAYLOAD, NOW, EXPIRES, NOW)
 
-    async def load(k: str) -> Any:
-        return await store.load(k, NOW)
+    async def load(k: str) -> Load:
+        return Load(k, NOW)
 
-    async def update(k: str) -> Any:
-        return await store.update(k, PAYLOAD, NOW, EXPIRES, NOW, 1)
+    async def update(k: str) -> Update:
+        record = await store.load(Load(k, NOW))
+        return Update(k, PAYLOAD, NOW, EXPIRES, NOW, record.version, None, record.handle)
 
-    async def touch(k: str) -> Any:
-        return await store.touch(k, NOW, EXPIRES, NOW)
+    async def touch(k: str) -> Touch:
+        return Touch(k, NOW, EXPIRES, NOW, None, (await store.load(Load(k, NOW))).handle)
+
+    async def same(k: str) -> str:
+        return k
 
     async def lock_cycle(k: str) -> Any:
-        record = await store.load(k, NOW, LOCK)
-        return await store.update(k, PAYLOAD, NOW, EXPIRES, NOW, record.version, unlock=LOCK.token)
+        record = await store.load(Load(k, NOW, LOCK))
+        return await store.update(
+            Update(k, PAYLOAD, NOW, EXPIRES, NOW, record.version, LOCK.token, record.handle)
+        )
 
     return {
-        "create": create,
-        "load": load,
-        "update": update,
-        "touch": touch,
-        "lock cycle": lock_cycle,
+        "create": (create, store.create),
+        "load": (load, store.load),
+        "update": (update, store.update),
+        "touch": (touch, store.touch),
+        "lock cycle": (same, lock_cycle),
     }
 
 
@@ -622,20 +636,11 @@ _MY_UPDATE = (
 _MY_TOUCH = "UPDATE {t} SET accessed_at = %s, expires_at = %s WHERE `key` = %s"
 
 
-def mysql_address(url: str) -> Any:
-    """The store's own reading of a ``mysql://`` URL (timeouts and all)."""
-    from coatcheck.stores import _sql
-
-    return _sql.MySQLAddress.from_url(url, {})
-
-
 class RawMySQL:
-    """One PyMySQL connection made by the store's own ``connect`` (same flags and timeouts)."""
+    """One PyMySQL connection opened as the store opens its own (same flags and timeouts)."""
 
-    def __init__(self, url: str, table: str) -> None:
-        from coatcheck.stores import _mysql_sync
-
-        self.conn = _mysql_sync.connect(mysql_address(url))
+    def __init__(self, conn: Any, table: str) -> None:
+        self.conn = conn
         self.cur = self.conn.cursor()
         t = f"`{table}`"
         self.q = [q.format(t=t) for q in (_MY_LOAD, _MY_CREATE, _MY_UPDATE, _MY_TOUCH)]
@@ -923,7 +928,7 @@ class AsyncRawPostgreSQL:
 
 
 class AsyncRawMySQL:
-    """One aiomysql connection made by the store's own ``connect``.
+    """One aiomysql connection opened as the store opens its own.
 
     aiomysql 0.3 cannot escape bytes under PyMySQL 1.2 (aio-libs/aiomysql#1080), so values are
     escaped here the way the store has to, and the statement goes as text.
@@ -934,11 +939,9 @@ class AsyncRawMySQL:
     q: list[str]
 
     @classmethod
-    async def open(cls, url: str, table: str) -> AsyncRawMySQL:
-        from coatcheck.stores import _mysql_async
-
+    async def open(cls, conn: Any, table: str) -> AsyncRawMySQL:
         self = cls()
-        self.conn = await _mysql_async.connect(mysql_address(url))
+        self.conn = conn
         self.cur = await self.conn.cursor()
         t = f"`{table}`"
         self.q = [q.format(t=t) for q in (_MY_LOAD, _MY_CREATE, _MY_UPDATE, _MY_TOUCH)]
@@ -1141,8 +1144,9 @@ def sync_bench(name: str, tmp: Path) -> Iterator[Bench]:
         store.create_tables()
         relay = RelayCounter(address(MYSQL_URL, 3306), "mysql")
         probe = MySQLStore.from_url(with_port(url, relay.port))
-        raw = RawMySQL(MYSQL_URL, f"cc_bench_{u}")
-        probe_raw = RawMySQL(with_port(MYSQL_URL, relay.port), f"cc_bench_{u}")
+        # A private hook (fine for a measurement): a connection as the store's pool opens one.
+        raw = RawMySQL(store._connect(), f"cc_bench_{u}")
+        probe_raw = RawMySQL(probe._connect(), f"cc_bench_{u}")
         try:
             yield Bench(name, store, raw, probe, probe_raw, relay)
         finally:
@@ -1271,8 +1275,8 @@ async def async_bench(name: str, tmp: Path) -> AsyncIterator[Bench]:
         await store.create_tables()
         relay = RelayCounter(address(MYSQL_URL, 3306), "mysql")
         probe = AsyncMySQLStore.from_url(with_port(url, relay.port))
-        raw = await AsyncRawMySQL.open(MYSQL_URL, f"cc_bench_{u}")
-        probe_raw = await AsyncRawMySQL.open(with_port(MYSQL_URL, relay.port), f"cc_bench_{u}")
+        raw = await AsyncRawMySQL.open(await store._connect(), f"cc_bench_{u}")
+        probe_raw = await AsyncRawMySQL.open(await probe._connect(), f"cc_bench_{u}")
         try:
             yield Bench(name, store, raw, probe, probe_raw, relay)
         finally:
@@ -1329,7 +1333,7 @@ class Phase:
 
 
 def time_sync(
-    store_op: Callable[[str], Any],
+    store_op: Prepared,
     raw_op: Callable[[Any], Any],
     keys: list[str],
     raw_keys: list[Any],
@@ -1337,6 +1341,7 @@ def time_sync(
     settings: Settings,
 ) -> Phase:
     """Interleaved store/raw timings over ``keys`` (each used once), ``batch`` calls a sample."""
+    prepare, call = store_op
     phase = Phase()
     groups = len(keys) // batch
     gc.collect()
@@ -1345,10 +1350,11 @@ def time_sync(
         if g == settings.warmup:
             deadline = time.perf_counter() + settings.budget
         ks, rs = keys[g * batch : (g + 1) * batch], raw_keys[g * batch : (g + 1) * batch]
+        ks = [prepare(k) for k in ks]
         if g % 2:
             t0 = perf_ns()
             for k in ks:
-                store_op(k)
+                call(k)
             t1 = perf_ns()
             for r in rs:
                 raw_op(r)
@@ -1360,7 +1366,7 @@ def time_sync(
                 raw_op(r)
             t1 = perf_ns()
             for k in ks:
-                store_op(k)
+                call(k)
             t2 = perf_ns()
             t_raw, t_store = t1 - t0, t2 - t1
         phase.used = (g + 1) * batch
@@ -1373,7 +1379,7 @@ def time_sync(
 
 
 async def time_async(
-    store_op: Callable[[str], Awaitable[Any]],
+    store_op: AsyncPrepared,
     raw_op: Callable[[Any], Awaitable[Any]],
     keys: list[str],
     raw_keys: list[Any],
@@ -1381,6 +1387,7 @@ async def time_async(
     settings: Settings,
 ) -> Phase:
     """:func:`time_sync` for coroutines, awaited in the running loop."""
+    prepare, call = store_op
     phase = Phase()
     groups = len(keys) // batch
     gc.collect()
@@ -1389,10 +1396,11 @@ async def time_async(
         if g == settings.warmup:
             deadline = time.perf_counter() + settings.budget
         ks, rs = keys[g * batch : (g + 1) * batch], raw_keys[g * batch : (g + 1) * batch]
+        ks = [await prepare(k) for k in ks]
         if g % 2:
             t0 = perf_ns()
             for k in ks:
-                await store_op(k)
+                await call(k)
             t1 = perf_ns()
             for r in rs:
                 await raw_op(r)
@@ -1404,7 +1412,7 @@ async def time_async(
                 await raw_op(r)
             t1 = perf_ns()
             for k in ks:
-                await store_op(k)
+                await call(k)
             t2 = perf_ns()
             t_raw, t_store = t1 - t0, t2 - t1
         phase.used = (g + 1) * batch
@@ -1474,8 +1482,10 @@ def probe_sync(bench: Bench, reps: int) -> dict[str, Probe]:
         for phase in PHASES:
             probe = result[phase] = Probe()
             for i, (k, r) in enumerate(zip(keys, raw_keys, strict=True)):
+                prepare, call = ops[phase]
+                arg = prepare(k)
                 mark = bench.counter.mark()
-                out = ops[phase](k)
+                out = call(arg)
                 store_turns = bench.counter.since(mark)
                 check_result(bench.name, phase, out, EXPECTED_VERSION[phase])
                 mark = bench.counter.mark()
@@ -1485,7 +1495,7 @@ def probe_sync(bench: Bench, reps: int) -> dict[str, Probe]:
                     probe.store_trips.append(len(store_turns))
                     probe.raw_trips.append(len(raw_turns))
                     probe.sent = store_turns
-        unlocked = bench.probe.load(keys[0], NOW, LockRequest("someone-else", 30.0))
+        unlocked = bench.probe.load(Load(keys[0], NOW, LockRequest("someone-else", 30.0)))
         if unlocked is LOCKED:
             raise RuntimeError(f"{bench.name}: the lock cycle left the lock held")
     return result
@@ -1501,8 +1511,10 @@ async def probe_async(bench: Bench, reps: int) -> dict[str, Probe]:
         for phase in PHASES:
             probe = result[phase] = Probe()
             for i, (k, r) in enumerate(zip(keys, raw_keys, strict=True)):
+                prepare, call = ops[phase]
+                arg = await prepare(k)
                 mark = bench.counter.mark()
-                out = await ops[phase](k)
+                out = await call(arg)
                 store_turns = bench.counter.since(mark)
                 check_result(bench.name, phase, out, EXPECTED_VERSION[phase])
                 mark = bench.counter.mark()
@@ -1512,7 +1524,7 @@ async def probe_async(bench: Bench, reps: int) -> dict[str, Probe]:
                     probe.store_trips.append(len(store_turns))
                     probe.raw_trips.append(len(raw_turns))
                     probe.sent = store_turns
-        unlocked = await bench.probe.load(keys[0], NOW, LockRequest("someone-else", 30.0))
+        unlocked = await bench.probe.load(Load(keys[0], NOW, LockRequest("someone-else", 30.0)))
         if unlocked is LOCKED:
             raise RuntimeError(f"{bench.name}: the lock cycle left the lock held")
     return result
@@ -1566,7 +1578,7 @@ def run_sync(name: str, tmp: Path, settings: Settings) -> list[Row]:
                 keys = [keys[i] for i in order]
                 raw_keys = [raw_keys[i] for i in order]
             if op in ("update", "lock cycle"):
-                _check_versions(name, bench.store.load(keys[0], NOW), EXPECTED_VERSION[op])
+                _check_versions(name, bench.store.load(Load(keys[0], NOW)), EXPECTED_VERSION[op])
         return rows_for(bench, phases, probes)
 
 
@@ -1589,11 +1601,20 @@ async def run_async(name: str, tmp: Path, settings: Settings) -> list[Row]:
                 keys = [keys[i] for i in order]
                 raw_keys = [raw_keys[i] for i in order]
             if op in ("update", "lock cycle"):
-                _check_versions(name, await bench.store.load(keys[0], NOW), EXPECTED_VERSION[op])
+                loaded = await bench.store.load(Load(keys[0], NOW))
+                _check_versions(name, loaded, EXPECTED_VERSION[op])
         return rows_for(bench, phases, probes)
 
 
 # -- profiling -----------------------------------------------------------------------------------
+
+
+def _same(k: Any) -> Any:
+    return k
+
+
+async def _async_same(k: Any) -> Any:
+    return k
 
 
 def profile(name: str, tmp: Path, asynchronous: bool, reps: int) -> str:
@@ -1618,39 +1639,44 @@ def profile(name: str, tmp: Path, asynchronous: bool, reps: int) -> str:
                 f"  {tottime / reps * 1e6:7.2f} µs {ncalls / reps:5.1f}x  {func}  {where}:{line}\n"
             )
 
-    def plan(bench: Bench) -> list[tuple[str, str, Callable[[Any], Any], list[Any]]]:
+    def plan(bench: Bench) -> list[tuple[str, str, Any, list[Any]]]:
+        """(operation, side, (prepare, call), keys); the raw side prepares nothing."""
         keys = new_keys(reps)
         raw_keys = [bench.raw.key(k) for k in new_keys(reps)]
         if asynchronous:
             ops, rops = async_store_ops(bench.store), async_raw_ops(bench.raw)
+            as_is: Any = _async_same
         else:
             ops, rops = store_ops(bench.store), raw_ops(bench.raw)
+            as_is = _same
         return [
             (op, side, fn, ks)
             for op in PHASES
-            for side, fn, ks in (("store", ops[op], keys), ("raw", rops[op], raw_keys))
+            for side, fn, ks in (("store", ops[op], keys), ("raw", (as_is, rops[op]), raw_keys))
         ]
 
     if asynchronous:
 
         async def go() -> None:
             async with async_bench(name, tmp) as bench:
-                for op, side, fn, ks in plan(bench):
+                for op, side, (prepare, call), ks in plan(bench):
+                    xs = [await prepare(k) for k in ks]
                     profiler = cProfile.Profile()
                     profiler.enable()
-                    for k in ks:
-                        await fn(k)
+                    for x in xs:
+                        await call(x)
                     profiler.disable()
                     report(op, side, profiler)
 
         asyncio.run(go())
     else:
         with sync_bench(name, tmp) as bench:
-            for op, side, fn, ks in plan(bench):
+            for op, side, (prepare, call), ks in plan(bench):
+                xs = [prepare(k) for k in ks]
                 profiler = cProfile.Profile()
                 profiler.enable()
-                for k in ks:
-                    fn(k)
+                for x in xs:
+                    call(x)
                 profiler.disable()
                 report(op, side, profiler)
     return out.getvalue()
