@@ -73,10 +73,9 @@ class AsyncSessionManager:
         concurrency: ConcurrencyMode | None = None,
         read_only: bool = False,
     ) -> Session:
-        """Like :meth:`open`, reading the session cookie out of a raw ``Cookie`` header.
-
-        Two different values under the session cookie's name (cookie tossing from a sibling
-        domain) are ambiguous: the request gets a fresh session and a security log line.
+        """Like :meth:`open`, reading the session cookie out of a raw ``Cookie`` header
+        (where two different values are refused as ambiguous: see
+        :meth:`SessionCore.cookie_open_flow <coatcheck._sansio.core.SessionCore.cookie_open_flow>`).
         """
         flow = self.core.cookie_open_flow(
             cookie_header, remote_addr, user_agent, concurrency, read_only

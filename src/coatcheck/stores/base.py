@@ -124,6 +124,7 @@ __all__ = [
     "Record",
     "Slide",
     "Store",
+    "StoreOperations",
     "StoreStats",
     "Touch",
     "Unlock",
@@ -131,13 +132,9 @@ __all__ = [
 ]
 
 
-@runtime_checkable
-class Store(Protocol):
-    """A synchronous session store; see the module docstring for the exact semantics."""
-
-    name: str
-    unavailable_errors: tuple[type[BaseException], ...]
-    slides_on_load: bool
+class StoreOperations(Protocol):
+    """The contract's operations, blocking; a :class:`Store` has them, and so has the blocking
+    backend that the file and SQLite stores hand to a worker thread in the async flavour."""
 
     def load(self, op: Load) -> LoadResult: ...
 
@@ -153,11 +150,20 @@ class Store(Protocol):
 
     def clear_expired(self, op: ClearExpired) -> int: ...
 
-    def count(self, now: float) -> int | None: ...
-
     def stats(self, now: float) -> StoreStats: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Store(StoreOperations, Protocol):
+    """A synchronous session store; see the module docstring for the exact semantics."""
+
+    name: str
+    unavailable_errors: tuple[type[BaseException], ...]
+    slides_on_load: bool
+
+    def count(self, now: float) -> int | None: ...
 
 
 @runtime_checkable

@@ -7,8 +7,6 @@ stores keep only what differs (construction, URLs, table set-up) and inherit thi
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from ..._flavours import async_run_blocking
 from ..base import (
     ClearExpired,
@@ -16,6 +14,7 @@ from ..base import (
     Delete,
     Load,
     LoadResult,
+    StoreOperations,
     StoreStats,
     Touch,
     Unlock,
@@ -25,26 +24,8 @@ from ..base import (
 __all__ = ["AsyncBlockingStore", "BlockingBackend"]
 
 
-class BlockingBackend(Protocol):
-    """The blocking operations behind an :class:`AsyncBlockingStore`: the contract's, blocking."""
-
-    def load(self, op: Load) -> LoadResult: ...
-
-    def create(self, op: Create) -> bool: ...
-
-    def update(self, op: Update) -> int | None: ...
-
-    def touch(self, op: Touch) -> bool: ...
-
-    def unlock(self, op: Unlock) -> None: ...
-
-    def delete(self, op: Delete) -> None: ...
-
-    def clear_expired(self, op: ClearExpired) -> int: ...
-
-    def stats(self, now: float) -> StoreStats: ...
-
-    def close(self) -> None: ...
+#: The blocking operations behind an :class:`AsyncBlockingStore`: the contract's, blocking.
+BlockingBackend = StoreOperations
 
 
 class AsyncBlockingStore:

@@ -8,8 +8,6 @@ stores keep only what differs (construction, URLs, table set-up) and inherit thi
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from ..._flavours import sync_run_blocking
 from ..base import (
     ClearExpired,
@@ -17,6 +15,7 @@ from ..base import (
     Delete,
     Load,
     LoadResult,
+    StoreOperations,
     StoreStats,
     Touch,
     Unlock,
@@ -26,26 +25,8 @@ from ..base import (
 __all__ = ["BlockingStore", "BlockingBackend"]
 
 
-class BlockingBackend(Protocol):
-    """The blocking operations behind an :class:`BlockingStore`: the contract's, blocking."""
-
-    def load(self, op: Load) -> LoadResult: ...
-
-    def create(self, op: Create) -> bool: ...
-
-    def update(self, op: Update) -> int | None: ...
-
-    def touch(self, op: Touch) -> bool: ...
-
-    def unlock(self, op: Unlock) -> None: ...
-
-    def delete(self, op: Delete) -> None: ...
-
-    def clear_expired(self, op: ClearExpired) -> int: ...
-
-    def stats(self, now: float) -> StoreStats: ...
-
-    def close(self) -> None: ...
+#: The blocking operations behind an :class:`BlockingStore`: the contract's, blocking.
+BlockingBackend = StoreOperations
 
 
 class BlockingStore:
