@@ -115,10 +115,9 @@ class _Tagger:
     Containers whose contents need no change are returned as they are: plain data is not copied.
     """
 
-    __slots__ = ("_binary", "_path", "_plain")
+    __slots__ = ("_path", "_plain")
 
     def __init__(self, *, binary: bool) -> None:
-        self._binary = binary
         self._plain = _MSGPACK_PLAIN if binary else _JSON_PLAIN
         self._path: set[int] = set()  # ids of the dicts and lists being walked: cycle check
 
