@@ -1,39 +1,95 @@
-"""Code that runs in child processes (multiprocessing "spawn" imports it by name)."""
+"""Counters incremented by load + compare-and-set from many threads or processes at once.
+
+The process half runs in child processes: multiprocessing "spawn" imports this module by name.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 from typing import Any
 
-from coatcheck.stores import Load, Record, Update, store_from_url
+from coatcheck.stores import Create, Load, LockRequest, Record, Store, Update, store_from_url
+from tests.support.threads import run_threads
 
-__all__ = ["cas_increments", "run_cas_processes"]
+from ._support import HOUR, NOW, key
+
+__all__ = [
+    "COUNTER",
+    "cas_increments",
+    "counter_in_processes",
+    "counter_in_threads",
+    "increment",
+    "lock_race",
+    "run_cas_processes",
+]
+
+#: The key of the counter record the ``counter_in_*`` helpers create.
+COUNTER = key("counter")
+
+
+def increment(store: Store, key: str, n: int, now: float) -> int:
+    """Add 1 to the integer payload under ``key`` ``n`` times by load + compare-and-set.
+
+    Returns how many races it lost on the way (updates refused for a stale version).
+    """
+    done = lost = 0
+    while done < n:
+        record = store.load(Load(key, now))
+        assert isinstance(record, Record)
+        value = int(record.payload) + 1
+        version = store.update(
+            Update(key, str(value).encode(), now, now + 3600, now, record.version)
+        )
+        if version is None:
+            lost += 1
+        else:
+            done += 1
+    return lost
+
+
+def counter_in_threads(store: Store, threads: int, n: int) -> Record:
+    """Create :data:`COUNTER` at 0, let ``threads`` threads sharing ``store`` each
+    :func:`increment` it ``n`` times at once, and return the record it ends as."""
+    assert store.create(Create(COUNTER, b"0", NOW, NOW + HOUR, NOW))
+    run_threads(increment, [(store, COUNTER, n, NOW)] * threads)
+    record = store.load(Load(COUNTER, NOW))
+    assert isinstance(record, Record)
+    return record
+
+
+def counter_in_processes(store: Store, url: str, processes: int, n: int) -> Record:
+    """Create :data:`COUNTER` at 0 in ``store``, let ``processes`` processes, each with a store
+    of its own built from ``url``, increment it ``n`` times; the record it ends as."""
+    assert store.create(Create(COUNTER, b"0", NOW, NOW + HOUR, NOW))
+    run_cas_processes(url, COUNTER, processes=processes, n=n, now=NOW)
+    record = store.load(Load(COUNTER, NOW))
+    assert isinstance(record, Record)
+    return record
+
+
+def lock_race(store: Store, key: str, threads: int) -> list[object]:
+    """``threads`` threads ask for the lock on ``key`` at once, each with a token of its own;
+    what each one's load returned."""
+
+    def take(n: int) -> object:
+        return store.load(Load(key, NOW, LockRequest(f"token-{n}", 30.0)))
+
+    return run_threads(take, [(n,) for n in range(threads)])
 
 
 def cas_increments(url: str, key: str, n: int, now: float, start: Any, results: Any) -> None:
-    """Add 1 to the integer payload under ``key`` ``n`` times by load + compare-and-set.
+    """:func:`increment` on a store of its own built from ``url``, in a child process.
 
     Puts ``(successes, lost_races)`` on ``results``; waits on the ``start`` barrier first so
     every process hammers the store at the same time.
     """
     store = store_from_url(url)
-    done = lost = 0
     start.wait()
     try:
-        while done < n:
-            record = store.load(Load(key, now))
-            assert isinstance(record, Record)
-            value = int(record.payload) + 1
-            version = store.update(
-                Update(key, str(value).encode(), now, now + 3600, now, record.version)
-            )
-            if version is None:
-                lost += 1
-            else:
-                done += 1
+        lost = increment(store, key, n, now)
     finally:
         store.close()
-    results.put((done, lost))
+    results.put((n, lost))
 
 
 def run_cas_processes(url: str, key: str, processes: int, n: int, now: float) -> list[int]:

@@ -1,0 +1,45 @@
+"""PostgreSQLStore under contention: threads and processes on one session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coatcheck.stores import LOCKED, Create, Record, store_from_url
+from coatcheck.stores._sync.postgresql import PostgreSQLStore
+
+from .._support import HOUR, NOW, key
+from .._workers import counter_in_processes, counter_in_threads, lock_race
+
+pytestmark = pytest.mark.server("postgresql")
+
+
+def test_threads_racing_for_the_lock_let_exactly_one_in(store: PostgreSQLStore) -> None:
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    results = lock_race(store, key(1), threads=8)
+    assert sum(isinstance(r, Record) for r in results) == 1
+    assert results.count(LOCKED) == 7
+
+
+def test_eight_threads_incrementing_one_session_lose_nothing(
+    conninfo: str, table: str, raw: Any
+) -> None:
+    # Fewer connections than threads, so the pool's waiting is exercised too.
+    store = PostgreSQLStore.from_url(f"{conninfo}?table={table}&pool_size=4")
+    store.create_tables()
+    record = counter_in_threads(store, threads=8, n=50)
+    store.close()
+    assert (record.payload, record.version) == (b"400", 401)
+
+
+def test_four_processes_incrementing_one_session_lose_nothing(
+    conninfo: str, table: str, raw: Any
+) -> None:
+    url = f"{conninfo}?table={table}&pool_size=2"
+    store = store_from_url(url)
+    assert isinstance(store, PostgreSQLStore)
+    store.create_tables()
+    record = counter_in_processes(store, url, processes=4, n=100)
+    store.close()
+    assert (record.payload, record.version) == (b"400", 401)
