@@ -1,4 +1,5 @@
-"""A throwaway Redis or memcached server on a free port, for tests that stop and restart it.
+"""A throwaway Redis or memcached server on a free port, for tests that stop and restart it,
+and what a store on one must survive.
 
 The shared servers are never stopped; these ones belong to the test that started them.
 """
@@ -11,12 +12,23 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 
-__all__ = ["OwnServer", "free_port", "own_server", "require_binaries"]
+from coatcheck.stores import AsyncStore, Create, Load, Store
+
+from ._support import HOUR, NOW, key
+
+__all__ = [
+    "OwnServer",
+    "async_check_restarts",
+    "check_restarts",
+    "free_port",
+    "own_server",
+    "require_binaries",
+]
 
 
 def free_port() -> int:
@@ -94,3 +106,39 @@ def own_server(kind: str) -> Iterator[OwnServer]:
         yield server
     finally:
         server.stop()
+
+
+def check_restarts(server: OwnServer, store: Store) -> None:
+    """Restart ``server`` under ``store`` (which keeps nothing across a restart): between two
+    requests, and with a request while it is down; the store works each time it is back."""
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    # Restarted between two requests: the pooled connection is stale, the next call works.
+    server.stop()
+    server.start()
+    assert store.load(Load(key(1), NOW)) is None  # no persistence: the record went with it
+    server.stop()
+    with pytest.raises(store.unavailable_errors):
+        store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    server.start()
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    store.close()
+
+
+async def async_check_restarts(
+    server: OwnServer,
+    store: AsyncStore,
+    after_restart: Callable[[], Awaitable[object]],
+    while_down: Callable[[], Awaitable[object]],
+) -> None:
+    """:func:`check_restarts` for an async store: ``after_restart`` is the first call once the
+    server is back (it finds nothing: ``None``), ``while_down`` the one that must fail."""
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    server.stop()
+    server.start()
+    assert await after_restart() is None
+    server.stop()
+    with pytest.raises(store.unavailable_errors):
+        await while_down()
+    server.start()
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    await store.aclose()

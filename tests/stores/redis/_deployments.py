@@ -1,4 +1,5 @@
-"""Private Redis Cluster and Sentinel deployments on free ports, torn down afterwards.
+"""Private Redis Cluster and Sentinel deployments on free ports, torn down afterwards, and the
+clients a user would build on them.
 
 Every process runs with its own directory (``--dir``), so nothing it writes (cluster node
 tables, the RDB a replica receives during a full sync, the rewritten sentinel.conf) lands in
@@ -12,12 +13,34 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 
-from ._own_server import OwnServer, free_port, require_binaries
+from .._own_server import OwnServer, free_port, require_binaries
+from .._support import unique
 
-__all__ = ["Cluster", "SentinelDeployment", "redis_cluster", "redis_sentinel", "wait_until"]
+__all__ = [
+    "HOST",
+    "Cluster",
+    "SentinelDeployment",
+    "aclose_sentinel_client",
+    "async_cluster_client",
+    "async_master_client",
+    "close_sentinel_client",
+    "cluster_client",
+    "master_client",
+    "node_keys",
+    "redis_cluster",
+    "redis_sentinel",
+    "topology_prefix",
+    "wait_until",
+]
 
 HOST = "127.0.0.1"
 
@@ -187,3 +210,57 @@ def redis_sentinel(
 
             wait_until(replica_known, "the sentinel to know the replica")
         yield deployment
+
+
+# -- the clients a user would build on them ----------------------------------------------------
+
+
+def cluster_client(cluster: Cluster) -> redis.cluster.RedisCluster:
+    nodes = [redis.cluster.ClusterNode(HOST, port) for port in cluster.ports]
+    return redis.cluster.RedisCluster(startup_nodes=nodes, socket_timeout=2.0)
+
+
+def async_cluster_client(cluster: Cluster) -> redis.asyncio.cluster.RedisCluster:
+    nodes = [redis.asyncio.cluster.ClusterNode(HOST, port) for port in cluster.ports]
+    return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, socket_timeout=2.0)
+
+
+def master_client(deployment: SentinelDeployment, **options: Any) -> redis.Redis:
+    manager = redis.sentinel.Sentinel(deployment.sentinels, socket_timeout=2.0)
+    return manager.master_for(deployment.service, socket_timeout=2.0, **options)
+
+
+def async_master_client(deployment: SentinelDeployment) -> redis.asyncio.Redis:
+    manager = redis.asyncio.sentinel.Sentinel(deployment.sentinels, socket_timeout=2.0)
+    return manager.master_for(deployment.service, socket_timeout=2.0)
+
+
+def close_sentinel_client(client: redis.Redis) -> None:
+    """Close a master_for client and the sentinel connections it asked for the master."""
+    pool = client.connection_pool
+    assert isinstance(pool, redis.sentinel.SentinelConnectionPool)
+    for asked in pool.sentinel_manager.sentinels:
+        asked.close()
+    client.close()
+
+
+async def aclose_sentinel_client(client: redis.asyncio.Redis) -> None:
+    pool = client.connection_pool
+    assert isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool)
+    for asked in pool.sentinel_manager.sentinels:
+        await asked.aclose()
+    await client.aclose()
+
+
+def topology_prefix() -> str:
+    """A key prefix no other test uses, for a store on a private deployment."""
+    return unique("cc-topo-") + ":"
+
+
+def node_keys(cluster: Cluster, pattern: str) -> dict[int, set[bytes]]:
+    """The keys matching ``pattern`` on each node, asked of each node directly."""
+    found = {}
+    for port in cluster.ports:
+        with cluster.node_client(port) as node:
+            found[port] = set(node.scan_iter(match=pattern, count=1000))
+    return found
