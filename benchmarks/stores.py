@@ -43,9 +43,9 @@ Timing: store and raw calls alternate (which goes first flips every iteration), 
 load from elsewhere on this shared machine hits both alike; each phase stops after its
 iteration count or time budget, after a warm-up. The memory store, whose operations take about
 a microsecond, is timed in batches of 20 calls so the clock's own cost does not dominate. Each
-measurement is written once (``_measures.py``) and runs in both flavours (``_flavours.py``);
-the stores and floors are built in ``_benches.py`` and ``_floors.py``, the wire counted in
-``_roundtrips.py``.
+measurement is written once (``_stores/measures.py``) and runs in both flavours
+(``_flavours.py``); the stores and floors are built in ``_stores/benches.py`` and
+``_stores/floors.py``, the wire counted in ``_stores/roundtrips.py``.
 
 Round trips are counted on the wire, on a second store and raw client built the same way but
 pointed at a counting TCP relay: a round trip is one client-to-server turn (everything the
@@ -72,9 +72,9 @@ import time
 from pathlib import Path
 
 from _flavours import FLAVOURS
-from _measures import Row, Settings, profile, run
-from _servers import SERVER_URLS, address, answers
-from _workload import PAYLOAD
+from _stores.measures import Row, Settings, profile, run
+from _stores.servers import SERVER_URLS, address, answers
+from _stores.workload import PAYLOAD
 
 STORES = ("sqlite", "postgresql", "mysql", "redis", "memcached", "file", "memory")
 TARGET = 1.3

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from _flavours import Flavour
-from _floors import (
+
+import coatcheck.stores
+
+from .floors import (
     AsyncRawMemcached,
     AsyncRawMySQL,
     AsyncRawPostgreSQL,
@@ -32,11 +35,9 @@ from _floors import (
     RawRedis,
     RawSQLite,
 )
-from _roundtrips import Counter, ListCounter, RelayCounter, counting_fsyncs
-from _servers import MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, address, with_port
-from _workload import ISSUED, unique
-
-import coatcheck.stores
+from .roundtrips import Counter, ListCounter, RelayCounter, counting_fsyncs
+from .servers import MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, address, with_port
+from .workload import ISSUED, unique
 
 __all__ = ["Bench", "open_bench"]
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _benches import Bench, open_bench
 from _flavours import Flavour
-from _workload import EXPIRES, LOCK, NOW, PAYLOAD, new_keys
 
 from coatcheck.stores import LOCKED, Create, Load, LockRequest, Record, Touch, Update
+
+from .benches import Bench, open_bench
+from .workload import EXPIRES, LOCK, NOW, PAYLOAD, new_keys
 
 __all__ = ["PHASES", "Row", "Settings", "profile", "run"]
 

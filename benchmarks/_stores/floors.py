@@ -5,7 +5,7 @@ A floor has ``key(storage_key)`` (the key in the driver's terms, made before tim
 A floor for an async driver returns the driver's coroutine, which the async flavour awaits; the
 blocking floors (sqlite, files) and the in-process one run in the async flavour through
 ``Async.blocking`` and ``Async.inline`` (:mod:`_flavours`), as the async stores run theirs.
-``_benches.FLOORS`` opens the server stores' floors, in each flavour.
+``benches.FLOORS`` opens the server stores' floors, in each flavour.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from typing import Any, NamedTuple
 
-from _workload import EXPIRES, NOW, PAYLOAD, TTL, TTL_MS, VALUE
+from .workload import EXPIRES, NOW, PAYLOAD, TTL, TTL_MS, VALUE
 
 __all__ = [
     "AsyncRawMemcached",
