@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,14 +22,8 @@ from coatcheck.stores import (
 )
 from coatcheck.stores._sqlite_backend import SQLiteUnavailable
 
-from ._workers import run_cas_processes
-
-NOW = float(int(time.time()))
-HOUR = 3600.0
-
-
-def key(n: int | str) -> str:
-    return hashlib.sha256(f"sqlite-{n}".encode()).hexdigest()
+from ._support import HOUR, NOW, key
+from ._workers import counter_in_threads, run_cas_processes
 
 
 @pytest.fixture
@@ -68,25 +59,7 @@ def test_four_processes_incrementing_one_session_lose_nothing(tmp_path: Path) ->
 
 
 def test_threads_sharing_one_store_lose_nothing(store: SQLiteStore) -> None:
-    assert store.create(Create(key("counter"), b"0", NOW, NOW + HOUR, NOW))
-
-    def work() -> None:
-        done = 0
-        while done < 100:
-            record = store.load(Load(key("counter"), NOW))
-            assert isinstance(record, Record)
-            new = str(int(record.payload) + 1).encode()
-            if store.update(Update(key("counter"), new, NOW, NOW + HOUR, NOW, record.version)):
-                done += 1
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    record = store.load(Load(key("counter"), NOW))
-    assert isinstance(record, Record)
-    assert record.payload == b"800"
+    assert counter_in_threads(store, threads=8, n=100).payload == b"800"
 
 
 def test_file_is_in_wal_mode_with_an_expiry_index(store: SQLiteStore) -> None:
