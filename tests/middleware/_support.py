@@ -1,4 +1,5 @@
-"""Real stores with a probe: they count the contract calls and can lose their server.
+"""What the WSGI and ASGI middleware tests share: real stores with a probe, which count the
+contract calls and can lose their server; the configuration; checks on responses and logs.
 
 The counting is done by subclassing a real store (the memory store, or any store class), so the
 middleware under test talks to real store code; ``down = True`` makes every operation do what
@@ -20,15 +21,22 @@ from coatcheck import CookieConfig, SessionConfig
 from coatcheck.stores import AsyncMemoryStore, MemoryStore
 
 __all__ = [
+    "BASE_URL",
+    "CLIENT_ADDR",
     "MERGE_CASES",
     "WRITES",
     "AsyncProbeStore",
     "ProbeStore",
     "assert_one_security_record",
     "assert_safe_headers",
+    "attributes",
     "cookie_config",
     "session_config",
 ]
+
+#: Where the test clients send their requests (the cookie's domain), and where they come from.
+BASE_URL = "https://testserver.local"
+CLIENT_ADDR = "203.0.113.5"
 
 # Port 1 (tcpmux) is not served anywhere we run tests; connecting to it is refused at once.
 CLOSED_PORT = ("127.0.0.1", 1)
@@ -175,6 +183,12 @@ def assert_safe_headers(headers: Any) -> None:
     for name, value in headers.multi_items():
         for text in (name, value):
             assert not any(c in text for c in "\r\n\0"), (name, value)
+
+
+def attributes(set_cookie: str) -> set[str]:
+    """The attributes of a Set-Cookie value, without the pair and the lifetime."""
+    parts = [p.strip() for p in set_cookie.split(";")[1:]]
+    return {p for p in parts if not p.lower().startswith(("expires=", "max-age="))}
 
 
 def assert_one_security_record(
