@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coatcheck.stores import (
-    LOCKED,
-    Create,
-    FileStore,
-    Load,
-    LockRequest,
-    Record,
-    Unlock,
-    Update,
-)
+from coatcheck.stores import LOCKED, Create, FileStore, Load, LockRequest, Record, Unlock, Update
 from tests.support.threads import run_threads
 
 from .._support import HOUR, NOW, key

@@ -8,13 +8,7 @@ from pathlib import Path
 import pytest
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import (
-    Create,
-    FileStore,
-    Load,
-    Record,
-    store_from_url,
-)
+from coatcheck.stores import Create, FileStore, Load, Record, store_from_url
 
 from .._support import HOUR, NOW, key
 from ._directory import mode

@@ -11,15 +11,7 @@ import pytest
 
 from coatcheck import SessionManager
 from coatcheck._sansio.ids import storage_key
-from coatcheck.stores import (
-    ClearExpired,
-    Create,
-    FileStore,
-    Load,
-    Record,
-    Touch,
-    Update,
-)
+from coatcheck.stores import ClearExpired, Create, FileStore, Load, Record, Touch, Update
 from coatcheck.stores._files_format import CORRUPT_PAYLOAD, HEADER_SIZE
 
 from .._support import HOUR, NOW, key

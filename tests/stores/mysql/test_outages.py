@@ -9,12 +9,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from coatcheck.stores import (
-    Create,
-    Load,
-    Record,
-    Touch,
-)
+from coatcheck.stores import Create, Load, Record, Touch
 from coatcheck.stores._async.mysql import AsyncMySQLStore
 from coatcheck.stores._sync.mysql import MySQLStore
 

@@ -8,12 +8,7 @@ import pymysql
 import pytest
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import (
-    Create,
-    Load,
-    Record,
-    store_from_url,
-)
+from coatcheck.stores import Create, Load, Record, store_from_url
 from coatcheck.stores._sync.mysql import MySQLStore
 
 from .._support import HOUR, NOW, key

@@ -11,10 +11,7 @@ import redis
 import redis.asyncio
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import (
-    Create,
-    Load,
-)
+from coatcheck.stores import Create, Load
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 

@@ -27,12 +27,7 @@ from coatcheck.stores._sync.redis import RedisStore
 from coatcheck.testing import FrozenClock
 
 from .._support import HOUR, NOW, key
-from ._deployments import (
-    HOST,
-    Cluster,
-    node_keys,
-    topology_prefix,
-)
+from ._deployments import HOST, Cluster, node_keys, topology_prefix
 
 # These tests start deployments of their own; the mark keeps them with the other Redis tests.
 pytestmark = pytest.mark.server("redis")

@@ -10,15 +10,7 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from coatcheck.errors import ConfigurationError
-from coatcheck.stores import (
-    Create,
-    Delete,
-    Load,
-    LockRequest,
-    Record,
-    Touch,
-    Update,
-)
+from coatcheck.stores import Create, Delete, Load, LockRequest, Record, Touch, Update
 from coatcheck.stores._sync.redis import RedisStore
 
 from .._support import HOUR, NOW, key

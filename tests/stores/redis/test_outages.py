@@ -6,11 +6,7 @@ import time
 
 import pytest
 
-from coatcheck.stores import (
-    Load,
-    LockRequest,
-    Update,
-)
+from coatcheck.stores import Load, LockRequest, Update
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from coatcheck.stores import (
-    Create,
-)
+from coatcheck.stores import Create
 from coatcheck.stores._async.redis import AsyncRedisStore
 from coatcheck.stores._sync.redis import RedisStore
 

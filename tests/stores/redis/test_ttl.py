@@ -8,15 +8,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from coatcheck.stores import (
-    Create,
-    Load,
-    LockRequest,
-    Record,
-    Slide,
-    Touch,
-    Update,
-)
+from coatcheck.stores import Create, Load, LockRequest, Record, Slide, Touch, Update
 from coatcheck.stores._sync.redis import RedisStore
 
 from .._support import HOUR, NOW, key
