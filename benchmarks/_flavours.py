@@ -1,11 +1,12 @@
 """Sync and async behind one harness: a benchmark is written once, as coroutines.
 
-A harness awaits ``flavour.call(fn, *args)`` for an untimed call into a store or driver,
-``flavour.timed(fn, xs)`` for a timed loop and ``flavour.close(thing)`` to release one. The
-async flavour awaits what the call returns; the sync flavour's coroutines only call, so they
-never suspend and :meth:`Sync.run` steps the harness to its end without an event loop. The
-clock is read inside the two ``timed`` loops, around plain calls (sync) or awaits (async),
-so neither pays for the harness's coroutines.
+A harness awaits ``flavour.call(fn, *args)`` for an untimed call into a store, driver or app,
+``flavour.timed(fn, xs)`` for a timed loop, ``flavour.sample(fn, x)`` for one timed call and
+``flavour.close(thing)`` to release something. The async flavour awaits what the call
+returns; the sync flavour's coroutines only call, so they never suspend and :meth:`Sync.run`
+steps the harness to its end without an event loop. The clock is read inside ``timed`` and
+``sample``, around plain calls (sync) or awaits (async), so neither pays for the harness's
+coroutines.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ class Sync:
         t0 = perf_ns()
         for x in xs:
             fn(x)
+        return perf_ns() - t0
+
+    async def sample(self, fn: Callable[[Any], Any], x: Any) -> int:
+        """Nanoseconds for one ``fn(x)``."""
+        t0 = perf_ns()
+        fn(x)
         return perf_ns() - t0
 
     def chain(self, first: Callable[[Any], Any], then: Callable[[Any, Any], Any]) -> Any:
@@ -74,6 +81,11 @@ class Async:
         t0 = perf_ns()
         for x in xs:
             await fn(x)
+        return perf_ns() - t0
+
+    async def sample(self, fn: Callable[[Any], Any], x: Any) -> int:
+        t0 = perf_ns()
+        await fn(x)
         return perf_ns() - t0
 
     def chain(self, first: Callable[[Any], Any], then: Callable[[Any, Any], Any]) -> Any:
