@@ -93,7 +93,7 @@ def test_a_known_id_opens_the_stored_session(clock: FrozenClock) -> None:
 
 def test_a_load_answered_locked_without_a_lock_is_a_store_error(clock: FrozenClock) -> None:
     target = stored(make_core(clock))
-    with pytest.raises(StoreError, match=r"scripted-store.*LOCKED to a load without a lock"):
+    with pytest.raises(StoreError, match=r"scripted-store.*answered Locked to Load"):
         run(make_core(clock).open_flow(target.session_id), (Load, LOCKED))
 
 

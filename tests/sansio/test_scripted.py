@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coatcheck._sansio.ops import ClearExpired, Delete, Flow, Load, Sleep, Unlock, ask
+from coatcheck._sansio.ops import ClearExpired, Delete, Flow, Load, Sleep, Unlock
 from coatcheck.errors import StoreError
 
 from .scripted import ScriptedStore, ScriptMismatch, Step, run, where
@@ -13,16 +13,16 @@ KEY = "k" * 64
 
 
 def load_then_delete() -> Flow[str]:
-    record = yield from ask(Load(KEY, 1.0))
-    yield from ask(Delete(KEY))
+    record = yield Load(KEY, 1.0)
+    yield Delete(KEY)
     return f"loaded {record!r}"
 
 
 def cleaning_up() -> Flow[str]:
     try:
-        yield from ask(Delete(KEY))
+        yield Delete(KEY)
     except StoreError:
-        yield from ask(Unlock(KEY, "token"))
+        yield Unlock(KEY, "token")
         raise
     return "done"
 
@@ -50,7 +50,7 @@ def test_exact_operations_compare_their_type_too() -> None:
     assert Sleep(1.0) == ClearExpired(1.0)
 
     def sleeping() -> Flow[None]:
-        yield from ask(Sleep(1.0))
+        yield Sleep(1.0)
 
     with pytest.raises(ScriptMismatch):
         run(sleeping(), ClearExpired(1.0))

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from ..errors import (
     ConfigurationError,
     SessionLocked,
-    StoreError,
 )
 from .config import ConcurrencyMode, SessionConfig, check_mode
 from .contention import Patience
@@ -38,7 +37,7 @@ from .ops import (
     Sleep,
     Slide,
     Unlock,
-    ask,
+    wrong_answer,
 )
 from .session import Reservation, Session
 from .tickets import Tickets
@@ -132,6 +131,7 @@ class SessionCore:
             document.meta[AGENT] = agent_digest(user_agent)
         return Session(
             document=document,
+            created_at=created_at(document.meta),
             accessed_at=now,
             reservations=self._reservations,
             concurrency=mode or self.config.concurrency,
@@ -196,7 +196,13 @@ class SessionCore:
             idle = self.lifetime.idle
             slide = Slide(now, now + idle, now - self.config.access_resolution, now - idle)
         lock_token = new_token() if mode == "lock" and not read_only else None
-        record = yield from self._load(key, now, lock_token, slide)
+        if lock_token is None:
+            load = Load(key, now, None, slide)
+            record = yield load
+            if not (record is None or isinstance(record, Record)):
+                raise wrong_answer(self.store_name, load, record)
+        else:
+            record = yield from self._load_locked(key, now, lock_token, slide)
         if record is None:
             self.tickets.security_event("unknown-id", ticket)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
@@ -204,21 +210,21 @@ class SessionCore:
             document = self.codec.decode(record.payload)
         except Corrupt as corrupt:
             self.tickets.security_event(corrupt.reason, ticket)
-            yield from ask(Delete(key))
+            yield Delete(key)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         created = created_at(document.meta)
         if now >= record.expires_at or now >= self.lifetime.deadline(created, record.accessed_at):
             # lemon: an expired session found on access is destroyed at once. Dead by the
             # store's own deadline too: stores with native expiry would have dropped it.
             log.info("session expired; deleted on access")
-            yield from ask(Delete(key))
+            yield Delete(key)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         if self._bound and not self._binding_holds(document, remote_addr, user_agent):
             # Refuse the request, keep the original: destroying it would let anyone who can
             # replay a cookie from elsewhere log its owner out.
             self.tickets.security_event("binding-mismatch", ticket)
             if lock_token is not None:
-                yield from ask(Unlock(key, lock_token))
+                yield Unlock(key, lock_token)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         # A load with a slide leaves the request's own time as the stored access time exactly
         # when it slid (or when it was already current, where sliding changes nothing).
@@ -232,6 +238,7 @@ class SessionCore:
             slid = False
         session = Session(
             document=document,
+            created_at=created,
             accessed_at=now,
             reservations=self._reservations,
             concurrency=mode,
@@ -256,30 +263,28 @@ class SessionCore:
             return False
         return not (config.bind_user_agent and meta.get(AGENT) != agent_digest(user_agent))
 
-    def _load(
-        self, key: str, now: float, lock_token: str | None, slide: Slide | None
+    def _load_locked(
+        self, key: str, now: float, lock_token: str, slide: Slide | None
     ) -> Flow[Record | None]:
-        """Load a record; with ``lock_token``, take its lock, waiting while another holds it.
+        """Load a record and take its lock, waiting while another request holds it.
 
         ``slide`` stays the one made at the open's ``now`` across retries: it is the session's
         access time, while the lock's expiry follows the clock.
         """
-        if lock_token is None:
-            result = yield from ask(Load(key, now, None, slide))
-            if result is LOCKED:
-                raise StoreError(self.store_name, "answered LOCKED to a load without a lock")
-            return result
         lock = LockRequest(lock_token, self.config.lock_timeout)
         patience = Patience(self._monotonic, self.config.lock_wait)
         while True:
-            result = yield from ask(Load(key, now, lock, slide))
-            if result is not LOCKED:
+            op = Load(key, now, lock, slide)
+            result = yield op
+            if result is None or isinstance(result, Record):
                 return result
+            if result is not LOCKED:
+                raise wrong_answer(self.store_name, op, result)
             if patience.exhausted():
                 raise SessionLocked(
                     f"another request held the session lock for over {self.config.lock_wait} s"
                 )
-            yield from ask(Sleep(patience.pause()))
+            yield Sleep(patience.pause())
             now = self.clock.now()
 
     # -- saving ----------------------------------------------------------------------------
@@ -307,7 +312,7 @@ class SessionCore:
     def abandon_flow(self, session: Session) -> Flow[None]:
         """Drop this request's changes (an error response) and release its lock, if any."""
         if session.lock_token is not None and session.key is not None:
-            yield from ask(Unlock(session.key, session.lock_token))
+            yield Unlock(session.key, session.lock_token)
         session.lock_token = None
 
     def _save(self, session: Session) -> Flow[SaveOutcome]:
@@ -322,7 +327,7 @@ class SessionCore:
             pass
         elif changes.destroyed:
             if key is not None:
-                yield from ask(Delete(key))
+                yield Delete(key)
             if session.had_ticket:
                 headers.append(("Set-Cookie", delete_cookie_header(cookie)))
                 cleared = True
@@ -330,7 +335,7 @@ class SessionCore:
             if key is not None or session.document.has_info():
                 ticket = yield from self._writes.create(session, now)
                 if key is not None:
-                    yield from ask(Delete(key))
+                    yield Delete(key)
         elif changes.content:
             yield from self._writes.update(session, key, now)
             if session.stale_ticket or cookie.max_age is not None:
@@ -354,9 +359,13 @@ class SessionCore:
             and not session.read_only
             and (probability >= 1.0 or random.random() < probability)  # noqa: S311
         ):
-            yield from ask(ClearExpired(now))
+            yield ClearExpired(now)
         return SaveOutcome(headers, ticket, cleared)
 
     def cleanup_flow(self) -> Flow[int]:
         """Purge every expired session; returns how many the store removed."""
-        return (yield from ask(ClearExpired(self.clock.now())))
+        op = ClearExpired(self.clock.now())
+        removed = yield op
+        if not isinstance(removed, int):
+            raise wrong_answer(self.store_name, op, removed)
+        return removed

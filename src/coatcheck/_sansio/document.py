@@ -67,7 +67,7 @@ class Document:
     __slots__ = ("data", "meta")
 
     def __init__(self, data: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
-        data.setdefault(DEFAULT, {})
+        # ``data`` holds DEFAULT: every maker of a Document puts it there.
         self.data = data
         self.meta = meta
 

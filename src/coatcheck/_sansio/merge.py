@@ -16,7 +16,16 @@ from typing import Any, NamedTuple
 
 from ..errors import SessionConflict, SessionInterrupted
 from .config import ConflictPolicy
-from .document import FORM_TOKENS, MAX_FORM_TOKENS, QUEUES, USER, Codec, Corrupt, Document
+from .document import (
+    DEFAULT,
+    FORM_TOKENS,
+    MAX_FORM_TOKENS,
+    QUEUES,
+    USER,
+    Codec,
+    Corrupt,
+    Document,
+)
 from .ops import Record
 from .session import Session
 
@@ -95,7 +104,9 @@ def merge(
             meta.pop(field, None)
         else:
             meta[field] = mine
-    return Merged(Document({ns: v for ns, v in data.items() if v}, meta), conflicts)
+    kept = {ns: values for ns, values in data.items() if values}
+    kept.setdefault(DEFAULT, {})
+    return Merged(Document(kept, meta), conflicts)
 
 
 def changed_keys(

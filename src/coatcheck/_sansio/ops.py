@@ -19,9 +19,12 @@ operation          store method                        result
 :class:`Sleep`     (none: the driver waits)            None
 =================  ==================================  =======================================
 
-:func:`ask` is how a rule yields one: ``record = yield from ask(Load(key, now))`` gives
-``record`` the operation's result type, so ``mypy --strict`` checks both sides of the seam.
-The exact semantics of each operation are the store contract, in :mod:`coatcheck.stores.base`.
+A rule yields an operation and checks the answer's type where it receives it
+(``record = yield Load(key, now)``, then ``isinstance``): what a store answers is untrusted
+input too, and the check is what lets ``mypy --strict`` follow each result's type across the
+seam (a wrong answer is a :class:`~coatcheck.errors.StoreError` naming the store, see
+:func:`wrong_answer`). The exact semantics of each operation are the store contract, in
+:mod:`coatcheck.stores.base`.
 
 Operations and results are named tuples rather than frozen dataclasses: every request builds
 a few, and a frozen dataclass costs about three times as much to build; both are immutable.
@@ -33,7 +36,9 @@ import enum
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, TypeVar, overload
+from typing import Literal, NamedTuple, TypeVar
+
+from ..errors import StoreError
 
 __all__ = [
     "LOCKED",
@@ -53,7 +58,7 @@ __all__ = [
     "Touch",
     "Unlock",
     "Update",
-    "ask",
+    "wrong_answer",
 ]
 
 T = TypeVar("T")
@@ -189,29 +194,11 @@ class Sleep(NamedTuple):
 
 Operation = Load | Create | Update | Touch | Unlock | Delete | ClearExpired | Sleep
 
-#: A session flow: a generator that yields operations, receives their results and returns a T.
+#: A session flow: a generator that yields operations, receives their results (checked where
+#: received) and returns a T.
 Flow = Generator[Operation, object, T]
 
 
-@overload
-def ask(op: Load) -> Flow[LoadResult]: ...
-@overload
-def ask(op: Create) -> Flow[bool]: ...
-@overload
-def ask(op: Update) -> Flow[int | None]: ...
-@overload
-def ask(op: Touch) -> Flow[bool]: ...
-@overload
-def ask(op: ClearExpired) -> Flow[int]: ...
-@overload
-def ask(op: Unlock | Delete | Sleep) -> Flow[None]: ...
-
-
-def ask(op: Operation) -> Flow[object]:
-    """Yield ``op`` to the driver and return the result the store answered.
-
-    The overloads give each operation its result type. They hold because the drivers send
-    back exactly what the store method for ``op`` returned, and the store protocols in
-    :mod:`coatcheck.stores.base` type those methods with the same result types.
-    """
-    return (yield op)
+def wrong_answer(store: str, op: Operation, answer: object) -> StoreError:
+    """The error for a store that answered ``op`` with something of the wrong type."""
+    return StoreError(store, f"answered {type(answer).__name__} to {type(op).__name__}")

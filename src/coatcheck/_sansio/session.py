@@ -20,7 +20,7 @@ from ..errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionErr
 from . import forms
 from .changes import Changes, ChangeView
 from .config import ConcurrencyMode
-from .document import DEFAULT, REMOTE_ADDR, USER, Document, created_at
+from .document import DEFAULT, REMOTE_ADDR, USER, Document
 from .ops import Record
 
 __all__ = ["Namespace", "Reservation", "Session"]
@@ -65,8 +65,10 @@ class Session(MutableMapping[str, Any]):
         "_reservations",
         "accessed",
         "accessed_at",
+        "changes",
         "concurrency",
         "created_at",
+        "document",
         "had_ticket",
         "is_new",
         "key",
@@ -81,6 +83,7 @@ class Session(MutableMapping[str, Any]):
         self,
         *,
         document: Document,
+        created_at: float,
         accessed_at: float,
         reservations: Mapping[str, Reservation],
         concurrency: ConcurrencyMode,
@@ -94,12 +97,16 @@ class Session(MutableMapping[str, Any]):
         slid: bool = False,
     ) -> None:
         self._id = session_id
+        #: The session's content as it will be stored (read by the save; not for applications).
+        self.document = document
         self._document = document
         self._default = document.data[DEFAULT]
         self._reservations = reservations
         self._changes = Changes()
+        #: What this request changed, as the save reads it (the same record, read-only).
+        self.changes: ChangeView = self._changes
         #: When the session was created: seconds since the epoch, to the millisecond (as stored).
-        self.created_at = created_at(document.meta)
+        self.created_at = created_at
         #: When this request started using the session.
         self.accessed_at = accessed_at
         #: True when this request began without a stored session (lemon's ``created()``);
@@ -296,16 +303,6 @@ class Session(MutableMapping[str, Any]):
 
     # -- what the session rules read and update --------------------------------------------
 
-    @property
-    def document(self) -> Document:
-        """The session's content as it will be stored (read by the save; not for applications)."""
-        return self._document
-
-    @property
-    def changes(self) -> ChangeView:
-        """What this request changed (read by the save)."""
-        return self._changes
-
     def adopt(self, session_id: str, key: str, stored: Record) -> None:
         """The save stored the session under a new id (its first save, or a rotation)."""
         self._id = session_id
@@ -316,7 +313,7 @@ class Session(MutableMapping[str, Any]):
     def rebase(self, document: Document, stored: Record, keys: Set[tuple[str, str]]) -> None:
         """A merge put this request's changes (``keys``) on top of the newer ``stored`` record;
         ``document`` is what this request now saves."""
-        self._document = document
+        self.document = self._document = document
         self._default = document.data[DEFAULT]
         self.stored = stored
         self._changes.keys = set(keys)

@@ -16,7 +16,7 @@ from .contention import Patience
 from .document import Codec
 from .ids import new_session_id, storage_key
 from .merge import rebase
-from .ops import Create, Flow, Load, Record, Sleep, Touch, Unlock, Update, ask
+from .ops import Create, Flow, Load, Record, Sleep, Touch, Unlock, Update, wrong_answer
 from .session import Session
 from .tickets import Tickets
 from .timing import Lifetime
@@ -54,17 +54,19 @@ class Writes:
         for _ in range(_CREATE_ATTEMPTS):
             session_id = new_session_id(self.config.id_bytes)
             key = storage_key(session_id)
-            if (yield from ask(Create(key, payload, now, expires_at, now))):
+            create = Create(key, payload, now, expires_at, now)
+            created = yield create
+            if not isinstance(created, bool):
+                raise wrong_answer(self.store_name, create, created)
+            if created:
                 session.adopt(session_id, key, Record(payload, 1, now, expires_at))
                 return self.tickets.issue(session_id)
         raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
 
     def update(self, session: Session, key: str, now: float) -> Flow[None]:
-        """Write the changed session; on a newer stored version, merge and retry, or give up.
+        """Write the changed session at the version it was loaded at (compare-and-set).
 
-        No record means the session was destroyed or rotated meanwhile, and writing it back
-        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
-        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
+        A write that finds no record or a newer version goes on in :meth:`_retry`.
         """
         stored = session.stored
         if stored is None:
@@ -72,26 +74,38 @@ class Writes:
         expires_at = self.lifetime.deadline(session.created_at, now)
         payload = self.codec.encode(session.document)
         expected = None if session.concurrency == "none" else stored.version
-        handle = stored.handle
+        update = Update(
+            key, payload, now, expires_at, now, expected, session.lock_token, stored.handle
+        )
+        version = yield update
+        if not isinstance(version, int):
+            payload, version = yield from self._retry(session, update, version)
+        session.stored = Record(payload, version, now, expires_at)
+
+    def _retry(self, session: Session, update: Update, answer: object) -> Flow[tuple[bytes, int]]:
+        """The update found no record, or a newer version: merge and retry, or give up.
+
+        No record means the session was destroyed or rotated meanwhile, and writing it back
+        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
+        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
+        Returns the payload written and its version.
+        """
         patience: Patience | None = None
         losses = 0
         while True:
-            update = Update(
-                key, payload, now, expires_at, now, expected, session.lock_token, handle
-            )
-            version = yield from ask(update)
-            if version is not None:
-                session.stored = Record(payload, version, now, expires_at)
-                return
-            newer = None if expected is None else (yield from ask(Load(key, now)))
-            if not isinstance(newer, Record):
+            if answer is not None:
+                raise wrong_answer(self.store_name, update, answer)
+            key = update.key
+            load = Load(key, update.now)
+            newer = None if update.expected_version is None else (yield load)
+            if newer is not None and not isinstance(newer, Record):
+                raise wrong_answer(self.store_name, load, newer)
+            if newer is None:
                 self.tickets.security_event("session-interrupted", session.id)
                 raise SessionInterrupted(
                     "the session was destroyed or rotated by another request; changes dropped"
                 )
             rebase(session, newer, self.codec, self.config.merge_conflict)
-            payload = self.codec.encode(session.document)
-            expected, handle = newer.version, newer.handle
             losses += 1
             if losses > 1:
                 # Losing twice in a row means writers in lock-step: a random, growing pause
@@ -100,7 +114,14 @@ class Writes:
                     patience = Patience(self._monotonic, self.config.lock_wait)
                 elif patience.exhausted():
                     raise SessionConflict([])
-                yield from ask(Sleep(patience.jittered_pause()))
+                yield Sleep(patience.jittered_pause())
+            payload = self.codec.encode(session.document)
+            update = update._replace(
+                payload=payload, expected_version=newer.version, handle=newer.handle
+            )
+            answer = yield update
+            if isinstance(answer, int):
+                return payload, answer
 
     def touch(self, session: Session, key: str, now: float) -> Flow[bool]:
         """Slide the idle timeout when the stored access time is older than the resolution
@@ -112,15 +133,18 @@ class Writes:
         unlock = session.lock_token
         if session.slid:
             if unlock is not None:
-                yield from ask(Unlock(key, unlock))
+                yield Unlock(key, unlock)
             return True
         if stored is not None and now - stored.accessed_at >= self.config.access_resolution:
             expires_at = self.lifetime.deadline(session.created_at, now)
             touch = Touch(key, now, expires_at, now, unlock, stored.handle)
-            if (yield from ask(touch)):
+            touched = yield touch
+            if not isinstance(touched, bool):
+                raise wrong_answer(self.store_name, touch, touched)
+            if touched:
                 session.stored = Record(stored.payload, stored.version, now, expires_at)
                 return True
             return False
         if unlock is not None:
-            yield from ask(Unlock(key, unlock))
+            yield Unlock(key, unlock)
         return False
