@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import json.encoder
 import math
 import pickle
 import uuid
@@ -44,6 +43,7 @@ from decimal import Decimal
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, SerializationError
+from . import cjson
 from .signing import Signer
 
 __all__ = ["JSONSerializer", "MsgpackSerializer", "PickleSerializer", "Serializer"]
@@ -328,30 +328,23 @@ def _plain_list(items: list[Any]) -> bool:
     return True
 
 
-_JSON_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, allow_nan=False, separators=(",", ":")
-)
-_JSON_DECODER = json.JSONDecoder(
-    object_hook=_json_object, parse_float=_json_float, parse_constant=_json_constant
-)
-_JSON_PLAIN_DECODER = json.JSONDecoder(parse_float=_json_float, parse_constant=_json_constant)
-
-
 def _refuse(value: object) -> NoReturn:
+    # Never reached: the tree handed to the encoder holds JSON-native values only.
     raise TypeError(f"cannot store a value of type {type(value).__qualname__}")
 
 
-# JSONEncoder.encode() and JSONDecoder.decode() build or check the same things on every call
-# (a new C encoder object; a whitespace regex); on a session-sized document that is a third of
-# the time. Calling the C encoder and scanner directly is what they do inside, once set up.
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_C_ENCODE: Any = (
-    None
-    if _c_make_encoder is None
-    else _c_make_encoder(
-        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
-    )
+_TAGGED_JSON = json.JSONDecoder(
+    object_hook=_json_object, parse_float=_json_float, parse_constant=_json_constant
 )
+_PLAIN_JSON = json.JSONDecoder(parse_float=_json_float, parse_constant=_json_constant)
+
+# Built once, and called directly: CPython's C encoder and scanner where they are there (cjson).
+_JSON_ENCODER = cjson.compact_encoder(default=_refuse)
+_TAGGED_DECODER = cjson.direct_decoder(_TAGGED_JSON)
+_PLAIN_DECODER = cjson.direct_decoder(_PLAIN_JSON)
+_ENCODE = _JSON_ENCODER.encode
+_SCAN = _TAGGED_DECODER.scan
+_SCAN_PLAIN = _PLAIN_DECODER.scan
 
 
 class JSONSerializer:
@@ -376,25 +369,23 @@ class JSONSerializer:
             except RecursionError:  # a cycle, or absurd depth: the tagger says which
                 plain = False
             tree = obj if plain else _Tagger(binary=False).tag(obj)
-            if _C_ENCODE is None:
-                return _JSON_ENCODER.encode(tree).encode("utf-8")
-            return "".join(_C_ENCODE(tree, 0)).encode("utf-8")
+            return "".join(_ENCODE(tree, 0)).encode("utf-8")
         except RecursionError as exc:
             raise SerializationError("value is nested too deeply to store") from exc
         except UnicodeEncodeError as exc:
             raise SerializationError("strings must be valid Unicode (no lone surrogates)") from exc
-        except ValueError as exc:  # an int over the int-to-str digit limit
+        except ValueError as exc:  # an int over the digit limit; a NaN the plain check let by
             raise SerializationError(str(exc)) from exc
 
     def loads(self, data: bytes) -> Any:
         """Decode a payload from :meth:`dumps`; raise ``ValueError`` for any bad input."""
         try:
-            decoder = _JSON_DECODER if _TAG_MARK in data else _JSON_PLAIN_DECODER
+            scan = _SCAN if _TAG_MARK in data else _SCAN_PLAIN
             text = str(data, "utf-8")
             # The scanner alone: JSONDecoder.decode() would also run a whitespace regex
             # on both ends, which compact JSON never has.
             try:
-                value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+                value, end = scan(text, 0)
             except StopIteration:
                 raise ValueError("not a JSON document") from None
             if end != len(text):
