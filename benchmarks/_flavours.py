@@ -12,7 +12,6 @@ coroutines.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -99,7 +98,7 @@ class Async:
 
     def blocking(self, floor: Any) -> Any:
         """Each operation through ``asyncio.to_thread``, as the async blocking stores do."""
-        return _Wrapped(floor, lambda fn: functools.partial(asyncio.to_thread, fn))
+        return _Wrapped(floor, _in_thread)
 
     def inline(self, floor: Any) -> Any:
         """Each operation as a coroutine that calls the floor's, as the async memory store is."""
@@ -107,6 +106,10 @@ class Async:
 
     def run(self, harness: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(harness)
+
+
+def _in_thread(fn: Callable[[Any], T]) -> Callable[[Any], Coroutine[Any, Any, T]]:
+    return lambda x: asyncio.to_thread(fn, x)
 
 
 def _as_coroutine(fn: Callable[[Any], T]) -> Callable[[Any], Coroutine[Any, Any, T]]:

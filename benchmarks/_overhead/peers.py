@@ -133,7 +133,11 @@ def run_wsgi_peers(n: int) -> list[PeerRow]:
         "coatcheck": [serving.wsgi_environ(ticket) for _ in range(WARMUP + n)],
         "beaker": [serving.wsgi_environ(beaker_ticket, BEAKER_COOKIE) for _ in range(WARMUP + n)],
     }
-    apps = {"bare": bare, "coatcheck": ours, "beaker": beaker}
+    apps: dict[str, Callable[..., Iterable[bytes]]] = {
+        "bare": bare,
+        "coatcheck": ours,
+        "beaker": beaker,
+    }
 
     def op(name: str) -> Callable[[int], None]:
         app, envs = apps[name], environs[name]
@@ -173,7 +177,7 @@ async def run_asgi_peers(n: int) -> list[PeerRow]:
 
     def op(name: str) -> Callable[[int], Awaitable[None]]:
         app, their_scopes = apps[name], scopes[name]
-        return lambda i: app(their_scopes[i], serving.receive, serving.send)  # type: ignore[no-any-return]
+        return lambda i: app(their_scopes[i], serving.receive, serving.send)
 
     names = ["bare", *contenders]
     timed = await time_turns(ASYNC, [op(name) for name in names], n, PEER_BLOCK)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from _flavours import Flavour
 
@@ -36,7 +36,7 @@ def _no_gc() -> Iterator[None]:
 
 
 async def time_turns(
-    flavour: Flavour, ops: list[Callable[[int], object]], n: int, block: int = 1
+    flavour: Flavour, ops: Sequence[Callable[[int], object]], n: int, block: int = 1
 ) -> list[float]:
     """Median µs of each op over ``n`` calls after a warm-up, the ops taking turns every
     ``block`` calls (1: call by call; see ``peers.PEER_BLOCK`` for why the peers use more)."""
