@@ -1,10 +1,11 @@
 """No lost updates: real threads and real processes hammer one session on every store.
 
 The deterministic interleavings (two requests, one saving after the other) live in
-``tests/core``; here the scheduler and the backends choose the interleavings. Thread tests
-switch threads every microsecond (CPython's default is 5 ms) so that a request is very likely
-to be interrupted between its load and its save. Process tests give each worker process its own
-store built from a URL on the same records, as separate server processes would have.
+``tests/rules/_async/test_concurrency.py``; here the scheduler and the backends choose the
+interleavings. Thread tests switch threads every microsecond (CPython's default is 5 ms) so that
+a request is very likely to be interrupted between its load and its save. Process tests give
+each worker process its own store built from a URL on the same records, as separate server
+processes would have.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What the store tests share: the instant they write at, valid keys, names no other test uses.
+"""What the store tests share: the instant they write at, valid keys, names no other test uses,
+and the check that an outage fails fast.
 
 Store operations take their times as arguments, so these tests need no clock at all: every
 record is written at :data:`NOW`, a whole second fixed for the run, and a test moves time by
@@ -10,8 +11,14 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["DAY", "HOUR", "NOW", "key", "unique"]
+import pytest
+
+from coatcheck.stores import AsyncStore, Store
+
+__all__ = ["DAY", "HOUR", "NOW", "key", "unavailable_within", "unique"]
 
 NOW = float(int(time.time()))
 HOUR = 3600.0
@@ -26,3 +33,18 @@ def key(n: int | str) -> str:
 def unique(stem: str) -> str:
     """``stem`` and 12 random hex digits: a table name or key prefix no other test uses."""
     return f"{stem}{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def unavailable_within(
+    store: Store | AsyncStore, seconds: float, *, after: float = 0.0
+) -> Iterator[None]:
+    """The block must fail with one of ``store``'s unavailable errors in under ``seconds``; with
+    ``after``, in more than that too (a timeout that was waited out, not an instant refusal)."""
+    started = time.monotonic()
+    with pytest.raises(store.unavailable_errors):
+        yield
+    elapsed = time.monotonic() - started
+    assert elapsed < seconds
+    if after:
+        assert elapsed > after

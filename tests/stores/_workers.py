@@ -8,7 +8,16 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from coatcheck.stores import Create, Load, LockRequest, Record, Store, Update, store_from_url
+from coatcheck.stores import (
+    LOCKED,
+    Create,
+    Load,
+    LockRequest,
+    Record,
+    Store,
+    Update,
+    store_from_url,
+)
 from tests.support.threads import run_threads
 
 from ._support import HOUR, NOW, key
@@ -27,18 +36,18 @@ __all__ = [
 COUNTER = key("counter")
 
 
-def increment(store: Store, key: str, n: int, now: float) -> int:
-    """Add 1 to the integer payload under ``key`` ``n`` times by load + compare-and-set.
+def increment(store: Store, record_key: str, n: int, now: float) -> int:
+    """Add 1 to the integer payload under ``record_key`` ``n`` times by load + compare-and-set.
 
     Returns how many races it lost on the way (updates refused for a stale version).
     """
     done = lost = 0
     while done < n:
-        record = store.load(Load(key, now))
+        record = store.load(Load(record_key, now))
         assert isinstance(record, Record)
         value = int(record.payload) + 1
         version = store.update(
-            Update(key, str(value).encode(), now, now + 3600, now, record.version)
+            Update(record_key, str(value).encode(), now, now + 3600, now, record.version)
         )
         if version is None:
             lost += 1
@@ -67,17 +76,19 @@ def counter_in_processes(store: Store, url: str, processes: int, n: int) -> Reco
     return record
 
 
-def lock_race(store: Store, key: str, threads: int) -> list[object]:
-    """``threads`` threads ask for the lock on ``key`` at once, each with a token of its own;
-    what each one's load returned."""
+def lock_race(store: Store, threads: int) -> tuple[int, int]:
+    """``threads`` threads ask at once for the lock on a record of ``store``, each with a token
+    of its own; how many got the record, and how many were told it is ``LOCKED``."""
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
 
     def take(n: int) -> object:
-        return store.load(Load(key, NOW, LockRequest(f"token-{n}", 30.0)))
+        return store.load(Load(key(1), NOW, LockRequest(f"token-{n}", 30.0)))
 
-    return run_threads(take, [(n,) for n in range(threads)])
+    results = run_threads(take, [(n,) for n in range(threads)])
+    return sum(isinstance(r, Record) for r in results), results.count(LOCKED)
 
 
-def cas_increments(url: str, key: str, n: int, now: float, start: Any, results: Any) -> None:
+def cas_increments(url: str, record_key: str, n: int, now: float, start: Any, results: Any) -> None:
     """:func:`increment` on a store of its own built from ``url``, in a child process.
 
     Puts ``(successes, lost_races)`` on ``results``; waits on the ``start`` barrier first so
@@ -86,13 +97,13 @@ def cas_increments(url: str, key: str, n: int, now: float, start: Any, results: 
     store = store_from_url(url)
     start.wait()
     try:
-        lost = increment(store, key, n, now)
+        lost = increment(store, record_key, n, now)
     finally:
         store.close()
     results.put((n, lost))
 
 
-def run_cas_processes(url: str, key: str, processes: int, n: int, now: float) -> list[int]:
+def run_cas_processes(url: str, record_key: str, processes: int, n: int, now: float) -> list[int]:
     """Run ``cas_increments`` in ``processes`` real processes at once; their lost-race counts.
 
     Fails if a process crashes or any store error escapes one of them.
@@ -101,7 +112,7 @@ def run_cas_processes(url: str, key: str, processes: int, n: int, now: float) ->
     start = ctx.Barrier(processes, timeout=60)
     results = ctx.Queue()
     workers = [
-        ctx.Process(target=cas_increments, args=(url, key, n, now, start, results))
+        ctx.Process(target=cas_increments, args=(url, record_key, n, now, start, results))
         for _ in range(processes)
     ]
     for worker in workers:

@@ -14,7 +14,7 @@ from coatcheck.stores._async.mysql import AsyncMySQLStore
 from coatcheck.stores._sync.mysql import MySQLStore
 
 from .._proxy import TCPProxy
-from .._support import HOUR, NOW, key
+from .._support import HOUR, NOW, key, unavailable_within
 from ._raw import connect_raw, lock_the_table
 
 pytestmark = pytest.mark.server("mysql")
@@ -22,31 +22,25 @@ pytestmark = pytest.mark.server("mysql")
 
 def test_a_closed_port_is_unavailable_at_once() -> None:
     store = MySQLStore.from_url("mysql://root@127.0.0.1:1/test?connect_timeout=2")
-    started = time.monotonic()
-    with pytest.raises(store.unavailable_errors):
+    with unavailable_within(store, 3):
         store.load(Load(key(1), NOW))
-    assert time.monotonic() - started < 3
     store.close()
 
 
 @pytest.mark.asyncio
 async def test_a_closed_port_is_unavailable_at_once_async() -> None:
     store = AsyncMySQLStore.from_url("mariadb://root@127.0.0.1:1/test?connect_timeout=2")
-    started = time.monotonic()
-    with pytest.raises(store.unavailable_errors):
+    with unavailable_within(store, 3):
         await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
-    assert time.monotonic() - started < 3
     await store.aclose()
 
 
 def test_a_full_pool_times_out_as_unavailable(url: str, raw: Any) -> None:
     store = MySQLStore.from_url(f"{url}&pool_size=1&pool_timeout=0.3")
     store.create_tables()
-    with store._pool.connection():  # the only connection is busy elsewhere
-        started = time.monotonic()
-        with pytest.raises(store.unavailable_errors):
-            store.load(Load(key(1), NOW))
-        assert 0.25 < time.monotonic() - started < 2
+    # The only connection is busy elsewhere.
+    with store._pool.connection(), unavailable_within(store, 2, after=0.25):
+        store.load(Load(key(1), NOW))
     assert store.load(Load(key(1), NOW)) is None
     store.close()
 
@@ -56,10 +50,8 @@ async def test_a_full_pool_times_out_as_unavailable_async(url: str, raw: Any) ->
     store = AsyncMySQLStore.from_url(f"{url}&pool_size=1&pool_timeout=0.3")
     await store.create_tables()
     async with store._pool.connection():  # the only connection is busy elsewhere
-        started = time.monotonic()
-        with pytest.raises(store.unavailable_errors):
+        with unavailable_within(store, 2, after=0.25):
             await store.load(Load(key(1), NOW))
-        assert 0.25 < time.monotonic() - started < 2
     assert await store.load(Load(key(1), NOW)) is None  # and the slot was not lost to the timeout
     await store.aclose()
 
@@ -73,10 +65,8 @@ def test_a_blocked_statement_times_out_as_unavailable(
     holder = connect_raw(server)
     try:
         lock_the_table(holder, table)
-        started = time.monotonic()
-        with pytest.raises(store.unavailable_errors):
+        with unavailable_within(store, 2):
             store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))
-        assert time.monotonic() - started < 2
     finally:
         holder.rollback()
         holder.close()
@@ -94,10 +84,8 @@ async def test_a_blocked_statement_times_out_as_unavailable_async(
     holder = connect_raw(server)
     try:
         lock_the_table(holder, table)
-        started = time.monotonic()
-        with pytest.raises(store.unavailable_errors):
+        with unavailable_within(store, 2):
             await store.touch(Touch(key(1), NOW, NOW + HOUR, NOW))
-        assert time.monotonic() - started < 2
     finally:
         holder.rollback()
         holder.close()
@@ -142,10 +130,8 @@ def test_the_first_request_after_an_outage_works(
     store.create_tables()
     assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
     proxy.stop()
-    started = time.monotonic()
-    with pytest.raises(store.unavailable_errors):
+    with unavailable_within(store, 3):
         store.load(Load(key(1), NOW))
-    assert time.monotonic() - started < 3
     proxy.start()
     assert isinstance(store.load(Load(key(1), NOW)), Record)
     store.close()

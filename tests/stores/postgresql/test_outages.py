@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import psycopg
@@ -16,7 +15,7 @@ from coatcheck.stores._async.postgresql import AsyncPostgreSQLStore
 from coatcheck.stores._sync.postgresql import PostgreSQLStore
 
 from .._proxy import TCPProxy
-from .._support import HOUR, NOW, key
+from .._support import HOUR, NOW, key, unavailable_within
 
 pytestmark = pytest.mark.server("postgresql")
 
@@ -25,10 +24,8 @@ def test_a_closed_port_is_unavailable_within_the_pool_timeout() -> None:
     store = PostgreSQLStore.from_url(
         "postgresql://postgres@127.0.0.1:1/test?pool_timeout=1&connect_timeout=2"
     )
-    started = time.monotonic()
-    with pytest.raises(store.unavailable_errors):
+    with unavailable_within(store, 3):
         store.load(Load(key(1), NOW))
-    assert time.monotonic() - started < 3
     store.close()
 
 
@@ -37,10 +34,8 @@ async def test_a_closed_port_is_unavailable_within_the_pool_timeout_async() -> N
     store = AsyncPostgreSQLStore.from_url(
         "postgresql://postgres@127.0.0.1:1/test?pool_timeout=1&connect_timeout=2"
     )
-    started = time.monotonic()
-    with pytest.raises(store.unavailable_errors):
+    with unavailable_within(store, 3):
         await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
-    assert time.monotonic() - started < 3
     await store.aclose()
 
 
@@ -64,10 +59,8 @@ def test_the_first_request_after_an_outage_works(
     # The pooled connection is dead, then no new one can be made; four failures, a second
     # apart, outlast the first steps of psycopg_pool's default reconnection backoff.
     for _ in range(4):
-        started = time.monotonic()
-        with pytest.raises(store.unavailable_errors):
+        with unavailable_within(store, 3):
             store.load(Load(key(1), NOW))
-        assert time.monotonic() - started < 3
     proxy.start()
     assert isinstance(store.load(Load(key(1), NOW)), Record)
     store.close()
@@ -105,10 +98,8 @@ def test_a_statement_timeout_bounds_a_blocked_statement(
         holder.execute(
             sql.SQL("SELECT 1 FROM {} FOR UPDATE").format(sql.Identifier(table))
         ).fetchall()
-        started = time.monotonic()
-        with pytest.raises(store.unavailable_errors):
+        with unavailable_within(store, 2):
             store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
-        assert time.monotonic() - started < 2
     finally:
         holder.rollback()
         holder.close()
