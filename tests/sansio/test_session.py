@@ -33,7 +33,7 @@ def new_session(
     **meta: Any,
 ) -> Session:
     document = Document({"": dict(data or {})}, {"c": CREATED_MS, **meta})
-    return Session(
+    return Session.build(
         document=document,
         created_at=CREATED_MS / 1000,
         accessed_at=NOW,

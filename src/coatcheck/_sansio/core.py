@@ -129,7 +129,7 @@ class SessionCore:
             document.meta[REMOTE_ADDR] = remote_addr
         if self.config.bind_user_agent:
             document.meta[AGENT] = agent_digest(user_agent)
-        return Session(
+        return Session.build(
             document=document,
             created_at=created_at(document.meta),
             accessed_at=now,
@@ -236,7 +236,7 @@ class SessionCore:
                 record.payload, record.version, -math.inf, record.expires_at, record.handle
             )
             slid = False
-        session = Session(
+        session = Session.build(
             document=document,
             created_at=created,
             accessed_at=now,

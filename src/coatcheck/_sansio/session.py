@@ -60,7 +60,6 @@ class Session(MutableMapping[str, Any]):
     __slots__ = (
         "_changes",
         "_default",
-        "_document",
         "_id",
         "_reservations",
         "accessed",
@@ -79,8 +78,44 @@ class Session(MutableMapping[str, Any]):
         "stored",
     )
 
-    def __init__(
-        self,
+    _id: str | None
+    #: The session's content as it will be stored (read by the save; not for applications).
+    document: Document
+    _default: dict[str, Any]
+    _reservations: Mapping[str, Reservation]
+    _changes: Changes
+    #: What this request changed, as the save reads it (the same record, read-only).
+    changes: ChangeView
+    #: When the session was created: seconds since the epoch, to the millisecond (as stored).
+    created_at: float
+    #: When this request started using the session.
+    accessed_at: float
+    #: True when this request began without a stored session (lemon's ``created()``);
+    #: it stays True after the save that first stores it.
+    is_new: bool
+    #: True once the application read or wrote the data (responses then vary on Cookie).
+    accessed: bool
+    #: The store key (digest of the id) the session is stored under; None for a new one.
+    key: str | None
+    #: The record as this request last saw it in the store (None for a new session): the
+    #: version a save compares against, the stored access time, the base of a merge.
+    stored: Record | None
+    #: The lock token held for this session in ``lock`` mode.
+    lock_token: str | None
+    #: True when the client presented a ticket (cookie), valid or not.
+    had_ticket: bool
+    #: True when the ticket was signed with an older key and should be re-issued.
+    stale_ticket: bool
+    #: True when the load already slid the idle timeout (the save then needs no touch).
+    slid: bool
+    #: The concurrency mode this request runs in (see SessionConfig.concurrency).
+    concurrency: ConcurrencyMode
+    #: True when the request promised not to write (no lock, no save, no touch).
+    read_only: bool
+
+    @classmethod
+    def build(
+        cls,
         *,
         document: Document,
         created_at: float,
@@ -95,42 +130,36 @@ class Session(MutableMapping[str, Any]):
         lock_token: str | None = None,
         stale_ticket: bool = False,
         slid: bool = False,
-    ) -> None:
+    ) -> Session:
+        """A session for one request; the manager's ``open`` makes them, applications never do.
+
+        A keyword-only classmethod rather than ``__init__``: calling a class with keyword
+        arguments packs them into a dict on their way to ``__init__``, which cost a request
+        more than setting every field; a method takes them as they are.
+        """
+        self = object.__new__(cls)
         self._id = session_id
-        #: The session's content as it will be stored (read by the save; not for applications).
         self.document = document
-        self._document = document
         self._default = document.data[DEFAULT]
         self._reservations = reservations
         self._changes = Changes()
-        #: What this request changed, as the save reads it (the same record, read-only).
-        self.changes: ChangeView = self._changes
-        #: When the session was created: seconds since the epoch, to the millisecond (as stored).
+        self.changes = self._changes
         self.created_at = created_at
-        #: When this request started using the session.
         self.accessed_at = accessed_at
-        #: True when this request began without a stored session (lemon's ``created()``);
-        #: it stays True after the save that first stores it.
         self.is_new = key is None
-        #: True once the application read or wrote the data (responses then vary on Cookie).
         self.accessed = False
-        #: The store key (digest of the id) the session is stored under; None for a new one.
         self.key = key
-        #: The record as this request last saw it in the store (None for a new session): the
-        #: version a save compares against, the stored access time, the base of a merge.
         self.stored = stored
-        #: The lock token held for this session in ``lock`` mode.
         self.lock_token = lock_token
-        #: True when the client presented a ticket (cookie), valid or not.
         self.had_ticket = had_ticket
-        #: True when the ticket was signed with an older key and should be re-issued.
         self.stale_ticket = stale_ticket
-        #: True when the load already slid the idle timeout (the save then needs no touch).
         self.slid = slid
-        #: The concurrency mode this request runs in (see SessionConfig.concurrency).
         self.concurrency = concurrency
-        #: True when the request promised not to write (no lock, no save, no touch).
         self.read_only = read_only
+        return self
+
+    def __init__(self) -> None:
+        raise TypeError("sessions come from the manager's open(); see Session.build")
 
     # -- identity and metadata -------------------------------------------------------------
 
@@ -148,18 +177,18 @@ class Session(MutableMapping[str, Any]):
     @property
     def remote_addr(self) -> str | None:
         """The client address that created the session (Quixote's ``_remote_address``)."""
-        value: str | None = self._document.meta.get(REMOTE_ADDR)
+        value: str | None = self.document.meta.get(REMOTE_ADDR)
         return value
 
     @property
     def user(self) -> Any:
         """Who is on the other end (Quixote's ``user``): any serializable value, or None."""
-        return self._document.meta.get(USER)
+        return self.document.meta.get(USER)
 
     @user.setter
     def user(self, value: Any) -> None:
         self._check_writable()
-        self._document.meta[USER] = value
+        self.document.meta[USER] = value
         self._changes.meta.add(USER)
 
     @property
@@ -183,7 +212,7 @@ class Session(MutableMapping[str, Any]):
 
     def has_info(self) -> bool:
         """True when the session holds anything worth storing (Quixote's ``has_info``)."""
-        return self._document.has_info()
+        return self.document.has_info()
 
     def mark_modified(self, key: str | None = None) -> None:
         """Record a change the mapping could not see, such as a mutated nested list.
@@ -211,9 +240,9 @@ class Session(MutableMapping[str, Any]):
             raise SessionError("the session was opened read-only for this request")
         self._changes.destroyed = True
         self.accessed = True
-        for namespace in self._document.data.values():
+        for namespace in self.document.data.values():
             namespace.clear()
-        self._document.meta.clear()
+        self.document.meta.clear()
 
     # -- the mapping (default namespace) ---------------------------------------------------
 
@@ -272,12 +301,12 @@ class Session(MutableMapping[str, Any]):
         """A new single-use token to put in a form; at most 16 stay outstanding."""
         self._check_writable()
         self.accessed = True
-        return forms.add_form_token(self._document.meta, self._changes.meta)
+        return forms.add_form_token(self.document.meta, self._changes.meta)
 
     def has_form_token(self, token: object) -> bool:
         """True when ``token`` is outstanding (constant-time comparison)."""
         self.accessed = True
-        return forms.has_form_token(self._document.meta, token)
+        return forms.has_form_token(self.document.meta, token)
 
     def consume_form_token(self, token: object) -> bool:
         """Check ``token`` and remove it so it cannot be replayed; False when it was not valid.
@@ -287,19 +316,19 @@ class Session(MutableMapping[str, Any]):
         self._check_writable()
         if not isinstance(token, str) or not self.has_form_token(token):
             return False
-        forms.remove_form_token(self._document.meta, self._changes.meta, token)
+        forms.remove_form_token(self.document.meta, self._changes.meta, token)
         return True
 
     def flash(self, message: Any, category: str = "message") -> None:
         """Queue a message for the next page this client sees."""
         self._check_writable()
         self.accessed = True
-        forms.add_flash(self._document.meta, self._changes.meta, message, category)
+        forms.add_flash(self.document.meta, self._changes.meta, message, category)
 
     def pop_flashed(self, category: str | None = None) -> list[tuple[str, Any]]:
         """Return and remove the queued ``(category, message)`` pairs (one category, or all)."""
         self.accessed = True
-        return forms.take_flashed(self._document.meta, self._changes.meta, category)
+        return forms.take_flashed(self.document.meta, self._changes.meta, category)
 
     # -- what the session rules read and update --------------------------------------------
 
@@ -313,7 +342,7 @@ class Session(MutableMapping[str, Any]):
     def rebase(self, document: Document, stored: Record, keys: Set[tuple[str, str]]) -> None:
         """A merge put this request's changes (``keys``) on top of the newer ``stored`` record;
         ``document`` is what this request now saves."""
-        self.document = self._document = document
+        self.document = document
         self._default = document.data[DEFAULT]
         self.stored = stored
         self._changes.keys = set(keys)
@@ -340,7 +369,7 @@ class Session(MutableMapping[str, Any]):
         self.accessed = True
 
     def _namespace_dict(self, name: str, create: bool) -> dict[str, Any] | None:
-        data = self._document.data
+        data = self.document.data
         if create:
             return data.setdefault(name, {})
         return data.get(name)
