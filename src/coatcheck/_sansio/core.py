@@ -337,7 +337,11 @@ class SessionCore:
                 if key is not None:
                     yield Delete(key)
         elif changes.content:
-            yield from self._writes.update(session, key, now)
+            update = self._writes.update(session, key, now)
+            version = yield update
+            if not isinstance(version, int):
+                update, version = yield from self._writes.retry(session, update, version)
+            session.stored = Record(update.payload, version, now, update.expires_at)
             if session.stale_ticket or cookie.max_age is not None:
                 ticket = self.tickets.issue(session.id or "")
         else:

@@ -63,10 +63,11 @@ class Writes:
                 return self.tickets.issue(session_id)
         raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
 
-    def update(self, session: Session, key: str, now: float) -> Flow[None]:
-        """Write the changed session at the version it was loaded at (compare-and-set).
+    def update(self, session: Session, key: str, now: float) -> Update:
+        """The write of the changed session at the version it was loaded at (compare-and-set).
 
-        A write that finds no record or a newer version goes on in :meth:`_retry`.
+        The save yields it itself, and hands an answer other than the new version to
+        :meth:`retry`; then the record it wrote becomes the session's ``stored`` one.
         """
         stored = session.stored
         if stored is None:
@@ -74,21 +75,17 @@ class Writes:
         expires_at = self.lifetime.deadline(session.created_at, now)
         payload = self.codec.encode(session.document)
         expected = None if session.concurrency == "none" else stored.version
-        update = Update(
+        return Update(
             key, payload, now, expires_at, now, expected, session.lock_token, stored.handle
         )
-        version = yield update
-        if not isinstance(version, int):
-            payload, version = yield from self._retry(session, update, version)
-        session.stored = Record(payload, version, now, expires_at)
 
-    def _retry(self, session: Session, update: Update, answer: object) -> Flow[tuple[bytes, int]]:
+    def retry(self, session: Session, update: Update, answer: object) -> Flow[tuple[Update, int]]:
         """The update found no record, or a newer version: merge and retry, or give up.
 
         No record means the session was destroyed or rotated meanwhile, and writing it back
         would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
         the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
-        Returns the payload written and its version.
+        Returns the update that won and its new version.
         """
         patience: Patience | None = None
         losses = 0
@@ -121,7 +118,7 @@ class Writes:
             )
             answer = yield update
             if isinstance(answer, int):
-                return payload, answer
+                return update, answer
 
     def touch(self, session: Session, key: str, now: float) -> Flow[bool]:
         """Slide the idle timeout when the stored access time is older than the resolution
