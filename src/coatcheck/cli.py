@@ -36,7 +36,6 @@ from ._sansio.document import (
     USER,
     Codec,
     Corrupt,
-    created_at,
 )
 from ._sansio.ids import storage_key
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
@@ -252,7 +251,7 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         remote = meta.get(REMOTE_ADDR)
         rows = [
             ("store", store.name),
-            ("created", timestamp(created_at(meta), now)),
+            ("created", timestamp(document.created_at, now)),
             ("accessed", timestamp(record.accessed_at, now)),
             ("expires", timestamp(record.expires_at, now) + expired),
             ("user", "-" if user is None else printable(repr(user))),

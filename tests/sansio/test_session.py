@@ -35,7 +35,6 @@ def new_session(
     document = Document({"": dict(data or {})}, {"c": CREATED_MS, **meta})
     return Session.build(
         document=document,
-        created_at=CREATED_MS / 1000,
         accessed_at=NOW,
         reservations=reservations or {},
         concurrency="merge",

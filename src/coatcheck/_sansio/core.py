@@ -23,7 +23,7 @@ from ..errors import (
 from .config import ConcurrencyMode, SessionConfig, check_mode
 from .contention import Patience
 from .cookies import cookie_values, delete_cookie_header, set_cookie_header
-from .document import AGENT, REMOTE_ADDR, Codec, Corrupt, Document, created_at
+from .document import AGENT, REMOTE_ADDR, Codec, Corrupt, Document
 from .headers import SaveOutcome
 from .ids import agent_digest, new_token, storage_key
 from .ops import (
@@ -131,7 +131,6 @@ class SessionCore:
             document.meta[AGENT] = agent_digest(user_agent)
         return Session.build(
             document=document,
-            created_at=created_at(document.meta),
             accessed_at=now,
             reservations=self._reservations,
             concurrency=mode or self.config.concurrency,
@@ -212,7 +211,7 @@ class SessionCore:
             self.tickets.security_event(corrupt.reason, ticket)
             yield Delete(key)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
-        created = created_at(document.meta)
+        created = document.created_at
         if now >= record.expires_at or now >= self.lifetime.deadline(created, record.accessed_at):
             # lemon: an expired session found on access is destroyed at once. Dead by the
             # store's own deadline too: stores with native expiry would have dropped it.
@@ -238,7 +237,6 @@ class SessionCore:
             slid = False
         session = Session.build(
             document=document,
-            created_at=created,
             accessed_at=now,
             reservations=self._reservations,
             concurrency=mode,

@@ -118,7 +118,6 @@ class Session(MutableMapping[str, Any]):
         cls,
         *,
         document: Document,
-        created_at: float,
         accessed_at: float,
         reservations: Mapping[str, Reservation],
         concurrency: ConcurrencyMode,
@@ -144,7 +143,7 @@ class Session(MutableMapping[str, Any]):
         self._reservations = reservations
         self._changes = Changes()
         self.changes = self._changes
-        self.created_at = created_at
+        self.created_at = document.created_at
         self.accessed_at = accessed_at
         self.is_new = key is None
         self.accessed = False
