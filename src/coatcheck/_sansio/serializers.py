@@ -1,29 +1,9 @@
 """How session data becomes bytes and back: the :class:`Serializer` protocol and three serializers.
 
-:class:`JSONSerializer` is the default. Plain JSON cannot tell a tuple from a list or carry a
-``datetime``, so values JSON lacks are written as *tagged* objects: a dict with one key that
-starts with a space, such as ``{" dt": "2024-05-01T12:00:00+02:00"}``. The same tagged tree,
-packed as msgpack instead of JSON, is what :class:`MsgpackSerializer` writes.
-
-Tags are unambiguous. A one-key dict whose key starts with a space is always a tag when
-decoded, and an unknown one is an error; so a user dict of that shape (``{" dt": "x"}``) is
-escaped on the way out as ``{" k": [" dt", "x"]}`` and can neither decode as a tagged value
-nor be forged into one by the data it holds (Flask's ``TaggedJSONSerializer`` does the same
-by renaming the key). Dicts with any other shape, whatever their keys, are stored as they are.
-
-==================  =====================================================
-tag                 value
-==================  =====================================================
-``" t"``            tuple, as a list of its items
-``" s"``, ``" fs"`` set, frozenset, as a list (sorted when the items allow)
-``" b"``            bytes, as standard base64 (JSON only; msgpack has bin)
-``" i"``            int outside msgpack's 64-bit range, as decimal (msgpack only)
-``" dt"``           datetime, ``isoformat()`` (an aware one keeps its UTC offset)
-``" da"``, ``" tm"``  date, time, ``isoformat()``
-``" u"``            UUID, canonical string
-``" dec"``          Decimal, ``str()``
-``" k"``            a user dict with one space-led key, as ``[key, value]``
-==================  =====================================================
+:class:`JSONSerializer` is the default. It writes the *tagged tree* of :mod:`.tagging` (plain
+data as it is, the values JSON lacks as one-key dicts such as ``{" dt": "2024-05-01T12:00:00"}``;
+the tag table is there) as compact UTF-8 JSON; :class:`MsgpackSerializer` packs the same tree
+as msgpack. :class:`PickleSerializer` signs pickles, for the applications that need them.
 
 Every ``loads`` raises only ``ValueError`` (or a subclass) for bad input, whatever it is, so
 the caller can treat any failure as a corrupt payload. Every ``dumps`` raises
@@ -32,19 +12,24 @@ the caller can treat any failure as a corrupt payload. Every ``dumps`` raises
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import math
 import pickle
-import uuid
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, SerializationError
 from . import cjson
 from .signing import Signer
+from .tagging import (
+    DECODE_ERRORS,
+    JSON_DECODERS,
+    MSGPACK_DECODERS,
+    TAG_LEAD,
+    Tagger,
+    is_plain_json,
+    untag,
+)
 
 __all__ = ["JSONSerializer", "MsgpackSerializer", "PickleSerializer", "Serializer"]
 
@@ -68,208 +53,11 @@ class Serializer(Protocol):
         ...
 
 
-# --- the tagged tree -------------------------------------------------------------------------
-
-_TAG_LEAD = " "
-_MSGPACK_INT_MIN = -(2**63)
-_MSGPACK_INT_MAX = 2**64 - 1
-# Values stored as they are, with no tagging and no further look. Subclasses (IntEnum, a str
-# subclass, OrderedDict...) are not in here on purpose: they could not come back as themselves.
-_JSON_PLAIN = frozenset({str, int, bool, type(None)})
-_MSGPACK_PLAIN = frozenset({str, bool, type(None), bytes})
-
-
-def _plain_time(value: dt.time | dt.datetime, tag: str) -> dict[str, str]:
-    if value.tzinfo is not None:
-        offset = value.utcoffset()
-        # A tzinfo with no offset here (a zoneinfo time, a lax custom tzinfo) would come back
-        # naive, and fromisoformat() mangles sub-second offsets on some Pythons: refuse both
-        # rather than store something else.
-        if offset is None or offset.microseconds:
-            raise SerializationError(
-                f"cannot store a {type(value).__name__} whose tzinfo has no fixed, "
-                "whole-second UTC offset"
-            )
-    return {tag: value.isoformat()}
-
-
-_SCALAR_TAGS: dict[type, Callable[[Any], dict[str, str]]] = {
-    dt.datetime: lambda value: _plain_time(value, " dt"),
-    dt.date: lambda value: {" da": value.isoformat()},
-    dt.time: lambda value: _plain_time(value, " tm"),
-    uuid.UUID: lambda value: {" u": str(value)},
-    Decimal: lambda value: {" dec": str(value)},
-}
-
-
-# Types whose values sort in a total order among themselves (naive and aware datetimes, and
-# Decimal NaN, raise when compared; _Tagger._set falls back for those).
-_SORTABLE = frozenset(
-    {str, int, float, bool, bytes, dt.date, dt.datetime, dt.time, uuid.UUID, Decimal}
-)
-
-
-class _Tagger:
-    """Turns a Python value into a tree of JSON/msgpack-native values plus tagged dicts.
-
-    Containers whose contents need no change are returned as they are: plain data is not copied.
-    """
-
-    __slots__ = ("_path", "_plain")
-
-    def __init__(self, *, binary: bool) -> None:
-        self._plain = _MSGPACK_PLAIN if binary else _JSON_PLAIN
-        self._path: set[int] = set()  # ids of the dicts and lists being walked: cycle check
-
-    def tag(self, obj: Any) -> Any:
-        kind = type(obj)
-        if kind in self._plain:
-            return obj
-        if kind is dict:
-            return self._dict(obj)
-        if kind is list:
-            return self._sequence(obj)
-        if kind is float:
-            if not math.isfinite(obj):
-                raise SerializationError("NaN and infinite floats cannot be stored")
-            return obj
-        if kind is int:  # only msgpack gets here
-            return obj if _MSGPACK_INT_MIN <= obj <= _MSGPACK_INT_MAX else {" i": str(obj)}
-        if kind is tuple:
-            return {" t": self._sequence(obj)}
-        if kind is set:
-            return {" s": self._set(obj)}
-        if kind is frozenset:
-            return {" fs": self._set(obj)}
-        if kind is bytes:  # only JSON gets here
-            return {" b": base64.b64encode(obj).decode("ascii")}
-        scalar = _SCALAR_TAGS.get(kind)
-        if scalar is None:
-            raise SerializationError(f"cannot store a value of type {kind.__qualname__}")
-        return scalar(obj)
-
-    def _set(self, items: set[Any] | frozenset[Any]) -> list[Any] | tuple[Any, ...]:
-        # A set is written in a canonical order, so that an unchanged session re-encodes to the
-        # same bytes in any process: natural order when there is one, else the order of the
-        # encoded items' reprs (deterministic, since nested sets are canonical too).
-        kinds = set(map(type, items))
-        if len(kinds) <= 1 and kinds <= _SORTABLE:
-            try:
-                return self._sequence(sorted(items))
-            except (TypeError, ArithmeticError):
-                pass
-        return sorted((self.tag(item) for item in items), key=repr)
-
-    def _enter(self, container: object) -> int:
-        ident = id(container)
-        if ident in self._path:
-            raise SerializationError("cannot store a circular structure")
-        self._path.add(ident)
-        return ident
-
-    def _sequence(self, items: list[Any] | tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
-        # Only lists and dicts can close a cycle (tuples and sets hold no reference to themselves).
-        ident = self._enter(items) if type(items) is list else None
-        plain = self._plain
-        changed: list[Any] | None = None
-        for index, item in enumerate(items):
-            new = item if type(item) in plain else self.tag(item)
-            if changed is None and new is not item:
-                changed = list(items[:index])
-            if changed is not None:
-                changed.append(new)
-        if ident is not None:
-            self._path.discard(ident)
-        return items if changed is None else changed
-
-    def _dict(self, mapping: dict[Any, Any]) -> dict[str, Any]:
-        ident = self._enter(mapping)
-        plain = self._plain
-        changed: dict[str, Any] | None = None
-        key: Any = None
-        for key, value in mapping.items():
-            if type(key) is not str:
-                raise SerializationError(f"dict keys must be str, not {type(key).__qualname__}")
-            if type(value) in plain:
-                continue
-            new = self.tag(value)
-            if new is not value:
-                if changed is None:
-                    changed = dict(mapping)
-                changed[key] = new
-        self._path.discard(ident)
-        result = mapping if changed is None else changed
-        if len(result) == 1 and key.startswith(_TAG_LEAD):
-            return {" k": [key, result[key]]}
-        return result
-
-
-def _text(payload: object) -> str:
-    if type(payload) is not str:
-        raise ValueError("malformed tagged value")
-    return payload
-
-
-def _items(payload: object) -> list[Any]:
-    if type(payload) is not list:
-        raise ValueError("malformed tagged value")
-    return payload
-
-
-def _escaped_dict(payload: object) -> dict[str, Any]:
-    pair = _items(payload)
-    if len(pair) != 2 or type(pair[0]) is not str or not pair[0].startswith(_TAG_LEAD):
-        raise ValueError("malformed escaped dict")
-    return {pair[0]: pair[1]}
-
-
-def _decimal(payload: object) -> Decimal:
-    try:
-        return Decimal(_text(payload))
-    except ArithmeticError as exc:  # decimal.InvalidOperation is not a ValueError
-        raise ValueError("malformed Decimal") from exc
-
-
-# Payloads arrive decoded already: JSON and msgpack hooks run bottom-up, inner values first.
-_COMMON_DECODERS: dict[str, Callable[[Any], Any]] = {
-    " t": lambda payload: tuple(_items(payload)),
-    " s": lambda payload: set(_items(payload)),
-    " fs": lambda payload: frozenset(_items(payload)),
-    " dt": lambda payload: dt.datetime.fromisoformat(_text(payload)),
-    " da": lambda payload: dt.date.fromisoformat(_text(payload)),
-    " tm": lambda payload: dt.time.fromisoformat(_text(payload)),
-    " u": lambda payload: uuid.UUID(_text(payload)),
-    " dec": _decimal,
-    " k": _escaped_dict,
-}
-_JSON_DECODERS = {
-    **_COMMON_DECODERS,
-    " b": lambda payload: base64.b64decode(_text(payload), validate=True),
-}
-_MSGPACK_DECODERS = {**_COMMON_DECODERS, " i": lambda payload: int(_text(payload))}
-
-# What a decoding failure may raise besides ValueError: TypeError (an unhashable set item),
-# ArithmeticError (overflowing dates), RecursionError (absurd nesting).
-_DECODE_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError)
-
-
-def _untag(obj: dict[str, Any], decoders: dict[str, Callable[[Any], Any]]) -> Any:
-    if len(obj) != 1:
-        return obj
-    key = next(iter(obj))
-    if not key.startswith(_TAG_LEAD):
-        return obj
-    decode = decoders.get(key)
-    if decode is None:
-        raise ValueError(f"unknown tag {key!r}")
-    return decode(obj[key])
-
-
 # --- JSON ------------------------------------------------------------------------------------
 
 
 def _json_object(obj: dict[str, Any]) -> Any:
-    return _untag(obj, _JSON_DECODERS)
+    return untag(obj, JSON_DECODERS)
 
 
 def _json_float(text: str) -> float:
@@ -283,49 +71,10 @@ def _json_constant(name: str) -> float:
     raise ValueError(f"{name} is not accepted")
 
 
-# The fast paths. Almost every session holds only JSON-native data, and then tagging changes
-# nothing: encoding checks that (no copy, no cycle bookkeeping) and hands the object straight
-# to the C encoder; decoding skips the per-object hook when the text holds no tag, since every
-# tag and escape starts with '{" ' and that sequence can occur nowhere else in compact JSON (a
-# quote inside a string is escaped).
-_JSON_LEAVES = frozenset({str, int, bool, float, type(None)})
-_TAG_MARK = b'{"' + _TAG_LEAD.encode()
-
-
-def _plain_dict(mapping: dict[Any, Any]) -> bool:
-    key: Any = None
-    for key, value in mapping.items():
-        if type(key) is not str:
-            return False
-        kind = type(value)
-        if kind in _JSON_LEAVES:
-            continue
-        if kind is dict:
-            if not _plain_dict(value):
-                return False
-        elif kind is list:
-            if not _plain_list(value):
-                return False
-        else:
-            return False
-    # A one-key dict whose key starts like a tag must be escaped.
-    return not (len(mapping) == 1 and key.startswith(_TAG_LEAD))
-
-
-def _plain_list(items: list[Any]) -> bool:
-    for value in items:
-        kind = type(value)
-        if kind in _JSON_LEAVES:
-            continue
-        if kind is dict:
-            if not _plain_dict(value):
-                return False
-        elif kind is list:
-            if not _plain_list(value):
-                return False
-        else:
-            return False
-    return True
+# Decoding skips the per-object hook when the text holds no tag, since every tag and escape
+# starts with '{" ' and that sequence can occur nowhere else in compact JSON (a quote inside a
+# string is escaped).
+_TAG_MARK = b'{"' + TAG_LEAD.encode()
 
 
 def _refuse(value: object) -> NoReturn:
@@ -365,10 +114,10 @@ class JSONSerializer:
         try:
             # Plain data (the usual case) goes straight to the C encoder, untagged.
             try:
-                plain = type(obj) is dict and _plain_dict(obj)
+                plain = type(obj) is dict and is_plain_json(obj)
             except RecursionError:  # a cycle, or absurd depth: the tagger says which
                 plain = False
-            tree = obj if plain else _Tagger(binary=False).tag(obj)
+            tree = obj if plain else Tagger(binary=False).tag(obj)
             return "".join(_ENCODE(tree, 0)).encode("utf-8")
         except RecursionError as exc:
             raise SerializationError("value is nested too deeply to store") from exc
@@ -393,7 +142,7 @@ class JSONSerializer:
             return value
         except ValueError:
             raise
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             raise ValueError(f"corrupt JSON session payload: {type(exc).__name__}") from exc
 
 
@@ -415,7 +164,7 @@ def _msgpack_map(obj: dict[Any, Any]) -> Any:
     if not _STR_ONLY.issuperset(map(type, obj)):
         raise ValueError("map keys must be strings")
     _check_floats(obj.values())
-    return _untag(obj, _MSGPACK_DECODERS)
+    return untag(obj, MSGPACK_DECODERS)
 
 
 def _msgpack_array(items: list[Any]) -> list[Any]:
@@ -445,12 +194,12 @@ class MsgpackSerializer:
                 "MsgpackSerializer needs the msgpack package: pip install 'coatcheck[msgpack]'"
             ) from exc
         self._msgpack = msgpack
-        self._decode_errors = (*_DECODE_ERRORS, msgpack.UnpackException)
+        self._decode_errors = (*DECODE_ERRORS, msgpack.UnpackException)
 
     def dumps(self, obj: Any) -> bytes:
         """Encode *obj*; raise :class:`~coatcheck.errors.SerializationError` if not storable."""
         try:
-            packed: bytes = self._msgpack.packb(_Tagger(binary=True).tag(obj), use_bin_type=True)
+            packed: bytes = self._msgpack.packb(Tagger(binary=True).tag(obj), use_bin_type=True)
         except RecursionError as exc:
             raise SerializationError("value is nested too deeply to store") from exc
         except UnicodeEncodeError as exc:
