@@ -10,8 +10,9 @@ from ._async.manager import AsyncSessionManager
 from ._sansio.config import ConcurrencyMode, SessionConfig
 from ._sansio.cookies import CookieConfig
 from ._sansio.headers import SaveOutcome
+from ._sansio.namespaces import Namespace, Reservation
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, PickleSerializer, Serializer
-from ._sansio.session import Namespace, Reservation, Session
+from ._sansio.session import Session
 from ._sync.manager import SessionManager
 from .errors import (
     CoatcheckError,

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from coatcheck._sansio.document import Document
+from coatcheck._sansio.namespaces import Reservation
 from coatcheck._sansio.ops import Record
-from coatcheck._sansio.session import Reservation, Session
+from coatcheck._sansio.session import Session
 from coatcheck.errors import (
     ConfigurationError,
     InvalidKey,

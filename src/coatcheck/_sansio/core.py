@@ -26,6 +26,7 @@ from .cookies import cookie_values, delete_cookie_header, set_cookie_header
 from .document import AGENT, REMOTE_ADDR, Codec, Corrupt, Document
 from .headers import SaveOutcome
 from .ids import agent_digest, new_token, storage_key
+from .namespaces import Reservation
 from .ops import (
     LOCKED,
     ClearExpired,
@@ -39,7 +40,7 @@ from .ops import (
     Unlock,
     wrong_answer,
 )
-from .session import Reservation, Session
+from .session import Session
 from .tickets import Tickets
 from .timing import Clock, Lifetime
 from .writes import Writes

@@ -16,37 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping, Set
 from typing import Any
 
-from ..errors import InvalidKey, ReservedNamespace, SessionDestroyed, SessionError
+from ..errors import SessionDestroyed, SessionError
 from . import forms
 from .changes import Changes, ChangeView
 from .config import ConcurrencyMode
 from .document import DEFAULT, REMOTE_ADDR, USER, Document
+from .namespaces import Namespace, Reservation, check_key
 from .ops import Record
 
-__all__ = ["Namespace", "Reservation", "Session"]
-
-
-class Reservation:
-    """The capability to write a reserved namespace, returned by ``manager.reserve(name)``.
-
-    Anyone may read a reserved namespace; only code holding this object may write it (lemon's
-    reserved application names, for modules such as an auth layer that other code must not
-    overwrite).
-    """
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<Reservation {self.name!r}>"
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str):
-        raise InvalidKey(f"session keys must be str, not {type(key).__name__}")
-    return key
+__all__ = ["Session"]
 
 
 class Session(MutableMapping[str, Any]):
@@ -223,7 +201,7 @@ class Session(MutableMapping[str, Any]):
         if key is None:
             self._changes.whole = True
         else:
-            self._changes.keys.add((DEFAULT, _check_key(key)))
+            self._changes.keys.add((DEFAULT, check_key(key)))
 
     def regenerate(self) -> None:
         """Give the session a new id at save, keeping its data; the old id stops working.
@@ -247,19 +225,19 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         self.accessed = True
-        return self._default[_check_key(key)]
+        return self._default[check_key(key)]
 
     def __setitem__(self, key: str, value: Any) -> None:
         if self.read_only or self._changes.destroyed:
             self._check_writable()
         if type(key) is not str:
-            _check_key(key)
+            check_key(key)
         self._default[key] = value
         self._changes.keys.add((DEFAULT, key))
         self.accessed = True
 
     def __delitem__(self, key: str) -> None:
-        self._delete(DEFAULT, self._default, key)
+        self._delete(DEFAULT, key)
 
     def __contains__(self, key: object) -> bool:
         self.accessed = True
@@ -275,7 +253,7 @@ class Session(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         self.accessed = True
-        return self._default.get(key if type(key) is str else _check_key(key), default)
+        return self._default.get(key if type(key) is str else check_key(key), default)
 
     def __repr__(self) -> str:
         state = "new" if self.is_new else "stored"
@@ -289,10 +267,11 @@ class Session(MutableMapping[str, Any]):
         A namespace reserved with ``manager.reserve(name)`` is read-only unless the returned
         :class:`Reservation` is passed here.
         """
-        name = _check_key(name)
+        name = check_key(name)
         owner = self._reservations.get(name)
-        writable = owner is None or reservation is owner
-        return Namespace(self, name, writable)
+        if owner is None or reservation is owner:
+            return Namespace(self, name, self._set, self._delete)
+        return Namespace(self, name, None, None)
 
     # -- form tokens (Quixote) and flash messages (coatcheck._sansio.forms) ----------------
 
@@ -355,68 +334,17 @@ class Session(MutableMapping[str, Any]):
         if self.read_only:
             raise SessionError("the session was opened read-only for this request")
 
-    def _set(self, ns: str, target: dict[str, Any], key: str, value: Any) -> None:
+    def _set(self, ns: str, key: str, value: Any) -> None:
         self._check_writable()
-        target[_check_key(key)] = value
+        self.document.data.setdefault(ns, {})[check_key(key)] = value
         self._changes.keys.add((ns, key))
         self.accessed = True
 
-    def _delete(self, ns: str, target: dict[str, Any], key: str) -> None:
+    def _delete(self, ns: str, key: str) -> None:
         self._check_writable()
-        del target[_check_key(key)]
+        values = self.document.data.get(ns)
+        if values is None:
+            raise KeyError(key)
+        del values[check_key(key)]
         self._changes.keys.add((ns, key))
         self.accessed = True
-
-    def _namespace_dict(self, name: str, create: bool) -> dict[str, Any] | None:
-        data = self.document.data
-        if create:
-            return data.setdefault(name, {})
-        return data.get(name)
-
-
-class Namespace(MutableMapping[str, Any]):
-    """One application's keys inside a session; see :meth:`Session.namespace`."""
-
-    __slots__ = ("_name", "_session", "_writable")
-
-    def __init__(self, session: Session, name: str, writable: bool) -> None:
-        self._session = session
-        self._name = name
-        self._writable = writable
-
-    @property
-    def name(self) -> str:
-        """The namespace's name."""
-        return self._name
-
-    def _read(self) -> dict[str, Any]:
-        self._session.accessed = True
-        return self._session._namespace_dict(self._name, False) or {}
-
-    def _write(self) -> dict[str, Any]:
-        if not self._writable:
-            raise ReservedNamespace(self._name)
-        target = self._session._namespace_dict(self._name, True)
-        assert target is not None
-        return target
-
-    def __getitem__(self, key: str) -> Any:
-        return self._read()[_check_key(key)]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._session._set(self._name, self._write(), key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._session._delete(self._name, self._write(), key)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._read()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._read()))
-
-    def __len__(self) -> int:
-        return len(self._read())
-
-    def __repr__(self) -> str:
-        return f"<Namespace {self._name!r} keys={len(self._read())}>"

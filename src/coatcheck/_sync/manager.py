@@ -14,7 +14,8 @@ from typing import Any
 from .._sansio.config import ConcurrencyMode, SessionConfig
 from .._sansio.core import SessionCore
 from .._sansio.headers import SaveOutcome
-from .._sansio.session import Reservation, Session
+from .._sansio.namespaces import Reservation
+from .._sansio.session import Session
 from ..errors import ConfigurationError
 from ..stores import store_from_url
 from ..stores.base import Store
