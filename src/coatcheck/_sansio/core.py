@@ -43,6 +43,7 @@ from .ops import (
 from .session import Session
 from .tickets import Tickets
 from .timing import Clock, Lifetime
+from .tuples import build
 from .writes import Writes
 
 __all__ = ["SessionCore"]
@@ -194,10 +195,10 @@ class SessionCore:
         slide = None
         if self._slides and not read_only:
             idle = self.lifetime.idle
-            slide = Slide(now, now + idle, now - self.config.access_resolution, now - idle)
+            slide = build(Slide, (now, now + idle, now - self.config.access_resolution, now - idle))
         lock_token = new_token() if mode == "lock" and not read_only else None
         if lock_token is None:
-            load = Load(key, now, None, slide)
+            load = build(Load, (key, now, None, slide))
             record = yield load
             if not (record is None or isinstance(record, Record)):
                 raise wrong_answer(self.store_name, load, record)
@@ -340,7 +341,7 @@ class SessionCore:
             version = yield update
             if not isinstance(version, int):
                 update, version = yield from self._writes.retry(session, update, version)
-            session.stored = Record(update.payload, version, now, update.expires_at)
+            session.stored = build(Record, (update.payload, version, now, update.expires_at, None))
             if session.stale_ticket or cookie.max_age is not None:
                 ticket = self.tickets.issue(session.id or "")
         else:
@@ -363,7 +364,7 @@ class SessionCore:
             and (probability >= 1.0 or random.random() < probability)  # noqa: S311
         ):
             yield ClearExpired(now)
-        return SaveOutcome(headers, ticket, cleared)
+        return build(SaveOutcome, (headers, ticket, cleared))
 
     def cleanup_flow(self) -> Flow[int]:
         """Purge every expired session; returns how many the store removed."""

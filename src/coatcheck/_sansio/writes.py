@@ -20,6 +20,7 @@ from .ops import Create, Flow, Load, Record, Sleep, Touch, Unlock, Update, wrong
 from .session import Session
 from .tickets import Tickets
 from .timing import Lifetime
+from .tuples import build
 
 __all__ = ["Writes"]
 
@@ -75,9 +76,8 @@ class Writes:
         expires_at = self.lifetime.deadline(session.created_at, now)
         payload = self.codec.encode(session.document)
         expected = None if session.concurrency == "none" else stored.version
-        return Update(
-            key, payload, now, expires_at, now, expected, session.lock_token, stored.handle
-        )
+        fields = (key, payload, now, expires_at, now, expected, session.lock_token, stored.handle)
+        return build(Update, fields)
 
     def retry(self, session: Session, update: Update, answer: object) -> Flow[tuple[Update, int]]:
         """The update found no record, or a newer version: merge and retry, or give up.

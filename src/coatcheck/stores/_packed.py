@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 
+from .._sansio.tuples import build
 from .base import Record
 
 __all__ = [
@@ -70,4 +71,4 @@ def unpack(value: bytes, handle: object = None) -> Record:
     if len(value) < HEADER_SIZE or value[:VERSION_OFFSET] != TAG:
         raise ValueError("stored value is not a coatcheck record (unknown format tag)")
     _, version, accessed_at, expires_at = _HEADER.unpack_from(value)
-    return Record(value[HEADER_SIZE:], int(version), accessed_at, expires_at, handle)
+    return build(Record, (value[HEADER_SIZE:], int(version), accessed_at, expires_at, handle))

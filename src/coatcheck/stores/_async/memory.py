@@ -6,6 +6,7 @@ import heapq
 import threading
 from dataclasses import dataclass
 
+from ..._sansio.tuples import build
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -106,7 +107,9 @@ class AsyncMemoryStore:
                 if slide.expires_at < entry.expires_at:
                     self._push(slide.expires_at, key)
                 entry.expires_at = slide.expires_at
-            return Record(entry.payload, entry.version, entry.accessed_at, entry.expires_at)
+            return build(
+                Record, (entry.payload, entry.version, entry.accessed_at, entry.expires_at, None)
+            )
 
     async def create(self, op: Create) -> bool:
         key = op.key

@@ -7,6 +7,7 @@ import heapq
 import threading
 from dataclasses import dataclass
 
+from ..._sansio.tuples import build
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -107,7 +108,9 @@ class MemoryStore:
                 if slide.expires_at < entry.expires_at:
                     self._push(slide.expires_at, key)
                 entry.expires_at = slide.expires_at
-            return Record(entry.payload, entry.version, entry.accessed_at, entry.expires_at)
+            return build(
+                Record, (entry.payload, entry.version, entry.accessed_at, entry.expires_at, None)
+            )
 
     def create(self, op: Create) -> bool:
         key = op.key
