@@ -1,8 +1,8 @@
 """Pure ASGI middleware: opens the session before the application runs and saves it before the
 ``http.response.start`` message leaves.
 
-A thin shell, like :mod:`coatcheck.wsgi`: the rules live in :mod:`coatcheck.flow` (via
-:class:`~coatcheck.AsyncSessionManager`) and in :mod:`coatcheck._headers`.
+A thin shell, like :mod:`coatcheck.wsgi`: the rules live in :mod:`coatcheck._sansio.core` (via
+:class:`~coatcheck.AsyncSessionManager`) and in :mod:`coatcheck._sansio.headers`.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class _Exchange:
 def _merge(
     raw: Iterable[tuple[bytes, bytes]], extra: list[tuple[str, str]]
 ) -> list[tuple[bytes, bytes]]:
-    """:func:`~coatcheck._headers.merge_headers` for ASGI's byte pairs.
+    """:func:`~coatcheck._sansio.headers.merge_headers` for ASGI's byte pairs.
 
     The application's headers keep their names as sent, unless a Vary or Cache-Control of its
     own must be merged (those responses are rebuilt with lower-case names); the session's own
