@@ -1,8 +1,8 @@
 """Pure ASGI middleware: opens the session before the application runs and saves it before the
 ``http.response.start`` message leaves.
 
-A thin shell, like :mod:`coatcheck.wsgi`: the rules live in :mod:`coatcheck._sansio.core` (via
-:class:`~coatcheck.AsyncSessionManager`) and in :mod:`coatcheck._sansio.headers`.
+A thin shell, like :mod:`coatcheck.wsgi`: the rules live in :mod:`coatcheck._sansio.core`
+(via :class:`~coatcheck.AsyncSessionManager`) and in :mod:`coatcheck._sansio.headers`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """WSGI middleware: opens the session before the application runs and saves it before the
 response headers leave.
 
-A thin shell: the rules live in :mod:`coatcheck._sansio.core` (via :class:`~coatcheck.SessionManager`)
-and in :mod:`coatcheck._sansio.headers`; this module only speaks PEP 3333.
+A thin shell: the rules live in :mod:`coatcheck._sansio.core` (via
+:class:`~coatcheck.SessionManager`) and in :mod:`coatcheck._sansio.headers`; this module only
+speaks PEP 3333.
 """
 
 from __future__ import annotations
