@@ -141,7 +141,7 @@ def test_destroy_and_rotation_release_the_lock_by_deleting_the_record(clock: Fro
     run(core.save_flow(destroyed), Delete(target.key))
     rotated, _ = _open(core, target)
     rotated.regenerate()
-    run(core.save_flow(rotated), (Create, True), Delete(target.key))
+    run(core.save_flow(rotated), (Delete(target.key, 1, "handle-1"), True), (Create, True))
     assert destroyed.lock_token is None and rotated.lock_token is None
 
 

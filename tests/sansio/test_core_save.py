@@ -265,61 +265,6 @@ def test_a_read_only_request_never_writes_not_even_a_touch(clock: FrozenClock) -
     assert run(core.save_flow(session)) == ([VARY], None, False)
 
 
-# -- rotation ----------------------------------------------------------------------------------
-
-
-def test_regenerate_creates_under_a_new_id_then_deletes_the_old(clock: FrozenClock) -> None:
-    core = make_core(clock)
-    target = stored(core, {"cart": ["x"]}, created=NOW - 100, version=5)
-    session, _ = open_stored(core, target)
-    session.user = "alice"
-    session.regenerate()
-    assert session.modified
-    store = ScriptedStore((where(Create, expires_at=NOW + IDLE), True), Delete(target.key))
-    outcome = store.run(core.save_flow(session))
-    create = store.seen[0]
-    assert isinstance(create, Create) and create.key != target.key
-    assert session.key == create.key and session.id != target.session_id
-    assert session.version == 1 and not session.regenerate_requested
-    assert contents(core, create.payload) == (
-        {"": {"cart": ["x"]}},
-        {"c": (NOW - 100) * 1000, "u": "alice"},
-    )
-    assert outcome.ticket == session.id and outcome.headers == cookie_headers(session.id or "")
-
-
-def test_a_failed_rotation_keeps_the_old_record(clock: FrozenClock) -> None:
-    core = make_core(clock)
-    session, _ = open_stored(core, stored(core, {"n": 1}))
-    session.regenerate()
-    with pytest.raises(StoreError):
-        run(core.save_flow(session), Step(Create, error=StoreError(STORE)))  # and no Delete
-
-
-def test_an_emptied_stored_session_is_still_rotated(clock: FrozenClock) -> None:
-    core = make_core(clock)
-    target = stored(core, {"n": 1})
-    session, _ = open_stored(core, target)
-    del session["n"]
-    session.regenerate()
-    run(core.save_flow(session), (Create, True), Delete(target.key))
-
-
-def test_regenerating_an_empty_new_session_stores_nothing(clock: FrozenClock) -> None:
-    core = make_core(clock)
-    session = run(core.open_flow(None))
-    session.regenerate()
-    assert run(core.save_flow(session)).ticket is None
-
-
-def test_regenerate_every_request_rotates_an_unchanged_session(clock: FrozenClock) -> None:
-    core = make_core(clock, regenerate_every_request=True)
-    target = stored(core, {"n": 1})
-    session, _ = open_stored(core, target)
-    outcome = run(core.save_flow(session), (Create, True), Delete(target.key))
-    assert outcome.ticket == session.id != target.session_id
-
-
 # -- destruction -------------------------------------------------------------------------------
 
 

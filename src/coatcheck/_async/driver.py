@@ -51,8 +51,7 @@ async def run_async(flow: Flow[T], store: AsyncStore) -> T:
                     await store.unlock(op)
                     result = None
                 elif isinstance(op, Delete):
-                    await store.delete(op)
-                    result = None
+                    result = await store.delete(op)
                 elif isinstance(op, ClearExpired):
                     result = await store.clear_expired(op)
                 else:  # Sleep, the one operation that is not the store's: contention back-off

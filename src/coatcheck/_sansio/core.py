@@ -331,11 +331,11 @@ class SessionCore:
             if session.had_ticket:
                 headers.append(("Set-Cookie", delete_cookie_header(cookie)))
                 cleared = True
-        elif key is None or changes.rotate:
-            if key is not None or session.document.has_info():
+        elif key is None:
+            if session.document.has_info():
                 ticket = yield from self._writes.create(session, now)
-                if key is not None:
-                    yield Delete(key)
+        elif changes.rotate:
+            ticket = yield from self._writes.rotate(session, key, now)
         elif changes.content:
             update = self._writes.update(session, key, now)
             version = yield update

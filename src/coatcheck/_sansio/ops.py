@@ -14,7 +14,7 @@ operation          store method                        result
 :class:`Update`    ``update(op)``                      the new version, or None
 :class:`Touch`     ``touch(op)``                       ``bool``: False when there is no record
 :class:`Unlock`    ``unlock(op)``                      None
-:class:`Delete`    ``delete(op)``                      None
+:class:`Delete`    ``delete(op)``                      ``bool``: whether a record was removed
 :class:`ClearExpired` ``clear_expired(op)``            how many records were removed
 :class:`Sleep`     (none: the driver waits)            None
 =================  ==================================  =======================================
@@ -176,9 +176,16 @@ class Unlock(NamedTuple):
 
 
 class Delete(NamedTuple):
-    """Remove the record and its lock; a missing one is fine."""
+    """Remove the record and its lock; a missing one is fine.
+
+    With ``expected_version``, remove it only if it is stored at that version (what a rotation
+    does to retire the record it copied: a compare-and-delete). ``handle`` is the loaded
+    record's, as on :class:`Update`. The answer says whether a record was removed.
+    """
 
     key: str
+    expected_version: int | None = None
+    handle: object = None
 
 
 class ClearExpired(NamedTuple):

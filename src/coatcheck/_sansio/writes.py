@@ -1,14 +1,16 @@
-"""The writes a save makes: a new record under a fresh id, a compare-and-set update, a touch.
+"""The writes a save makes: a new record under a fresh id, a compare-and-set update, a
+rotation (compare-and-delete, then create), a touch.
 
 :class:`~coatcheck._sansio.core.SessionCore` decides which one a save needs; these flows carry
 it out against the store, each with what it must get right: a create never reuses an id, an
-update never writes over a newer version or brings back a destroyed session, and a touch
-moves only the times.
+update or a rotation never writes over a newer version or brings back a destroyed session,
+and a touch moves only the times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 
 from ..errors import SessionConflict, SessionInterrupted, StoreError
 from .config import SessionConfig
@@ -16,7 +18,7 @@ from .contention import Patience
 from .document import Codec
 from .ids import new_session_id, storage_key
 from .merge import rebase
-from .ops import Create, Flow, Load, Record, Sleep, Touch, Unlock, Update, wrong_answer
+from .ops import Create, Delete, Flow, Load, Record, Sleep, Touch, Unlock, Update, wrong_answer
 from .session import Session
 from .tickets import Tickets
 from .timing import Lifetime
@@ -27,6 +29,16 @@ __all__ = ["Writes"]
 # A fresh id colliding with a stored one is a 2**-128 event at worst; a store that keeps
 # refusing creates is broken, and saying so beats looping.
 _CREATE_ATTEMPTS = 4
+
+
+class _Race:
+    """How often one save has lost to concurrent ones, and its patience once that repeats."""
+
+    __slots__ = ("losses", "patience")
+
+    def __init__(self) -> None:
+        self.losses = 0
+        self.patience: Patience | None = None
 
 
 class Writes:
@@ -82,36 +94,17 @@ class Writes:
     def retry(self, session: Session, update: Update, answer: object) -> Flow[tuple[Update, int]]:
         """The update found no record, or a newer version: merge and retry, or give up.
 
-        No record means the session was destroyed or rotated meanwhile, and writing it back
-        would resurrect it. A newer version (``merge``/``lock`` mode) is merged key by key and
-        the write retried, with back-off once it keeps losing, for at most ``lock_wait``.
         Returns the update that won and its new version.
         """
-        patience: Patience | None = None
-        losses = 0
+        race = _Race()
         while True:
             if answer is not None:
                 raise wrong_answer(self.store_name, update, answer)
-            key = update.key
-            load = Load(key, update.now)
-            newer = None if update.expected_version is None else (yield load)
-            if newer is not None and not isinstance(newer, Record):
-                raise wrong_answer(self.store_name, load, newer)
+            newer = None
+            if update.expected_version is not None:
+                newer = yield from self._catch_up(session, update.key, update.now, race)
             if newer is None:
-                self.tickets.security_event("session-interrupted", session.id)
-                raise SessionInterrupted(
-                    "the session was destroyed or rotated by another request; changes dropped"
-                )
-            rebase(session, newer, self.codec, self.config.merge_conflict)
-            losses += 1
-            if losses > 1:
-                # Losing twice in a row means writers in lock-step: a random, growing pause
-                # lets one of them through, for at most lock_wait.
-                if patience is None:
-                    patience = Patience(self._monotonic, self.config.lock_wait)
-                elif patience.exhausted():
-                    raise SessionConflict([])
-                yield Sleep(patience.jittered_pause())
+                self._interrupted(session)
             payload = self.codec.encode(session.document)
             update = update._replace(
                 payload=payload, expected_version=newer.version, handle=newer.handle
@@ -119,6 +112,71 @@ class Writes:
             answer = yield update
             if isinstance(answer, int):
                 return update, answer
+
+    def rotate(self, session: Session, key: str, now: float) -> Flow[str]:
+        """Move the session to a fresh id: retire the record it was loaded from, then store it anew.
+
+        The retirement is a compare-and-delete at the loaded version, and comes first: when the
+        record is gone (a logout, another rotation) nothing is written under the new id, so a
+        rotation never brings a destroyed session back; when it is newer, the concurrent save
+        is merged in first (or, in ``none`` mode, overwritten as any save there would), so it
+        is never dropped. Crashing between the two writes leaves the user logged out, never with
+        two live ids. The new ticket.
+        """
+        stored = session.stored
+        if stored is None:
+            raise AssertionError("a stored session without its record")
+        race = _Race()
+        expected, handle = stored.version, stored.handle
+        while True:
+            retire = Delete(key, expected, handle)
+            retired = yield retire
+            if not isinstance(retired, bool):
+                raise wrong_answer(self.store_name, retire, retired)
+            if retired:
+                return (yield from self.create(session, now))
+            if session.concurrency == "none":
+                load = Load(key, now)
+                newer = yield load
+                if newer is not None and not isinstance(newer, Record):
+                    raise wrong_answer(self.store_name, load, newer)
+            else:
+                newer = yield from self._catch_up(session, key, now, race)
+            if newer is None:
+                self._interrupted(session)
+            expected, handle = newer.version, newer.handle
+
+    def _catch_up(self, session: Session, key: str, now: float, race: _Race) -> Flow[Record | None]:
+        """A write lost to a concurrent save: the record it left, with this request's changes
+        merged onto it (back-off once the losses repeat); None when the record is gone.
+
+        Raises SessionConflict when the merge policy refuses, or the losses outlast lock_wait.
+        """
+        load = Load(key, now)
+        newer = yield load
+        if newer is None:
+            return None
+        if not isinstance(newer, Record):
+            raise wrong_answer(self.store_name, load, newer)
+        rebase(session, newer, self.codec, self.config.merge_conflict)
+        race.losses += 1
+        if race.losses > 1:
+            # Losing twice in a row means writers in lock-step: a random, growing pause lets
+            # one of them through, for at most lock_wait.
+            if race.patience is None:
+                race.patience = Patience(self._monotonic, self.config.lock_wait)
+            elif race.patience.exhausted():
+                raise SessionConflict([])
+            yield Sleep(race.patience.jittered_pause())
+        return newer
+
+    def _interrupted(self, session: Session) -> NoReturn:
+        # No record means the session was destroyed or rotated meanwhile, and writing it
+        # back (under its id or a new one) would resurrect it.
+        self.tickets.security_event("session-interrupted", session.id)
+        raise SessionInterrupted(
+            "the session was destroyed or rotated by another request; changes dropped"
+        )
 
     def touch(self, session: Session, key: str, now: float) -> Flow[bool]:
         """Slide the idle timeout when the stored access time is older than the resolution

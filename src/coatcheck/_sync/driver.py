@@ -52,8 +52,7 @@ def run_sync(flow: Flow[T], store: Store) -> T:
                     store.unlock(op)
                     result = None
                 elif isinstance(op, Delete):
-                    store.delete(op)
-                    result = None
+                    result = store.delete(op)
                 elif isinstance(op, ClearExpired):
                     result = store.clear_expired(op)
                 else:  # Sleep, the one operation that is not the store's: contention back-off

@@ -145,15 +145,9 @@ class FileDirectory:
         check_key(key)
         with self._files.using() as d:
             with self._files.guard(d, key[:2]):
-                fd = self._files.open(key, os.O_RDONLY, d)
-                if fd is None:
+                current = self._version(d, key)
+                if current is None:
                     return None
-                try:
-                    header = os.read(fd, HEADER_SIZE)
-                    size = os.fstat(fd).st_size
-                finally:
-                    os.close(fd)
-                current = header_version(header, size)
                 if expected_version is not None and current != expected_version:
                     return None
                 self._files.replace(d, key, current + 1, payload, accessed_at, expires_at)
@@ -192,16 +186,31 @@ class FileDirectory:
             with self._files.guard(d, key[:2]):
                 self._release(d, key, token)
 
-    def delete(self, op: Delete) -> None:
-        """Remove the record and its lock; nothing to do if absent."""
-        key = op.key
+    def delete(self, op: Delete) -> bool:
+        """Remove the record and its lock (at ``expected_version`` when given); whether removed."""
+        key, expected_version = op.key, op.expected_version
         check_key(key)
         with self._files.using() as d:
             with self._files.guard(d, key[:2]):
+                if expected_version is not None and self._version(d, key) != expected_version:
+                    return False
                 removed = unlink(key, d)
                 unlink(key + ".lock", d)
             if removed:
                 os.fsync(d)
+            return removed
+
+    def _version(self, d: int, key: str) -> int | None:
+        """The stored version of ``key`` (0 when damaged), None when there is no record."""
+        fd = self._files.open(key, os.O_RDONLY, d)
+        if fd is None:
+            return None
+        try:
+            header = os.read(fd, HEADER_SIZE)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        return header_version(header, size)
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Remove expired records (by mtime), orphan lock files and old temp files."""

@@ -19,6 +19,7 @@ __all__ = [
     "DOUBLE",
     "LOAD_LOCKED",
     "LOAD_SLIDE",
+    "RETIRE",
     "TOUCH",
     "UNLOCK",
     "UPDATE",
@@ -155,6 +156,26 @@ redis.call('SETRANGE', KEYS[1], {_packed.TIMES_OFFSET}, ARGV[1])
 if ARGV[3] then{_release("KEYS[2]", "ARGV[3]")}
 end
 return 1
+"""
+)
+
+# KEYS: record, lock. ARGV: expected version or ''. Deletes both keys, with an expected version
+# only when the record is stored at it (a rotation retiring the record it copied). Returns 1
+# when the record was removed. Any version means any value, even of another type: a destroy
+# must work on whatever the key holds.
+RETIRE = script(
+    f"""
+if ARGV[1] ~= '' then
+  if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+  local head = redis.call('GETRANGE', KEYS[1], 0, {_packed.TIMES_OFFSET - 1})
+  if string.sub(head, 1, {_packed.VERSION_OFFSET}) ~= '{_packed.TAG.decode()}' then return 0 end
+  if tonumber(string.sub(head, {_packed.VERSION_OFFSET + 1})) ~= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+local removed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+return removed
 """
 )
 

@@ -235,7 +235,9 @@ POSTGRESQL = Statements(
     unlock="""
         UPDATE {table} SET lock_token = NULL, lock_expires = NULL
         WHERE key = %(key)s AND lock_token = %(token)s""",
-    delete="DELETE FROM {table} WHERE key = %(key)s",
+    delete="""
+        DELETE FROM {table} WHERE key = %(key)s
+          AND (%(expected)s::bigint IS NULL OR version = %(expected)s::bigint)""",
     # SKIP LOCKED: a batch never waits behind a request that is writing an expired row.
     clear_batch="""
         DELETE FROM {table} WHERE key IN (
@@ -296,7 +298,9 @@ MYSQL = Statements(
     unlock="""
         UPDATE {table} SET lock_token = NULL, lock_expires = NULL
         WHERE `key` = %(key)s AND lock_token = %(token)s""",
-    delete="DELETE FROM {table} WHERE `key` = %(key)s",
+    delete="""
+        DELETE FROM {table} WHERE `key` = %(key)s
+          AND (%(expected)s IS NULL OR version = %(expected)s)""",
     clear_batch="DELETE FROM {table} WHERE expires_at <= %(now)s LIMIT %(limit)s",
     count="SELECT COUNT(*) FROM {table} WHERE expires_at > %(now)s",
     stats="""

@@ -258,10 +258,11 @@ class SQLiteDatabase:
         with self.connection() as conn:
             conn.execute(self._sql["unlock"], (op.key, op.token))
 
-    def delete(self, op: Delete) -> None:
-        """Remove the row (and with it the lock)."""
+    def delete(self, op: Delete) -> bool:
+        """Remove the row (and with it the lock), at ``expected_version`` when given."""
         with self.connection() as conn:
-            conn.execute(self._sql["delete"], (op.key,))
+            params = (op.key, op.expected_version)
+            return conn.execute(self._sql["delete"], params).rowcount > 0
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired rows in batches of 1000; the number deleted."""
@@ -339,7 +340,7 @@ _SQL: dict[str, str] = {
     "unlock": (
         "UPDATE {t} SET lock_token = NULL, lock_expires = NULL WHERE key = ? AND lock_token = ?"
     ),
-    "delete": "DELETE FROM {t} WHERE key = ?",
+    "delete": "DELETE FROM {t} WHERE key = ?1 AND (?2 IS NULL OR version = ?2)",
     "clear_batch": (
         "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= ? LIMIT ?)"
     ),

@@ -61,8 +61,12 @@ handle=None)) -> int | None``
 ``unlock(Unlock(key, token)) -> None``
     Releases the lock when ``token`` holds it; otherwise does nothing.
 
-``delete(Delete(key)) -> None``
-    Removes the record and its lock. Idempotent: deleting a missing key is not an error.
+``delete(Delete(key, expected_version=None, handle=None)) -> bool``
+    Removes the record and its lock; ``True`` when a record was removed. Idempotent: deleting
+    a missing key is not an error (``False``). With ``expected_version``, a compare-and-delete:
+    the record is removed only when it is stored at that version, atomically, so a rotation
+    that retires the record it copied never drops a concurrent update or outlives a destroy.
+    Without one, whatever the key holds goes, damaged or not. ``handle`` as for update.
 
 ``clear_expired(ClearExpired(now)) -> int``
     Removes records whose ``expires_at <= now`` (and debris such as stale temp files) and returns
@@ -146,7 +150,7 @@ class StoreOperations(Protocol):
 
     def unlock(self, op: Unlock) -> None: ...
 
-    def delete(self, op: Delete) -> None: ...
+    def delete(self, op: Delete) -> bool: ...
 
     def clear_expired(self, op: ClearExpired) -> int: ...
 
@@ -184,7 +188,7 @@ class AsyncStore(Protocol):
 
     async def unlock(self, op: Unlock) -> None: ...
 
-    async def delete(self, op: Delete) -> None: ...
+    async def delete(self, op: Delete) -> bool: ...
 
     async def clear_expired(self, op: ClearExpired) -> int: ...
 

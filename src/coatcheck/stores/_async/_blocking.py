@@ -51,8 +51,8 @@ class AsyncBlockingStore:
     async def unlock(self, op: Unlock) -> None:
         await async_run_blocking(self._backend.unlock, op)
 
-    async def delete(self, op: Delete) -> None:
-        await async_run_blocking(self._backend.delete, op)
+    async def delete(self, op: Delete) -> bool:
+        return await async_run_blocking(self._backend.delete, op)
 
     async def clear_expired(self, op: ClearExpired) -> int:
         return await async_run_blocking(self._backend.clear_expired, op)

@@ -290,10 +290,24 @@ class AsyncMemcachedStore:
     async def unlock(self, op: Unlock) -> None:
         await self._release(self._key(op.key), op.token)
 
-    async def delete(self, op: Delete) -> None:
+    async def delete(self, op: Delete) -> bool:
+        expected = op.expected_version
+
+        def retire(value: bytes) -> bytes | None:
+            # Any version: whatever the item holds goes, even a value another program wrote.
+            if expected is None:
+                return _GONE
+            try:
+                return _GONE if _packed.version_of(value) == expected else None
+            except ValueError:
+                return None  # not a record of ours: no version to match
+
+        # A cas to an exptime in the past, as in _release: a delete that can be conditional,
+        # and one that says whether the record was there.
         k = self._key(op.key)
-        await self._mc.delete(k)
+        removed = await self._rewrite(k, op.handle, _GONE_EXPTIME, retire) is not None
         await self._mc.delete(k + b":lock")
+        return removed
 
     async def clear_expired(self, op: ClearExpired) -> int:
         """memcached drops expired items itself."""

@@ -158,9 +158,16 @@ class AsyncMemoryStore:
             if entry is not None and entry.lock_token == op.token:
                 entry.lock_token = None
 
-    async def delete(self, op: Delete) -> None:
+    async def delete(self, op: Delete) -> bool:
+        key, expected_version = op.key, op.expected_version
         with self._lock:
-            self._entries.pop(op.key, None)
+            entry = self._entries.get(key)
+            if entry is None or (
+                expected_version is not None and entry.version != expected_version
+            ):
+                return False
+            del self._entries[key]
+            return True
 
     async def clear_expired(self, op: ClearExpired) -> int:
         with self._lock:

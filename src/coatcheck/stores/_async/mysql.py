@@ -216,9 +216,10 @@ class AsyncMySQLStore:
         _sql.check_key(op.key)
         await self._execute(self._sql.unlock, {"key": op.key, "token": op.token})
 
-    async def delete(self, op: Delete) -> None:
+    async def delete(self, op: Delete) -> bool:
         _sql.check_key(op.key)
-        await self._execute(self._sql.delete, {"key": op.key})
+        params = {"key": op.key, "expected": op.expected_version}
+        return (await self._execute(self._sql.delete, params)).rowcount > 0
 
     async def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.

@@ -259,9 +259,10 @@ class AsyncRedisStore:
     async def unlock(self, op: Unlock) -> None:
         await self._eval(_scripts.UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
 
-    async def delete(self, op: Delete) -> None:
+    async def delete(self, op: Delete) -> bool:
         k = self._key(op.key)
-        await self._client.delete(k, k + b":lock")
+        expected = b"" if op.expected_version is None else b"%d" % op.expected_version
+        return bool(await self._eval(_scripts.RETIRE, 2, k, k + b":lock", expected))
 
     async def clear_expired(self, op: ClearExpired) -> int:
         """Redis drops expired keys itself."""

@@ -52,8 +52,8 @@ class BlockingStore:
     def unlock(self, op: Unlock) -> None:
         sync_run_blocking(self._backend.unlock, op)
 
-    def delete(self, op: Delete) -> None:
-        sync_run_blocking(self._backend.delete, op)
+    def delete(self, op: Delete) -> bool:
+        return sync_run_blocking(self._backend.delete, op)
 
     def clear_expired(self, op: ClearExpired) -> int:
         return sync_run_blocking(self._backend.clear_expired, op)

@@ -291,10 +291,24 @@ class MemcachedStore:
     def unlock(self, op: Unlock) -> None:
         self._release(self._key(op.key), op.token)
 
-    def delete(self, op: Delete) -> None:
+    def delete(self, op: Delete) -> bool:
+        expected = op.expected_version
+
+        def retire(value: bytes) -> bytes | None:
+            # Any version: whatever the item holds goes, even a value another program wrote.
+            if expected is None:
+                return _GONE
+            try:
+                return _GONE if _packed.version_of(value) == expected else None
+            except ValueError:
+                return None  # not a record of ours: no version to match
+
+        # A cas to an exptime in the past, as in _release: a delete that can be conditional,
+        # and one that says whether the record was there.
         k = self._key(op.key)
-        self._mc.delete(k)
+        removed = self._rewrite(k, op.handle, _GONE_EXPTIME, retire) is not None
         self._mc.delete(k + b":lock")
+        return removed
 
     def clear_expired(self, op: ClearExpired) -> int:
         """memcached drops expired items itself."""

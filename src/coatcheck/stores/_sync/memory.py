@@ -159,9 +159,16 @@ class MemoryStore:
             if entry is not None and entry.lock_token == op.token:
                 entry.lock_token = None
 
-    def delete(self, op: Delete) -> None:
+    def delete(self, op: Delete) -> bool:
+        key, expected_version = op.key, op.expected_version
         with self._lock:
-            self._entries.pop(op.key, None)
+            entry = self._entries.get(key)
+            if entry is None or (
+                expected_version is not None and entry.version != expected_version
+            ):
+                return False
+            del self._entries[key]
+            return True
 
     def clear_expired(self, op: ClearExpired) -> int:
         with self._lock:

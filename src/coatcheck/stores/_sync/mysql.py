@@ -217,9 +217,10 @@ class MySQLStore:
         _sql.check_key(op.key)
         self._execute(self._sql.unlock, {"key": op.key, "token": op.token})
 
-    def delete(self, op: Delete) -> None:
+    def delete(self, op: Delete) -> bool:
         _sql.check_key(op.key)
-        self._execute(self._sql.delete, {"key": op.key})
+        params = {"key": op.key, "expected": op.expected_version}
+        return (self._execute(self._sql.delete, params)).rowcount > 0
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.

@@ -243,9 +243,10 @@ class PostgreSQLStore:
         _sql.check_key(op.key)
         self._run(self._sql.unlock, {"key": op.key, "token": op.token})
 
-    def delete(self, op: Delete) -> None:
+    def delete(self, op: Delete) -> bool:
         _sql.check_key(op.key)
-        self._run(self._sql.delete, {"key": op.key})
+        params = {"key": op.key, "expected": op.expected_version}
+        return (self._run(self._sql.delete, params))[0] > 0
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Delete expired records in batches of :data:`~coatcheck.stores._sql.CLEAR_BATCH`.

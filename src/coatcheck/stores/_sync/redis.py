@@ -260,9 +260,10 @@ class RedisStore:
     def unlock(self, op: Unlock) -> None:
         self._eval(_scripts.UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
 
-    def delete(self, op: Delete) -> None:
+    def delete(self, op: Delete) -> bool:
         k = self._key(op.key)
-        self._client.delete(k, k + b":lock")
+        expected = b"" if op.expected_version is None else b"%d" % op.expected_version
+        return bool(self._eval(_scripts.RETIRE, 2, k, k + b":lock", expected))
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Redis drops expired keys itself."""

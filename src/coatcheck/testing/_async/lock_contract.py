@@ -77,6 +77,16 @@ class AsyncLockContract:
         assert isinstance(await store.load(Load(key(1), NOW, LockRequest("c", 30.0))), Record)
 
     @pytest.mark.asyncio
+    async def test_a_delete_at_the_held_version_drops_the_lock_too(self, store: AsyncStore) -> None:
+        # A rotation in lock mode retires the record it holds locked; its new id starts free.
+        await put(store, key(1))
+        held = await store.load(Load(key(1), NOW, LockRequest("a", 30.0)))
+        assert isinstance(held, Record)
+        assert await store.delete(Delete(key(1), held.version, held.handle)) is True
+        await put(store, key(1))
+        assert isinstance(await store.load(Load(key(1), NOW, LockRequest("b", 30.0))), Record)
+
+    @pytest.mark.asyncio
     async def test_load_slides_a_stale_live_record_as_touch_would(self, store: AsyncStore) -> None:
         await put(store, key(1), b"keep")
         record = await store.load(Load(key(1), NOW + 120, None, STALE))

@@ -74,13 +74,56 @@ class AsyncRecordContract:
     async def test_delete_is_idempotent_and_isolated(self, store: AsyncStore) -> None:
         await put(store, key(1), b"one")
         await put(store, key(2), b"two")
-        await store.delete(Delete(key(1)))
-        await store.delete(Delete(key(1)))
-        await store.delete(Delete(key("never")))
+        assert await store.delete(Delete(key(1))) is True
+        assert await store.delete(Delete(key(1))) is False
+        assert await store.delete(Delete(key("never"))) is False
         assert await store.load(Load(key(1), NOW)) is None
         other = await store.load(Load(key(2), NOW))
         assert isinstance(other, Record)
         assert other.payload == b"two"
+
+    @pytest.mark.asyncio
+    async def test_delete_at_a_version_removes_only_that_version(self, store: AsyncStore) -> None:
+        # What a rotation does to the record it copied: a newer one (a concurrent save) stays.
+        await put(store, key(1), b"v1")
+        loaded = await store.load(Load(key(1), NOW))
+        assert isinstance(loaded, Record)
+        assert await store.update(Update(key(1), b"v2", NOW + 1, NOW + HOUR, NOW + 1, 1)) == 2
+        assert await store.delete(Delete(key(1), 1, loaded.handle)) is False
+        kept = await store.load(Load(key(1), NOW + 1))
+        assert isinstance(kept, Record)
+        assert (kept.payload, kept.version) == (b"v2", 2)
+        assert await store.delete(Delete(key(1), 3, kept.handle)) is False
+        assert await store.delete(Delete(key(1), 2, kept.handle)) is True
+        assert await store.load(Load(key(1), NOW + 1)) is None
+        assert await store.delete(Delete(key(1), 2, kept.handle)) is False
+        assert await store.delete(Delete(key("never"), 1)) is False
+
+    @pytest.mark.asyncio
+    async def test_delete_at_a_version_is_exact_with_a_stale_or_missing_handle(
+        self, store: AsyncStore
+    ) -> None:
+        await put(store, key(1), b"v1")
+        loaded = await store.load(Load(key(1), NOW))
+        assert isinstance(loaded, Record)
+        # A touch keeps the version but may change what the handle remembers.
+        assert await store.touch(Touch(key(1), NOW + 5, NOW + HOUR + 5, NOW + 5)) is True
+        assert await store.delete(Delete(key(1), 1, loaded.handle)) is True
+        assert await store.load(Load(key(1), NOW + 5)) is None
+        await put(store, key(2), b"v1")
+        assert await store.delete(Delete(key(2), 1)) is True
+        assert await store.load(Load(key(2), NOW)) is None
+
+    @pytest.mark.asyncio
+    async def test_a_retired_record_is_never_resurrected_by_its_copier(
+        self, store: AsyncStore
+    ) -> None:
+        await put(store, key(1), b"v1")
+        assert await store.delete(Delete(key(1))) is True  # a logout in between
+        late = await store.delete(Delete(key(1), 1))
+        assert late is False  # the rotation must then write nothing under a new id
+        assert await store.update(Update(key(1), b"late", NOW, NOW + HOUR, NOW, None)) is None
+        assert await store.load(Load(key(1), NOW)) is None
 
     @pytest.mark.asyncio
     async def test_touch_moves_times_only(self, store: AsyncStore) -> None:

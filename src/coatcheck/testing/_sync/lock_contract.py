@@ -72,6 +72,15 @@ class LockContract:
         put(store, key(1))
         assert isinstance(store.load(Load(key(1), NOW, LockRequest("c", 30.0))), Record)
 
+    def test_a_delete_at_the_held_version_drops_the_lock_too(self, store: Store) -> None:
+        # A rotation in lock mode retires the record it holds locked; its new id starts free.
+        put(store, key(1))
+        held = store.load(Load(key(1), NOW, LockRequest("a", 30.0)))
+        assert isinstance(held, Record)
+        assert store.delete(Delete(key(1), held.version, held.handle)) is True
+        put(store, key(1))
+        assert isinstance(store.load(Load(key(1), NOW, LockRequest("b", 30.0))), Record)
+
     def test_load_slides_a_stale_live_record_as_touch_would(self, store: Store) -> None:
         put(store, key(1), b"keep")
         record = store.load(Load(key(1), NOW + 120, None, STALE))
