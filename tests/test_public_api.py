@@ -114,6 +114,7 @@ API = {
         "SessionLocked",
         "SessionManager",
         "StoreError",
+        "StoreIncompatible",
         "StoreUnavailable",
     ],
     "coatcheck.stores": [

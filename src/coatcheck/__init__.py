@@ -28,6 +28,7 @@ from .errors import (
     SessionInterrupted,
     SessionLocked,
     StoreError,
+    StoreIncompatible,
     StoreUnavailable,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "SessionLocked",
     "SessionManager",
     "StoreError",
+    "StoreIncompatible",
     "StoreUnavailable",
 ]
 

@@ -15,7 +15,8 @@
     │   ├── SessionInterrupted    it destroyed or rotated the session
     │   └── SessionLocked         it held the per-session lock past the wait timeout
     └── StoreError                a store failed (names the store; driver error as __cause__)
-        └── StoreUnavailable      the store's server is down, unreachable or timed out
+        ├── StoreUnavailable      the store's server is down, unreachable or timed out
+        └── StoreIncompatible     the store's server is too old for it (names both versions)
 
 Untrusted input (a malformed or forged cookie, a corrupt stored payload) never raises: it yields
 a fresh session and a line on the ``coatcheck.security`` logger.
@@ -37,6 +38,7 @@ __all__ = [
     "SessionInterrupted",
     "SessionLocked",
     "StoreError",
+    "StoreIncompatible",
     "StoreUnavailable",
 ]
 
@@ -130,3 +132,20 @@ class StoreUnavailable(StoreError):
     """The store's server is down, refused the connection or did not answer in time."""
 
     _what = "is unavailable"
+
+
+class StoreIncompatible(StoreError):
+    """The store's server runs a version the store cannot work with.
+
+    ``found`` is the version the server reported, ``required`` the oldest one that works.
+    """
+
+    _what = "cannot be used"
+
+    def __init__(self, store: str, found: str, required: str, reason: str = "") -> None:
+        because = f" ({reason})" if reason else ""
+        super().__init__(
+            store, f"the server runs {found}; coatcheck needs {required} or later{because}"
+        )
+        self.found = found
+        self.required = required

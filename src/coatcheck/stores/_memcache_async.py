@@ -19,7 +19,7 @@ from aiomcache.client import acquire
 from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection
 
-from ._memcache import Cas, meta_set, meta_set_outcome
+from ._memcache import Cas, check_version, meta_set, meta_set_outcome
 
 __all__ = ["UNAVAILABLE_ERRORS", "AsyncMemcacheAdapter", "DriverClient"]
 
@@ -164,7 +164,10 @@ class AsyncMemcacheAdapter:
     """An aiomcache client with a deadline on every call and a retry on stale connections.
 
     ``attempts`` bounds how many stale pooled connections one call may discard before it
-    reports the error: after a server restart every idle connection in the pool is stale.
+    reports the error: after a server restart every idle connection in the pool is stale. The
+    first call checks the server's ``version`` before its command, once for the adapter: every
+    cas is a meta set, which older servers do not understand
+    (:func:`~coatcheck.stores._memcache.check_version`).
     """
 
     def __init__(self, client: DriverClient, *, timeout: float, attempts: int, owned: bool) -> None:
@@ -173,6 +176,7 @@ class AsyncMemcacheAdapter:
         self._attempts = attempts
         self._owned = owned
         self._watchdog = _Watchdog(timeout)
+        self._checked = False
 
     @classmethod
     def connect(
@@ -195,6 +199,8 @@ class AsyncMemcacheAdapter:
         try:
             for attempt in range(1, self._attempts + 1):
                 try:
+                    if not self._checked:
+                        await self._check()
                     return await fn(*args)
                 except _STALE:
                     if attempt == self._attempts:
@@ -219,6 +225,11 @@ class AsyncMemcacheAdapter:
         finally:
             watchdog.stop(task)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _check(self) -> None:
+        """Refuse a server too old for the meta set; remember one that passed."""
+        check_version(self.describe(), bytes(await self.client.version()))
+        self._checked = True
 
     async def gets(self, key: bytes) -> tuple[bytes, int] | None:
         """The value and its cas token, or ``None``."""

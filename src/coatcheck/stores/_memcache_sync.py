@@ -13,7 +13,7 @@ from typing import Any
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
 
-from ._memcache import Cas, meta_set, meta_set_outcome
+from ._memcache import Cas, check_version, meta_set, meta_set_outcome
 
 __all__ = ["UNAVAILABLE_ERRORS", "DriverClient", "MemcacheAdapter"]
 
@@ -38,7 +38,9 @@ class MemcacheAdapter:
     Its own ``connect_timeout`` and ``timeout`` bound every call. ``attempts`` bounds how many
     stale pooled connections one call may discard before it reports the error. A client with
     ``raw_command`` (``Client``, ``PooledClient``) does cas as a meta set that reports the new
-    token; ``HashClient`` has none, so there it is the classic ``cas``.
+    token; ``HashClient`` has none, so there it is the classic ``cas``. Before the first command
+    that may need the meta set, the server's ``version`` is checked once
+    (:func:`~coatcheck.stores._memcache.check_version`); the classic commands need no check.
     """
 
     def __init__(self, client: DriverClient, *, timeout: float, attempts: int, owned: bool) -> None:
@@ -46,6 +48,8 @@ class MemcacheAdapter:
         self._attempts = attempts
         self._owned = owned
         self._meta = callable(getattr(client, "raw_command", None))
+        # Only a client that will send the meta set needs a server new enough for it.
+        self._checked = not self._meta
         # pymemcache adds the client's key_prefix to every key, but not inside a raw command.
         self._key_prefix: bytes = getattr(client, "key_prefix", b"") or b""
 
@@ -66,11 +70,18 @@ class MemcacheAdapter:
         # The caller's client: pymemcache closes a socket that failed, and reconnects.
         for attempt in range(1, self._attempts + 1):
             try:
+                if not self._checked:
+                    self._check(self.client)
                 return getattr(self.client, name)(*args)
             except _STALE:
                 if attempt == self._attempts:
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _check(self, client: Any) -> None:
+        """Refuse a server too old for the meta set; remember one that passed."""
+        check_version(self.describe(), bytes(client.version()))
+        self._checked = True
 
     def gets(self, key: bytes) -> tuple[bytes, int] | None:
         """The value and its cas token, or ``None``."""
@@ -119,12 +130,14 @@ class _Pool(MemcacheAdapter):
     about a quarter of a ``get`` on a local server; ``deque.pop`` and ``append`` are atomic,
     so a thread takes an idle client or makes one, and puts it back after a clean reply. A
     client that failed is closed, never reused (it may hold half a reply). At most
-    ``pool_size`` clients wait idle; a burst beyond that opens extra ones and closes them.
+    ``pool_size`` clients wait idle; a burst beyond that opens extra ones and closes them. The
+    first connection checks the server's version; the pool's later ones trust that check.
     """
 
     def __init__(self, host: str, port: int, *, timeout: float, pool_size: int) -> None:
         super().__init__(None, timeout=timeout, attempts=pool_size + 1, owned=True)
         self._meta = True
+        self._checked = False
         self._server = (host, port)
         self._timeout = timeout
         self._size = pool_size
@@ -147,6 +160,8 @@ class _Pool(MemcacheAdapter):
                     default_noreply=False,
                 )
             try:
+                if not self._checked:
+                    self._check(client)
                 result = getattr(client, name)(*args)
             except _STALE:
                 client.close()
