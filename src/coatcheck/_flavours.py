@@ -9,23 +9,68 @@ the two flavours share is written once.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 __all__ = [
     "AsyncSlots",
+    "Owner",
     "Slots",
+    "async_owner",
     "async_run_blocking",
     "async_sleep",
+    "owner_gone",
+    "sync_owner",
     "sync_run_blocking",
     "sync_sleep",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# -- who may use a connection ------------------------------------------------------------------
+#
+# A connection belongs to the process that opened it and, in the asyncio flavour, to the event
+# loop it was opened on: after fork() the parent and the child would read each other's replies
+# from one socket, and an asyncio stream answers only on its own loop. The owner is checked on
+# every checkout, so the process id is kept current by an at-fork hook (a dict lookup) instead
+# of asking the kernel each time (os.getpid() is a system call, 0.2 µs here). The hook runs
+# for os.fork() and multiprocessing, and for servers that fork from C and then call
+# PyOS_AfterFork_Child() as the C API requires (uWSGI does).
+
+#: The process and, in the asyncio flavour, the event loop that may use a connection.
+Owner: TypeAlias = "tuple[int, asyncio.AbstractEventLoop | None]"
+
+_process = {"pid": os.getpid()}
+
+
+def _forked() -> None:
+    _process["pid"] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forked)
+
+
+def async_owner() -> Owner:
+    """This process and the running event loop."""
+    return (_process["pid"], asyncio.get_running_loop())
+
+
+def sync_owner() -> Owner:
+    """This process (any of its threads)."""
+    return (_process["pid"], None)
+
+
+def owner_gone(owner: Owner) -> bool:
+    """Whether ``owner`` is another process (the parent, seen from a forked child) or a closed
+    event loop: its connections can never be used here again."""
+    pid, loop = owner
+    return pid != _process["pid"] or (loop is not None and loop.is_closed())
 
 
 async def async_run_blocking(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

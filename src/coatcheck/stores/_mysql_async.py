@@ -20,9 +20,11 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from ._mysql import CURSOR, MySQLAddress, Result
+from ._owners import forget_transport
 
 __all__ = [
     "Connection",
+    "abandon",
     "alive",
     "close",
     "connect",
@@ -169,3 +171,16 @@ async def close(conn: Connection) -> None:
         await conn.ensure_closed()
     except Exception:  # already broken: just drop it
         conn.close()
+
+
+def abandon(conn: Connection) -> None:
+    """Forget a connection of a closed event loop or of another process, waiting for nothing.
+
+    Its socket is closed in this process only (see :func:`~._owners.forget_transport`), with no
+    COM_QUIT; without its streams the connection counts as closed, so aiomysql's finaliser
+    leaves it alone too.
+    """
+    writer = conn._writer
+    conn._reader = conn._writer = None
+    if writer is not None:
+        forget_transport(writer.transport)

@@ -23,6 +23,7 @@ from ._mysql import CURSOR, MySQLAddress, Result
 
 __all__ = [
     "Connection",
+    "abandon",
     "alive",
     "close",
     "connect",
@@ -125,3 +126,12 @@ def close(conn: Connection) -> None:
     # close() refuses a connection it already closed; either way it ends up closed.
     with contextlib.suppress(pymysql.err.Error, OSError):
         conn.close()
+
+
+def abandon(conn: Connection) -> None:
+    """Forget a connection of another process (the parent, seen from a forked child).
+
+    PyMySQL's ``_force_close`` (its finaliser) closes the socket without COM_QUIT, which
+    would end the session for the parent too; closing this process's descriptor sends nothing.
+    """
+    conn._force_close()  # type: ignore[attr-defined]  # not in the stubs: PyMySQL-private

@@ -173,7 +173,7 @@ async def test_a_restart_does_not_cost_a_failed_request_async(
     store = AsyncMySQLStore.from_url(f"{proxied_url}&connect_timeout=2")
     await store.create_tables()
     assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
-    (idle,) = store._pool._idle
+    (idle,) = store._pool.idle_connections()
     proxy.stop()
     # A real restart gives the event loop ample time to see the close; here, wait for it
     # (the idle connection has nothing to read but the end of its stream).

@@ -103,6 +103,7 @@ class AsyncMySQLStore:
             timeout=pool_timeout,
             alive=_driver.alive,
             close=_driver.close,
+            abandon=_driver.abandon,
             lost=_mysql.lost,
             # A server-side refusal (a duplicate key, say) leaves the connection usable.
             usable_after=(pymysql.err.MySQLError,),
@@ -252,4 +253,5 @@ class AsyncMySQLStore:
 
 
 def _record(row: tuple[Any, ...]) -> Record:
-    return Record(bytes(row[0]), int(row[1]), float(row[2]), float(row[3]))
+    # As the driver read them: the core checks each field's type and value.
+    return Record(row[0], row[1], row[2], row[3])

@@ -8,8 +8,12 @@ sections (the slot count from :mod:`coatcheck._flavours`, whose comment says why
 ``threading.Semaphore``) and one check of the idle connection that makes no round trip.
 The most recently returned connection is reused first, so a quiet site keeps one warm
 connection rather than cycling through all of them. The connection-specific steps (open one,
-is it alive, close it, which errors lose it) are parameters, which keeps the pool free of
-driver imports.
+is it alive, close it, abandon it, which errors lose it) are parameters, which keeps the pool
+free of driver imports.
+
+The connections are kept per owner (:mod:`coatcheck.stores._owners`): a child forked from a
+process with open connections, or a second event loop, gets connections of its own, and
+those of an owner that is gone are abandoned (closed here without a word to the server).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from collections.abc import Iterator, Callable
 from contextlib import contextmanager
 from typing import Generic, Protocol, TypeVar
 
-from ..._flavours import Slots
+from ..._flavours import Slots, sync_owner
+from .._owners import PerOwner
 from .._sql import PoolTimeout
 
 __all__ = ["Close", "Connect", "Pool"]
@@ -41,6 +46,16 @@ class Close(Protocol[C_contra]):
     def __call__(self, conn: C_contra, /) -> None: ...
 
 
+class _Lot(Generic[C]):
+    """The connections of one owner: the idle ones, and a slot for each checked out."""
+
+    __slots__ = ("idle", "slots")
+
+    def __init__(self, size: int) -> None:
+        self.idle: deque[C] = deque()
+        self.slots = Slots(size)  # one per connection checked out (or being opened)
+
+
 class Pool(Generic[C]):
     """At most ``size`` connections opened by ``connect``, shared by the callers of one flavour.
 
@@ -52,6 +67,7 @@ class Pool(Generic[C]):
     of ``usable_after`` (a refusal by the server) and ``lost(conn, exc)`` is false, and closed
     otherwise; when ``lost``, the idle connections are closed too (one dead connection usually
     means the server restarted). ``close`` closes one connection and never raises;
+    ``abandon`` forgets one of an owner that is gone, without waiting or a word to the server;
     ``closed_error`` is raised by ``get`` once the pool is closed, also in callers that were
     waiting for a connection then.
     """
@@ -64,29 +80,45 @@ class Pool(Generic[C]):
         timeout: float,
         alive: Callable[[C], bool],
         close: Close[C],
+        abandon: Callable[[C], None],
         lost: Callable[[C, BaseException], bool],
         usable_after: tuple[type[BaseException], ...],
         closed_error: Callable[[], BaseException],
     ) -> None:
         self._connect = connect
+        self._size = size
         self._timeout = timeout
         self._alive = alive
         self._close = close
+        self._abandon = abandon
         self._lost = lost
         self._usable_after = usable_after
         self._closed_error = closed_error
-        self._idle: deque[C] = deque()
-        self._slots = Slots(size)  # one per connection checked out (or being opened)
+        self._lots: PerOwner[_Lot[C]] = PerOwner(self._new_lot, self._abandon_lot)
         self._closed = False
+
+    def _new_lot(self) -> _Lot[C]:
+        lot: _Lot[C] = _Lot(self._size)
+        if self._closed:
+            lot.slots.close()
+        return lot
+
+    def _abandon_lot(self, lot: _Lot[C]) -> None:
+        # Its checked-out connections went with their owner (the parent's threads do not
+        # exist in a forked child; a closed loop runs no task), so the idle ones are all.
+        idle = lot.idle
+        while idle:
+            self._abandon(idle.pop())
 
     def get(self) -> C:
         """Check a connection out."""
-        if not self._slots.acquire(self._timeout):
+        lot = self._lots.get(sync_owner())
+        if not lot.slots.acquire(self._timeout):
             if self._closed:
                 raise self._closed_error()
             raise PoolTimeout(f"no connection was free within {self._timeout:g} s")
         try:
-            idle = self._idle
+            idle = lot.idle
             while idle:
                 try:
                     conn = idle.pop()
@@ -97,17 +129,18 @@ class Pool(Generic[C]):
                 self._close(conn)
             return self._connect()
         except BaseException:
-            self._slots.release()
+            lot.slots.release()
             raise
 
     def put(self, conn: C) -> None:
         """Return a connection checked out with :meth:`get`."""
         # Idle before its slot is free, so the caller that the slot wakes finds it. Checking
         # for close only afterwards means close() or this call drops it, whichever is later.
-        self._idle.append(conn)
-        self._slots.release()
+        lot = self._lots.get(sync_owner())
+        lot.idle.append(conn)
+        lot.slots.release()
         if self._closed:
-            self._drop_idle()
+            self._drop_idle(lot)
 
     def failed(self, conn: C, exc: BaseException) -> None:
         """Return a connection whose statement raised ``exc`` (see the class docstring)."""
@@ -115,12 +148,13 @@ class Pool(Generic[C]):
         if not lost and isinstance(exc, self._usable_after):
             self.put(conn)
             return
+        lot = self._lots.get(sync_owner())
         try:
             self._close(conn)
         finally:
-            self._slots.release()
+            lot.slots.release()
         if lost:
-            self._drop_idle()
+            self._drop_idle(lot)
 
     @contextmanager
     def connection(self) -> Iterator[C]:
@@ -133,8 +167,12 @@ class Pool(Generic[C]):
             raise
         self.put(conn)
 
-    def _drop_idle(self) -> None:
-        idle = self._idle
+    def idle_connections(self) -> list[C]:
+        """This owner's idle connections, the next to be reused last."""
+        return list(self._lots.get(sync_owner()).idle)
+
+    def _drop_idle(self, lot: _Lot[C]) -> None:
+        idle = lot.idle
         while idle:
             try:
                 conn = idle.pop()
@@ -143,7 +181,16 @@ class Pool(Generic[C]):
             self._close(conn)
 
     def close(self) -> None:
-        """Close the idle connections; those checked out are closed when they come back."""
+        """Close the idle connections; those checked out are closed when they come back.
+
+        Idle connections of other owners are abandoned (those of another event loop that still
+        runs too: they cannot be closed from this one).
+        """
         self._closed = True
-        self._slots.close()
-        self._drop_idle()
+        mine, others = self._lots.take_all(sync_owner())
+        for lot in others:
+            lot.slots.close()
+            self._abandon_lot(lot)
+        if mine is not None:
+            mine.slots.close()
+            self._drop_idle(mine)
