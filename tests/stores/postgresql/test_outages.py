@@ -75,7 +75,7 @@ async def test_one_dead_connection_clears_the_other_idle_ones(
     )
     await store.create_tables()
     assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
-    pool = store._source
+    pool = store._current_pool()
     assert isinstance(pool, psycopg_pool.AsyncConnectionPool)
     while pool.get_stats().get("pool_available", 0) < 3:
         await asyncio.gather(*(store.load(Load(key(1), NOW)) for _ in range(8)))

@@ -132,7 +132,7 @@ def test_a_store_from_a_url_takes_one_round_trip_per_operation(
         "update": lambda: store.update(Update(key("k"), b"q", NOW, NOW + HOUR, NOW, None)),
         "touch": lambda: store.touch(Touch(key("k"), NOW, NOW + HOUR, NOW)),
     }
-    pool = store._source
+    pool = store._current_pool()
     assert isinstance(pool, psycopg_pool.ConnectionPool)
     for name, operation in operations.items():
         # psycopg prepares a statement (a Parse of its own) on its sixth run on each

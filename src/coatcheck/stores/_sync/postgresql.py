@@ -10,6 +10,8 @@ tells "locked by another" from "missing".
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -18,8 +20,10 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from ..._flavours import sync_owner
 from ...errors import ConfigurationError
 from .. import _sql
+from .._owners import PerOwner, forget_fd
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -38,7 +42,8 @@ __all__ = ["ConnectionFactory", "PostgreSQLStore"]
 
 _SQL = _sql.POSTGRESQL
 
-_Pool = psycopg_pool.ConnectionPool[psycopg.Connection[Any]]
+_Conn = psycopg.Connection[Any]
+_Pool = psycopg_pool.ConnectionPool[_Conn]
 
 # psycopg sets up adapters and result loaders for every new cursor, which cost 15-20 µs a
 # statement beside the round trip (benchmarks/stores.py). A connection keeps one cursor for the
@@ -64,6 +69,33 @@ _URL_OPTIONS: dict[str, type[_sql.Option]] = {
 }
 
 
+class _AsyncOwnPool:
+    """A pool the store made for one owner (:mod:`coatcheck.stores._owners`), and the
+    connections it opened, noted by its ``configure`` hook so they can be abandoned."""
+
+    def __init__(self, make: Callable[[Callable[[_Conn], Any]], _Pool]) -> None:
+        self.conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
+        self.pool = make(self._configure)
+        self.opened = False
+
+    def _configure(self, conn: _Conn) -> None:
+        self.conns.add(conn)
+
+    def abandon(self) -> None:
+        """Forget the pool of another process or of a closed event loop, sending nothing.
+
+        ``close()`` would send each connection's Terminate, which ends it for the parent too.
+        libpq owns the socket, so its descriptor is pointed at /dev/null first; then
+        ``finish()`` frees the connection and its Terminate goes nowhere. The pool is marked
+        closed, so its finaliser does not try to stop workers that do not exist here.
+        """
+        for conn in list(self.conns):
+            if not conn.closed:
+                forget_fd(conn.pgconn.socket)
+                conn.pgconn.finish()
+        setattr(self.pool, "_closed", True)  # noqa: B010  # psycopg_pool's own flag
+
+
 class ConnectionFactory(Protocol):
     """Anything that opens a new connection when called (``psycopg.Connection.connect``)."""
 
@@ -77,7 +109,10 @@ class PostgreSQLStore:
     connections that are not in autocommit mode are switched to it for the statement and
     switched back), or a ``connect`` factory that opens a connection (the store opens one per
     operation and closes it again: use this when something else, such as PgBouncer, does the
-    pooling), or build the store with :meth:`from_url`, which owns its pool.
+    pooling), or build the store with :meth:`from_url`, which owns its pools: one per
+    process, and in the asyncio flavour per event loop, so a forked child or a second
+    ``asyncio.run`` opens connections of its own (a pool passed in is the caller's to make
+    in each process).
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     """
@@ -112,8 +147,9 @@ class PostgreSQLStore:
             table=sql.Identifier(*parts).as_string(None),
             index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
         )
-        self._owns_pool = False
-        self._opened = True  # a pool passed in is the caller's to open
+        # from_url's pools, one per owner; a pool passed in is the caller's to open and close.
+        self._pools: PerOwner[_AsyncOwnPool] | None = None
+        self._closed = False
         if name is None:
             conninfo = pool.conninfo if pool is not None else None
             name = _name_from_conninfo(conninfo if isinstance(conninfo, str) else None, table)
@@ -143,23 +179,39 @@ class PostgreSQLStore:
             conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
-        pool: _Pool = psycopg_pool.ConnectionPool(
-            conninfo,
-            kwargs={"autocommit": True},
-            min_size=1,
-            max_size=int(options.get("pool_size", 10)),
-            timeout=float(options.get("pool_timeout", 5.0)),
-            # A failed connection attempt is not retried on a backoff schedule that can
-            # outlast the outage by minutes; the next request that needs a connection asks
-            # for a new one, so the first request after a recovery succeeds.
-            reconnect_timeout=0.0,
-            open=False,
-            name="coatcheck",
+        max_size = int(options.get("pool_size", 10))
+        timeout = float(options.get("pool_timeout", 5.0))
+
+        def make(configure: Callable[[_Conn], Any]) -> _Pool:
+            return psycopg_pool.ConnectionPool(
+                conninfo,
+                kwargs={"autocommit": True},
+                min_size=1,
+                max_size=max_size,
+                timeout=timeout,
+                configure=configure,
+                # A failed connection attempt is not retried on a backoff schedule that can
+                # outlast the outage by minutes; the next request that needs a connection
+                # asks for a new one, so the first request after a recovery succeeds.
+                reconnect_timeout=0.0,
+                open=False,
+                name="coatcheck",
+            )
+
+        table = str(options.get("table", _sql.DEFAULT_TABLE))
+        store = cls(
+            connect=lambda: psycopg.Connection.connect(conninfo, autocommit=True),
+            table=table,
+            name=_name_from_conninfo(conninfo, table),
         )
-        store = cls(pool, table=str(options.get("table", _sql.DEFAULT_TABLE)))
-        store._owns_pool = True
-        store._opened = False
+        store._pools = PerOwner(lambda: _AsyncOwnPool(make), _AsyncOwnPool.abandon)
         return store
+
+    def _current_pool(self) -> _Pool | None:
+        """The pool of this owner: the one passed in, or from_url's; None with a factory."""
+        if self._pools is not None:
+            return self._pools.get(sync_owner()).pool
+        return self._source if isinstance(self._source, psycopg_pool.ConnectionPool) else None
 
     def _run(
         self,
@@ -175,7 +227,15 @@ class PostgreSQLStore:
         own cursor, ``putconn`` (``pool.connection()`` would also commit, and costs more).
         """
         pool = self._source
-        if not isinstance(pool, psycopg_pool.ConnectionPool):
+        if self._pools is not None:
+            own = self._pools.get(sync_owner())
+            pool = own.pool
+            if not own.opened:
+                if self._closed:
+                    raise psycopg_pool.PoolClosed(f"the store {self.name} is closed")
+                pool.open()  # idempotent, so two first requests at once are fine
+                own.opened = True
+        elif not isinstance(pool, psycopg_pool.ConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be
             # restored; without autocommit, BEGIN and COMMIT would cost two more round trips.
             with pool() as conn:
@@ -183,9 +243,6 @@ class PostgreSQLStore:
                     conn.set_autocommit(True)
                 cur = conn.execute(query, params, prepare=prepare, binary=binary)
                 return cur.rowcount, cur.fetchone() if fetch else None
-        if not self._opened:
-            pool.open()  # idempotent, so two first requests at once are fine
-            self._opened = True
         conn = pool.getconn()
         broken = False
         try:
@@ -272,9 +329,15 @@ class PostgreSQLStore:
         return StoreStats(int(row[0]), int(row[1]), int(row[2]))
 
     def close(self) -> None:
-        """Close the pool, unless it was passed in."""
-        if self._owns_pool and isinstance(self._source, psycopg_pool.ConnectionPool):
-            self._source.close()
+        """Close the pool, unless it was passed in (pools of other owners are abandoned)."""
+        if self._pools is None:
+            return
+        self._closed = True
+        mine, others = self._pools.take_all(sync_owner())
+        for own in others:
+            own.abandon()
+        if mine is not None and mine.opened:
+            mine.pool.close()
 
 
 def _name_from_conninfo(conninfo: str | None, table: str) -> str:
