@@ -19,7 +19,9 @@ from aiomcache.client import acquire
 from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection
 
+from .._flavours import async_owner
 from ._memcache import Cas, check_version, meta_set, meta_set_outcome
+from ._owners import PerOwner, forget_transport
 
 __all__ = ["UNAVAILABLE_ERRORS", "AsyncMemcacheAdapter", "DriverClient"]
 
@@ -171,7 +173,9 @@ class AsyncMemcacheAdapter:
     """
 
     def __init__(self, client: DriverClient, *, timeout: float, attempts: int, owned: bool) -> None:
-        self.client = client
+        self._client = client
+        # connect()'s clients, one per event loop and process (their pools are the loop's).
+        self._clients: PerOwner[DriverClient] | None = None
         self._timeout = timeout
         self._attempts = attempts
         self._owned = owned
@@ -182,13 +186,25 @@ class AsyncMemcacheAdapter:
     def connect(
         cls, host: str, port: int, *, timeout: float, pool_size: int
     ) -> AsyncMemcacheAdapter:
-        """A client of our own (with the EOF fix), closed by :meth:`aclose`."""
-        client = _Client(host, port, pool_size=pool_size, pool_minsize=1)
-        return cls(client, timeout=timeout, attempts=pool_size + 1, owned=True)
+        """Clients of our own (with the EOF fix), closed by :meth:`aclose`: one per event loop
+        and process, so a forked child or a second ``asyncio.run`` never shares a connection."""
+
+        def make() -> DriverClient:
+            return _Client(host, port, pool_size=pool_size, pool_minsize=1)
+
+        adapter = cls(make(), timeout=timeout, attempts=pool_size + 1, owned=True)
+        adapter._clients = PerOwner(make, _abandon)
+        return adapter
+
+    @property
+    def client(self) -> DriverClient:
+        """The client: the one passed in, or our own of the running loop."""
+        clients = self._clients
+        return self._client if clients is None else clients.get(async_owner())
 
     def describe(self) -> str:
         """``memcached://host:port``, from the client's settings."""
-        pool = getattr(self.client, "_pool", None)
+        pool = getattr(self._client, "_pool", None)
         host, port = getattr(pool, "_host", "?"), getattr(pool, "_port", "?")
         return f"memcached://{host}:{port}"
 
@@ -261,7 +277,24 @@ class AsyncMemcacheAdapter:
         await self._call(self.client.delete, key)
 
     async def aclose(self) -> None:
-        """Close the connections, if the client is ours."""
+        """Close the connections, if the client is ours (another loop's are abandoned)."""
         self._watchdog.close()
-        if self._owned:
-            await self.client.close()
+        if self._clients is not None:
+            mine, others = self._clients.take_all(async_owner())
+            for client in others:
+                _abandon(client)
+            if mine is not None:
+                await mine.close()
+        elif self._owned:
+            await self._client.close()
+
+
+def _abandon(client: DriverClient) -> None:
+    """Forget a client of a closed event loop or of another process: its connections'
+    sockets are closed here without their loop (aiomcache's pool keeps the idle ones in an
+    ``asyncio.Queue`` and the rest in ``_in_use``)."""
+    pool = client._pool
+    idle = getattr(pool._pool, "_queue", ())
+    for conn in [*idle, *pool._in_use]:
+        forget_transport(conn.writer.transport)
+

@@ -13,7 +13,9 @@ from typing import Any
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
 
+from .._flavours import sync_owner
 from ._memcache import Cas, check_version, meta_set, meta_set_outcome
+from ._owners import PerOwner
 
 __all__ = ["UNAVAILABLE_ERRORS", "DriverClient", "MemcacheAdapter"]
 
@@ -132,6 +134,8 @@ class _Pool(MemcacheAdapter):
     client that failed is closed, never reused (it may hold half a reply). At most
     ``pool_size`` clients wait idle; a burst beyond that opens extra ones and closes them. The
     first connection checks the server's version; the pool's later ones trust that check.
+    The idle clients are kept per process: a forked child opens its own, and closes the
+    parent's without a word (closing a socket that another process holds sends nothing).
     """
 
     def __init__(self, host: str, port: int, *, timeout: float, pool_size: int) -> None:
@@ -141,13 +145,13 @@ class _Pool(MemcacheAdapter):
         self._server = (host, port)
         self._timeout = timeout
         self._size = pool_size
-        self._idle: deque[Client] = deque()
+        self._idles: PerOwner[deque[Client]] = PerOwner(deque, _close_all)
 
     def describe(self) -> str:
         return f"memcached://{self._server[0]}:{self._server[1]}"
 
     def _call(self, name: str, *args: Any) -> Any:
-        idle = self._idle
+        idle = self._idles.get(sync_owner())
         for attempt in range(1, self._attempts + 1):
             try:
                 client = idle.pop()
@@ -180,8 +184,15 @@ class _Pool(MemcacheAdapter):
 
     def close(self) -> None:
         """Close the idle clients; as with pymemcache's pool, a later call opens new ones."""
-        while self._idle:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                return
+        mine, others = self._idles.take_all(sync_owner())
+        for idle in [*others, mine or deque()]:
+            _close_all(idle)
+
+
+def _close_all(idle: deque[Client]) -> None:
+    # pymemcache's close() only closes the socket: nothing goes to the server.
+    while idle:
+        try:
+            idle.pop().close()
+        except IndexError:
+            return
