@@ -297,4 +297,3 @@ def _abandon(client: DriverClient) -> None:
     idle = getattr(pool._pool, "_queue", ())
     for conn in [*idle, *pool._in_use]:
         forget_transport(conn.writer.transport)
-
