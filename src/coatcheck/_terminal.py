@@ -1,12 +1,11 @@
-"""What the ``coatcheck`` command writes to a terminal: safe text, times, and a progress bar."""
+"""What the ``coatcheck`` command writes to a terminal: safe text and times."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import IO
 
-__all__ = ["Progress", "duration", "printable", "timestamp"]
+__all__ = ["duration", "printable", "timestamp"]
 
 
 def printable(text: str) -> str:
@@ -36,43 +35,3 @@ def duration(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds // 3600}h"
     return f"{seconds // 86400}d"
-
-
-class Progress:
-    """A progress report on ``stream``: a redrawn bar on a terminal, plain lines otherwise.
-
-    ``total`` may be ``None`` (unknown); the bar then shows a count only.
-    """
-
-    WIDTH = 30
-
-    def __init__(self, stream: IO[str], total: int | None, label: str) -> None:
-        self.stream = stream
-        self.total = total
-        self.label = label
-        isatty = getattr(stream, "isatty", None)
-        self.tty = bool(isatty and isatty())
-        self._drawn = False
-
-    def update(self, done: int) -> None:
-        """Report that ``done`` items are finished so far."""
-        total = self.total
-        if self.tty:
-            if total:
-                filled = min(self.WIDTH, self.WIDTH * done // total)
-                bar = "#" * filled + "." * (self.WIDTH - filled)
-                text = f"\r{self.label} [{bar}] {done}/{total}"
-            else:
-                text = f"\r{self.label} {done}"
-            self.stream.write(text)
-            self._drawn = True
-        else:
-            of = f" of {total}" if total is not None else ""
-            self.stream.write(f"{self.label}: {done}{of}\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        """End the bar's line on a terminal."""
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -9,9 +9,11 @@
     coatcheck show ID [--store URL] [--reveal]  one session's metadata and keys
     coatcheck demo    [--host H] [--port P]     the demo web app
 
-``--store`` defaults to ``$COATCHECK_STORE``, else ``sqlite:///coatcheck-sessions.db``. Errors
-are one line on stderr: exit 2 for bad configuration, 3 for a failing store, 1 for an unknown
-session id. Everything here goes through the public store contract, so it works on any store.
+``--store`` defaults to ``$COATCHECK_STORE``, else ``sqlite:///coatcheck-sessions.db``, for the
+demo too, so ``coatcheck stats`` after the demo counts its sessions. A failure is one line on
+stderr that names its cause and its fix, with an exit status of its own (listed in
+``coatcheck --help`` and :mod:`coatcheck._cli_support`). Everything here goes through the
+public store contract, so it works on any store.
 """
 
 from __future__ import annotations
@@ -19,15 +21,31 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from typing import IO, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
 from . import __version__
+from ._cli_support import (
+    DEFAULT_STORE,
+    EPILOG,
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    Refused,
+    call,
+    cannot_listen,
+    closed_pipe,
+    default_store,
+    fail,
+    hint,
+    logging_to,
+    one_line,
+    open_store,
+    status,
+)
 from ._sansio.document import (
     DEFAULT,
     FLASH,
@@ -39,23 +57,11 @@ from ._sansio.document import (
 )
 from ._sansio.ids import storage_key
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
-from ._sync.driver import store_failure
-from ._terminal import Progress, printable, timestamp
-from .errors import CoatcheckError, ConfigurationError, StoreError, StoreUnavailable
-from .stores import store_from_url
+from ._terminal import printable, timestamp
+from .errors import CoatcheckError
 from .stores.base import LOCKED, ClearExpired, Load, Store
 
 __all__ = ["DEFAULT_STORE", "build_parser", "main"]
-
-DEFAULT_STORE = "sqlite:///coatcheck-sessions.db"
-"""The store used when neither ``--store`` nor ``$COATCHECK_STORE`` is given."""
-
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1
-EXIT_CONFIG = 2  # also what argparse uses for a usage error
-EXIT_STORE = 3
-
-T = TypeVar("T")
 
 _SERIALIZERS: dict[str, Callable[[], Serializer]] = {
     "json": JSONSerializer,
@@ -63,140 +69,59 @@ _SERIALIZERS: dict[str, Callable[[], Serializer]] = {
 }
 
 
-class _Refused(CoatcheckError):
-    """The command will not do what was asked (say, drop tables without confirmation)."""
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without a password, fit for an error message."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "<unparsable store URL>"
-
-
-@contextmanager
-def _open_store(url: str) -> Iterator[Store]:
-    """The store for ``url``, closed afterwards; construction failures become coatcheck errors."""
-    try:
-        store = store_from_url(url)
-    except CoatcheckError:
-        raise
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"the store for {_safe_url(url)} needs a driver that is not installed ({exc.name}); "
-            "install coatcheck with the matching extra"
-        ) from exc
-    except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, (OSError, TimeoutError)):
-            raise StoreUnavailable(_safe_url(url), detail) from exc
-        raise StoreError(_safe_url(url), detail) from exc
-    try:
-        yield store
-    finally:
-        # A failing close must not hide the command's own result or error.
-        with suppress(Exception):
-            store.close()
-
-
-def _call(store: Store, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, with a driver exception turned into StoreError/StoreUnavailable."""
-    try:
-        return fn(*args)
-    except CoatcheckError:
-        raise
-    except Exception as exc:
-        error = store_failure(store, exc)
-        raise error from exc
-
-
-@contextmanager
-def _logging_to(stream: IO[str], level: int) -> Iterator[None]:
-    """Send log records of ``level`` and above to ``stream`` while a command runs.
-
-    Only when nothing configured logging already (an embedding program or pytest did): without
-    it, Python's last-resort handler would print every driver's retry warnings (psycopg's pool
-    reconnecting, say) around the one-line error this command prints.
-    """
-    root = logging.getLogger()
-    if root.handlers:
-        yield
-        return
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(level)  # also for drivers that set their own logger's level (psycopg)
-    handler.setFormatter(logging.Formatter("coatcheck: %(name)s: %(message)s"))
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(level)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
+def _probe(store: Store, url: str) -> None:
+    """One read of a key no session has: reaches the server (and checks its version), for a
+    store whose statistics need no round trip (memcached's are all unknown)."""
+    call(store, url, store.load, Load(storage_key("coatcheck-probe"), time.time()))
 
 
 # -- commands --------------------------------------------------------------------------------
 
 
 def _cmd_init(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    with _open_store(args.store) as store:
+    with open_store(args.store) as store:
         create = getattr(store, "create_tables", None)
         if create is None:
             out.write(f"{store.name} has no tables to create; nothing to do\n")
             return EXIT_OK
-        _call(store, create)
+        call(store, args.store, create)
         out.write(f"tables ready in {store.name}\n")
     return EXIT_OK
 
 
 def _cmd_drop(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    with _open_store(args.store) as store:
+    with open_store(args.store) as store:
         drop = getattr(store, "drop_tables", None)
         if drop is None:
             out.write(f"{store.name} has no tables to drop; nothing to do\n")
             return EXIT_OK
         if not args.yes:
             if not sys.stdin.isatty():
-                raise _Refused("drop deletes every session; pass --yes to confirm")
+                raise Refused("drop deletes every session; pass --yes to confirm")
             err.write(f"Drop the session tables in {store.name}, and every session in them? [y/N] ")
             err.flush()
             if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                 out.write("nothing dropped\n")
                 return EXIT_OK
-        _call(store, drop)
+        call(store, args.store, drop)
         out.write(f"tables dropped in {store.name}\n")
     return EXIT_OK
 
 
 def _cmd_cleanup(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    with _open_store(args.store) as store:
-        now = time.time()
-        expected = _call(store, store.stats, now).expired
-        progress = Progress(err, expected, "removing expired sessions")
-        if expected != 0:
-            progress.update(0)
-        # clear_expired already works in bounded batches inside the store (the contract says
-        # so); it reports one total, so the bar moves once per call. Another call after the
-        # first would find nothing more: every record it could remove expired before `now`.
-        removed = _call(store, store.clear_expired, ClearExpired(now))
-        progress.update(removed)
-        progress.finish()
+    with open_store(args.store) as store:
+        # No progress bar: clear_expired works in batches inside the store but reports one
+        # total at the end, so a bar could only jump from empty to full.
+        removed = call(store, args.store, store.clear_expired, ClearExpired(time.time()))
         out.write(f"{removed}\n")
     return EXIT_OK
 
 
 def _cmd_stats(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    with _open_store(args.store) as store:
-        stats = _call(store, store.stats, time.time())
+    with open_store(args.store) as store:
+        stats = call(store, args.store, store.stats, time.time())
+        if stats.live is None and stats.expired is None:
+            _probe(store, args.store)  # unknown figures must not hide an unreachable server
         if args.json:
             document = {
                 "store": store.name,
@@ -230,9 +155,9 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     codec = Codec(serializer, None)
     # A signed cookie value is "id.MAC"; an id never contains a dot, so either form works.
     session_id = args.id.strip().partition(".")[0]
-    with _open_store(args.store) as store:
+    with open_store(args.store) as store:
         now = time.time()
-        record = _call(store, store.load, Load(storage_key(session_id), now))
+        record = call(store, args.store, store.load, Load(storage_key(session_id), now))
         if record is None or record is LOCKED:
             err.write("coatcheck: no session with that id\n")
             return EXIT_NOT_FOUND
@@ -276,10 +201,28 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from .demo import serve  # the demo pulls in wsgiref; only load it when asked
+    from . import demo  # the demo pulls in wsgiref; only load it when asked
 
-    serve(host=args.host, port=args.port, store_url=args.store, out=out)
+    with open_store(args.store) as store:
+        manager = call(store, args.store, demo.create_manager, store)
+        _probe(store, args.store)  # a store that is down fails here, not on the first page
+        try:
+            server = demo.make_demo_server(demo.create_app(manager), args.host, args.port)
+        except OSError as exc:
+            raise cannot_listen(args.host, args.port, exc) from exc
+        demo.run(server, manager, out)
     return EXIT_OK
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -287,10 +230,12 @@ def _cmd_demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``coatcheck`` (exposed for documentation and tests)."""
-    default_store = os.environ.get("COATCHECK_STORE") or DEFAULT_STORE
+    store_default = default_store()
     parser = argparse.ArgumentParser(
         prog="coatcheck",
         description="Manage a coatcheck session store, or run the demo app.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"coatcheck {__version__}")
     parser.add_argument(
@@ -303,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--store",
             metavar="URL",
-            default=default_store,
+            default=store_default,
             help=f"store URL (default: $COATCHECK_STORE or {DEFAULT_STORE})",
         )
         return sub
@@ -337,13 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the demo web app (visit counter, login, form tokens, flash messages).",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8000, help="port to listen on (8000; 0: any)")
+    demo.add_argument("--port", type=_port, default=8000, help="port to listen on (8000; 0: any)")
     demo.add_argument(
         "--store",
         metavar="URL",
-        default="sqlite:///coatcheck-demo.db",
-        # Not $COATCHECK_STORE: that names the real application's store.
-        help="store URL (default: sqlite:///coatcheck-demo.db)",
+        default=store_default,
+        # The same default as the other commands', so they see the demo's sessions.
+        help=f"store URL (default: $COATCHECK_STORE or {DEFAULT_STORE})",
     )
     demo.set_defaults(run=_cmd_demo)
     return parser
@@ -365,17 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         level = logging.INFO
     try:
-        with _logging_to(err, level):
-            return run(args, out, err)
-    except (ConfigurationError, _Refused) as exc:
-        err.write(f"coatcheck: error: {exc}\n")
-        return EXIT_CONFIG
-    except StoreError as exc:
-        err.write(f"coatcheck: error: {exc}\n")
-        return EXIT_STORE
-    except CoatcheckError as exc:
-        err.write(f"coatcheck: error: {exc}\n")
-        return EXIT_NOT_FOUND
+        with logging_to(err, level):
+            code = run(args, out, err)
+            out.flush()  # here, so a closed pipe is seen while it can still be handled
+            return code
+    except BrokenPipeError:
+        return closed_pipe()
     except KeyboardInterrupt:
-        err.write("coatcheck: interrupted\n")
-        return 130
+        return fail(err, "interrupted", EXIT_INTERRUPTED)
+    except CoatcheckError as exc:
+        return fail(err, f"error: {one_line(str(exc))}{hint(exc)}", status(exc))

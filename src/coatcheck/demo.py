@@ -6,8 +6,10 @@
 ``/logout``  destroys the session
 
 Plain WSGI on the standard library's ``wsgiref`` server, behind
-:class:`coatcheck.wsgi.SessionMiddleware`, on the embedded SQLite store by default. Every value that
-came from a user is HTML-escaped. It is a demo: ``wsgiref`` is not a production server.
+:class:`coatcheck.wsgi.SessionMiddleware`, on the store ``coatcheck`` itself uses by default
+(``$COATCHECK_STORE``, else the embedded SQLite file ``coatcheck-sessions.db``), so ``coatcheck
+stats`` shows the demo's sessions. Every value that came from a user is HTML-escaped. It is a
+demo: ``wsgiref`` is not a production server.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from ._cli_support import DEFAULT_STORE, default_store
 from ._sansio.cookies import CookieConfig
 from ._sansio.session import Session
 from ._sync.manager import SessionManager
 from .stores import store_from_url
+from .stores.base import Store
 from .wsgi import SessionMiddleware
 
 if TYPE_CHECKING:
@@ -38,11 +42,13 @@ __all__ = [
     "create_manager",
     "demo_pages",
     "make_demo_server",
+    "run",
     "serve",
 ]
 
-DEFAULT_DEMO_STORE = "sqlite:///coatcheck-demo.db"
-"""Where the demo keeps its sessions unless told otherwise."""
+DEFAULT_DEMO_STORE = DEFAULT_STORE
+"""Where the demo keeps its sessions unless ``$COATCHECK_STORE`` names another store: the same
+default as the ``coatcheck`` command's."""
 
 _MAX_FORM_BYTES = 16 * 1024
 _MAX_NAME = 40
@@ -73,18 +79,18 @@ _SECURITY_HEADERS = [
 
 
 def create_manager(
-    store_url: str = DEFAULT_DEMO_STORE,
+    store_url: str | Store = DEFAULT_DEMO_STORE,
     secret: str | None = None,
     *,
     clock: Callable[[], float] | None = None,
 ) -> SessionManager:
-    """The demo's session manager; creates the store's tables when it has any.
+    """The demo's session manager on a store URL or a store; creates its tables if it has any.
 
     Without ``secret`` (or ``$COATCHECK_SECRET``) a random key is made at start, so restarting
     the demo signs everyone out: their cookies no longer verify.
     """
     key = secret or os.environ.get("COATCHECK_SECRET") or secrets.token_urlsafe(32)
-    store = store_from_url(store_url)
+    store = store_from_url(store_url) if isinstance(store_url, str) else store_url
     create_tables = getattr(store, "create_tables", None)
     if create_tables is not None:
         create_tables()
@@ -318,19 +324,12 @@ def make_demo_server(
     return make_server(host, port, app, server_class=DemoServer, handler_class=handler)
 
 
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    store_url: str = DEFAULT_DEMO_STORE,
-    secret: str | None = None,
-    out: IO[str] | None = None,
-) -> None:
-    """Run the demo until Ctrl-C, printing its URL first."""
+def run(server: DemoServer, manager: SessionManager, out: IO[str] | None = None) -> None:
+    """Print the URL of ``server``, serve until Ctrl-C, then close the server and ``manager``."""
     out = out or sys.stdout
-    manager = create_manager(store_url, secret)
     try:
-        server = make_demo_server(create_app(manager), host, port)
         with server:
+            host = str(server.server_address[0])
             shown = f"[{host}]" if ":" in host else host
             out.write(f"coatcheck demo on http://{shown}:{server.server_port}/ ")
             out.write(f"(sessions in {manager.store.name}); Ctrl-C stops it\n")
@@ -342,3 +341,23 @@ def serve(
                 out.flush()
     finally:
         manager.close()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    store_url: str | None = None,
+    secret: str | None = None,
+    out: IO[str] | None = None,
+) -> None:
+    """Run the demo until Ctrl-C, printing its URL first.
+
+    ``store_url`` defaults to ``$COATCHECK_STORE``, else :data:`DEFAULT_DEMO_STORE`.
+    """
+    manager = create_manager(store_url or default_store(), secret)
+    try:
+        server = make_demo_server(create_app(manager), host, port)
+    except BaseException:
+        manager.close()
+        raise
+    run(server, manager, out)
