@@ -19,6 +19,10 @@ User data cannot reach the top level (it lives under ``""`` and ``"n"``), so it 
 metadata. In memory a session's document is a :class:`Document`: the namespaces by name
 (``""`` always present) and the metadata, the top-level keys other than ``""`` and ``"n"``.
 These names are spelled here and nowhere else.
+
+The tagged serializers' nesting limit (``MAX_DEPTH`` in :mod:`.tagging`, 100 containers) counts
+the document's own levels too: a session value may nest 98 deep in the default namespace (under
+the document and ``""``), 97 in another (under the document, ``"n"`` and its name).
 """
 
 from __future__ import annotations
@@ -129,11 +133,13 @@ class Codec:
         return payload
 
     def _name_culprit(self, document: Document, exc: Exception) -> SerializationError:
-        # Find the first key whose value the serializer refuses, so the error can name it.
+        # Find the first key whose value the serializer refuses, so the error can name it;
+        # each is tried as deep in a document as it would be stored (the nesting limit).
         for ns, values in document.data.items():
             for key, value in values.items():
+                probe = {DEFAULT: {key: value}} if ns == DEFAULT else {_OTHERS: {ns: {key: value}}}
                 try:
-                    self._dumps({key: value})
+                    self._dumps(probe)
                 except Exception:
                     label = key if ns == DEFAULT else f"{ns}/{key}"
                     return SerializationError(str(exc) or type(exc).__name__, key=label)

@@ -8,6 +8,10 @@ as msgpack. :class:`PickleSerializer` signs pickles, for the applications that n
 Every ``loads`` raises only ``ValueError`` (or a subclass) for bad input, whatever it is, so
 the caller can treat any failure as a corrupt payload. Every ``dumps`` raises
 :class:`~coatcheck.errors.SerializationError` for a value it cannot store exactly.
+
+The JSON and msgpack serializers refuse containers nested more than
+:data:`~.tagging.MAX_DEPTH` (100) deep (their ``max_depth``), the same at ``dumps`` and at
+``loads`` whatever the call stack depth, so what ``dumps`` accepts, ``loads`` reads back.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from .signing import Signer
 from .tagging import (
     DECODE_ERRORS,
     JSON_DECODERS,
+    MAX_DEPTH,
     MSGPACK_DECODERS,
     TAG_LEAD,
     Tagger,
     is_plain_json,
+    nested_deeper,
     untag,
 )
 
@@ -95,6 +101,29 @@ _ENCODE = _JSON_ENCODER.encode
 _SCAN = _TAGGED_DECODER.scan
 _SCAN_PLAIN = _PLAIN_DECODER.scan
 
+_TOO_DEEP = f"containers nested more than {MAX_DEPTH} deep are not accepted"
+_NOT_MARKS = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def _brackets_nest_deeper(data: bytes) -> bool:
+    # Whether the brackets of a valid JSON document nest more than MAX_DEPTH deep, found with
+    # a few passes in C: drop escaped backslashes and quotes, keep only brackets and quotes
+    # (braces as brackets), drop strings ('""' pairs first: removing two adjacent quotes
+    # leaves every other mark inside or outside a string as it was), then peel off one level
+    # of empty pairs at a time. Brackets nest at least as deep as the containers they make
+    # (a tuple is two levels, its tag and its list): deeper brackets call for nested_deeper().
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = data.translate(_SQUARE, _NOT_MARKS).replace(b'""', b"")
+    if b'"' in marks:
+        marks = b"".join(marks.split(b'"')[::2])
+    for _ in range(MAX_DEPTH):
+        if not marks:
+            return False
+        marks = marks.replace(b"[]", b"")
+    return bool(marks)
+
 
 class JSONSerializer:
     """Tagged JSON, UTF-8, compact: the default serializer.
@@ -102,25 +131,26 @@ class JSONSerializer:
     Stores str, int, float, bool, None, list and dict (str keys) as plain JSON, and datetime
     (naive, or aware with its UTC offset), date, time, UUID, Decimal, bytes, set, frozenset and
     tuple as tagged values, nested anywhere. NaN and infinities are refused both ways, as are
-    subclasses of these types, non-str dict keys and circular structures. Duplicate keys in a
-    payload keep the last value, as ``json`` does; integers over 4300 digits are refused by
-    Python's own limit.
+    subclasses of these types, non-str dict keys, circular structures and containers nested
+    more than :attr:`max_depth` deep. Duplicate keys in a payload keep the last value, as
+    ``json`` does; integers over 4300 digits are refused by Python's own limit.
     """
 
     format_name = "json"
+    #: How deep containers may nest, the outermost counted as 1, at dumps and at loads alike
+    #: (:data:`~coatcheck._sansio.tagging.MAX_DEPTH`, the same for every process).
+    max_depth = MAX_DEPTH
 
     def dumps(self, obj: Any) -> bytes:
         """Encode *obj*; raise :class:`~coatcheck.errors.SerializationError` if not storable."""
         try:
             # Plain data (the usual case) goes straight to the C encoder, untagged.
-            try:
-                plain = type(obj) is dict and is_plain_json(obj)
-            except RecursionError:  # a cycle, or absurd depth: the tagger says which
-                plain = False
+            # Not plain when too deep (a cycle is): the tagger says which.
+            plain = type(obj) is dict and is_plain_json(obj)
             tree = obj if plain else Tagger(binary=False).tag(obj)
             return "".join(_ENCODE(tree, 0)).encode("utf-8")
-        except RecursionError as exc:
-            raise SerializationError("value is nested too deeply to store") from exc
+        except RecursionError as exc:  # within MAX_DEPTH: the caller's stack is nearly full
+            raise SerializationError("the call stack is too deep to encode this value") from exc
         except UnicodeEncodeError as exc:
             raise SerializationError("strings must be valid Unicode (no lone surrogates)") from exc
         except ValueError as exc:  # an int over the digit limit; a NaN the plain check let by
@@ -139,6 +169,15 @@ class JSONSerializer:
                 raise ValueError("not a JSON document") from None
             if end != len(text):
                 raise ValueError("extra data after the JSON document")
+            # No more containers than brackets (two bytes each), nor deeper than the brackets
+            # nest: only a payload with many brackets is measured, a deeply bracketed one walked.
+            if (
+                len(data) > 2 * MAX_DEPTH
+                and data.count(b"[") + data.count(b"{") > MAX_DEPTH
+                and _brackets_nest_deeper(data)
+                and nested_deeper(value)
+            ):
+                raise ValueError(_TOO_DEEP)
             return value
         except ValueError:
             raise
@@ -172,6 +211,10 @@ def _msgpack_array(items: list[Any]) -> list[Any]:
     return items
 
 
+# fixmap, fixarray, array 16/32, map 16/32: every msgpack map and array starts with one.
+_MSGPACK_CONTAINER_HEADS = bytes(range(0x80, 0xA0)) + bytes(range(0xDC, 0xE0))
+
+
 def _msgpack_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"unexpected msgpack extension type {code}")
 
@@ -179,12 +222,14 @@ def _msgpack_ext(code: int, data: bytes) -> Any:
 class MsgpackSerializer:
     """The tagged tree of :class:`JSONSerializer`, packed as msgpack (extra ``coatcheck[msgpack]``).
 
-    Same types, same refusals and the same guarantees; bytes use msgpack's bin type and ints
-    outside 64 bits a tag. Raises :class:`~coatcheck.errors.ConfigurationError` if msgpack is
-    not installed.
+    Same types, same refusals (containers nested more than :attr:`max_depth` deep too) and the
+    same guarantees; bytes use msgpack's bin type and ints outside 64 bits a tag. Raises
+    :class:`~coatcheck.errors.ConfigurationError` if msgpack is not installed.
     """
 
     format_name = "msgpack"
+    #: As :attr:`JSONSerializer.max_depth`.
+    max_depth = MAX_DEPTH
 
     def __init__(self) -> None:
         try:
@@ -200,11 +245,11 @@ class MsgpackSerializer:
         """Encode *obj*; raise :class:`~coatcheck.errors.SerializationError` if not storable."""
         try:
             packed: bytes = self._msgpack.packb(Tagger(binary=True).tag(obj), use_bin_type=True)
-        except RecursionError as exc:
-            raise SerializationError("value is nested too deeply to store") from exc
+        except RecursionError as exc:  # within MAX_DEPTH: the caller's stack is nearly full
+            raise SerializationError("the call stack is too deep to encode this value") from exc
         except UnicodeEncodeError as exc:
             raise SerializationError("strings must be valid Unicode (no lone surrogates)") from exc
-        except ValueError as exc:  # msgpack's own depth limit, or an int over the digit limit
+        except ValueError as exc:  # an int over the digit limit
             raise SerializationError(str(exc)) from exc
         return packed
 
@@ -226,6 +271,13 @@ class MsgpackSerializer:
             raise ValueError(f"corrupt msgpack session payload: {type(exc).__name__}") from exc
         if type(obj) is float and not math.isfinite(obj):
             raise ValueError("NaN and infinite floats are not accepted")
+        # No more containers than bytes that can start one: only a payload with many is walked.
+        if (
+            len(data) > MAX_DEPTH
+            and len(data) - len(data.translate(None, _MSGPACK_CONTAINER_HEADS)) > MAX_DEPTH
+            and nested_deeper(obj)
+        ):
+            raise ValueError(_TOO_DEEP)
         return obj
 
 
@@ -242,6 +294,10 @@ class PickleSerializer:
     HMAC-SHA256 of the pickle, and ``loads`` checks it with :meth:`Signer.verify_bytes` *before*
     unpickling, refusing anything it did not sign. Anyone who holds a key can still run code on
     every server that reads the store; rotate keys like any other secret.
+
+    No nesting limit: objects are opaque to it, and the unpickler does not recurse, so what
+    ``dumps`` wrote loads at any call stack depth (``dumps`` raises
+    :class:`~coatcheck.errors.SerializationError` when the stack cannot hold the value).
 
     :param keys: secrets, newest first, each at least 16 bytes; keep them apart from the
         cookie-signing keys.

@@ -28,6 +28,11 @@ tag                 value
 :class:`Tagger` builds the tree; :func:`untag`, run by the JSON and msgpack decoders' object
 hooks on every decoded dict, turns tags back into values with :data:`JSON_DECODERS` or
 :data:`MSGPACK_DECODERS`.
+
+Containers (dict, list, tuple, set, frozenset) nest at most :data:`MAX_DEPTH` deep, the
+outermost counted as 1: :class:`Tagger` and :func:`is_plain_json` refuse deeper values, and
+:func:`nested_deeper` finds them in a decoded tree, so that the serializers apply the one limit
+at save and at load.
 """
 
 from __future__ import annotations
@@ -45,12 +50,28 @@ from ..errors import SerializationError
 __all__ = [
     "DECODE_ERRORS",
     "JSON_DECODERS",
+    "MAX_DEPTH",
     "MSGPACK_DECODERS",
     "TAG_LEAD",
     "Tagger",
     "is_plain_json",
+    "nested_deeper",
     "untag",
 ]
+
+#: How deep containers (dict, list, tuple, set, frozenset) may nest in what the tagged
+#: serializers store, the outermost counted as 1 (``[]`` is 1 deep, ``{"a": [1]}`` 2). dumps()
+#: refuses deeper values and loads() deeper payloads, at any call stack depth: before this
+#: limit, how deep a value could go depended on the stack, so a value saved from a shallow
+#: stack failed to load under a deeper one (more middleware, say) and the session was lost
+#: as corrupt. Why 100: each level costs the tagger two Python frames and the C JSON encoder
+#: and scanner up to two recursions (a tuple is a tag dict holding a list), and on Python
+#: 3.10 and 3.11 those share the recursion limit (1000 by default) with the frames of the
+#: app, its framework and its middleware; 100 levels need at most about 200 of them, far
+#: below the limit even under a deep middleware stack, and far above real session data (a
+#: user, a cart, a few settings: under ten levels). One constant rather than a setting:
+#: every process that reads a store must accept what any of them writes.
+MAX_DEPTH = 100
 
 TAG_LEAD = " "  # every tag, and the key of every escaped user dict, starts with this
 _MSGPACK_INT_MIN = -(2**63)
@@ -91,6 +112,12 @@ _SORTABLE = frozenset(
 )
 
 
+def _too_deep() -> SerializationError:
+    return SerializationError(
+        f"value is nested too deeply to store: containers more than {MAX_DEPTH} deep"
+    )
+
+
 class Tagger:
     """Turns a Python value into a tree of JSON/msgpack-native values plus tagged dicts.
 
@@ -100,11 +127,12 @@ class Tagger:
     :param binary: tag for msgpack, which has a bin type and 64-bit ints, rather than JSON.
     """
 
-    __slots__ = ("_path", "_plain")
+    __slots__ = ("_depth", "_path", "_plain")
 
     def __init__(self, *, binary: bool) -> None:
         self._plain = _MSGPACK_PLAIN if binary else _JSON_PLAIN
         self._path: set[int] = set()  # ids of the dicts and lists being walked: cycle check
+        self._depth = 0  # containers being walked, this one included: MAX_DEPTH check
 
     def tag(self, obj: Any) -> Any:
         """The tree for *obj*; :class:`~coatcheck.errors.SerializationError` if not storable."""
@@ -141,10 +169,17 @@ class Tagger:
         kinds = set(map(type, items))
         if len(kinds) <= 1 and kinds <= _SORTABLE:
             try:
-                return self._sequence(sorted(items))
+                ordered = sorted(items)
             except (TypeError, ArithmeticError):
                 pass
-        return sorted((self.tag(item) for item in items), key=repr)
+            else:
+                return self._sequence(ordered)  # one level: the set's
+        depth = self._depth = self._depth + 1
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        tree = sorted((self.tag(item) for item in items), key=repr)
+        self._depth = depth - 1
+        return tree
 
     def _enter(self, container: object) -> int:
         ident = id(container)
@@ -154,6 +189,9 @@ class Tagger:
         return ident
 
     def _sequence(self, items: list[Any] | tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
+        depth = self._depth = self._depth + 1
+        if depth > MAX_DEPTH:
+            raise _too_deep()
         # Only lists and dicts can close a cycle (tuples and sets hold no reference to themselves).
         ident = self._enter(items) if type(items) is list else None
         plain = self._plain
@@ -166,9 +204,13 @@ class Tagger:
                 changed.append(new)
         if ident is not None:
             self._path.discard(ident)
+        self._depth = depth - 1
         return items if changed is None else changed
 
     def _dict(self, mapping: dict[Any, Any]) -> dict[str, Any]:
+        depth = self._depth = self._depth + 1
+        if depth > MAX_DEPTH:
+            raise _too_deep()
         ident = self._enter(mapping)
         plain = self._plain
         changed: dict[str, Any] | None = None
@@ -184,6 +226,7 @@ class Tagger:
                     changed = dict(mapping)
                 changed[key] = new
         self._path.discard(ident)
+        self._depth = depth - 1
         result = mapping if changed is None else changed
         if len(result) == 1 and key.startswith(TAG_LEAD):
             return {" k": [key, result[key]]}
@@ -261,13 +304,16 @@ def untag(obj: dict[str, Any], decoders: dict[str, Callable[[Any], Any]]) -> Any
 _JSON_LEAVES = frozenset({str, int, bool, float, type(None)})
 
 
-def is_plain_json(mapping: dict[Any, Any]) -> bool:
+def is_plain_json(mapping: dict[Any, Any], depth: int = 1) -> bool:
     """Whether *mapping* is its own tagged tree for JSON, so that tagging can be skipped.
 
-    True when every key is a str, every value JSON-native (nested anywhere in dicts and lists)
-    and no dict needs escaping. Floats are not looked at: the encoder refuses NaN and
-    infinities itself. A cycle raises ``RecursionError``.
+    True when every key is a str, every value JSON-native (nested anywhere in dicts and lists,
+    at most :data:`MAX_DEPTH` deep, *mapping* itself at *depth*) and no dict needs escaping.
+    Floats are not looked at: the encoder refuses NaN and infinities itself. A cycle is too
+    deep, so False.
     """
+    if depth > MAX_DEPTH:
+        return False
     key: Any = None
     for key, value in mapping.items():
         if type(key) is not str:
@@ -276,10 +322,10 @@ def is_plain_json(mapping: dict[Any, Any]) -> bool:
         if kind in _JSON_LEAVES:
             continue
         if kind is dict:
-            if not is_plain_json(value):
+            if not is_plain_json(value, depth + 1):
                 return False
         elif kind is list:
-            if not _plain_list(value):
+            if not _plain_list(value, depth + 1):
                 return False
         else:
             return False
@@ -287,17 +333,44 @@ def is_plain_json(mapping: dict[Any, Any]) -> bool:
     return not (len(mapping) == 1 and key.startswith(TAG_LEAD))
 
 
-def _plain_list(items: list[Any]) -> bool:
+def _plain_list(items: list[Any], depth: int) -> bool:
+    if depth > MAX_DEPTH:
+        return False
     for value in items:
         kind = type(value)
         if kind in _JSON_LEAVES:
             continue
         if kind is dict:
-            if not is_plain_json(value):
+            if not is_plain_json(value, depth + 1):
                 return False
         elif kind is list:
-            if not _plain_list(value):
+            if not _plain_list(value, depth + 1):
                 return False
         else:
             return False
     return True
+
+
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+
+
+def nested_deeper(tree: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether containers nest more than *limit* deep in *tree*, a decoded value (no cycles).
+
+    A level at a time, with no recursion, so it works at any depth of either; a container with
+    no container in it costs one pass in C.
+    """
+    containers = _CONTAINERS
+    level: list[Any] = [tree] if type(tree) in containers else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if type(container) is dict else container
+            if not containers.isdisjoint(map(type, items)):
+                below += [item for item in items if type(item) in containers]
+        level = below
+    return False
