@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from ...errors import ConfigurationError
 from .. import _packed
 from .. import _redis_scripts as _scripts
+from .._redis_pools import AsyncOwnPool
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -124,7 +125,9 @@ class AsyncRedisStore:
             if not socket_timeout > 0:
                 raise ConfigurationError(f"socket_timeout must be positive, not {socket_timeout!r}")
             try:
-                client = Redis.from_url(
+                # A pool of the store's own checks its owner: a forked child, or another
+                # event loop, gets connections of its own (coatcheck.stores._redis_pools).
+                pool = AsyncOwnPool.from_url(
                     url,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_timeout,
@@ -132,6 +135,7 @@ class AsyncRedisStore:
                 )
             except ValueError as exc:  # redis-py's word for a malformed URL
                 raise ConfigurationError(f"bad Redis URL: {exc}") from exc
+            client = Redis.from_pool(pool)
             self._owns_client = True
         else:
             raise ConfigurationError("AsyncRedisStore needs a client= or a url=")

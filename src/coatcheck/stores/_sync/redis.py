@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from ...errors import ConfigurationError
 from .. import _packed
 from .. import _redis_scripts as _scripts
+from .._redis_pools import OwnPool
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -125,7 +126,9 @@ class RedisStore:
             if not socket_timeout > 0:
                 raise ConfigurationError(f"socket_timeout must be positive, not {socket_timeout!r}")
             try:
-                client = Redis.from_url(
+                # A pool of the store's own checks its owner: a forked child, or another
+                # event loop, gets connections of its own (coatcheck.stores._redis_pools).
+                pool = OwnPool.from_url(
                     url,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_timeout,
@@ -133,6 +136,7 @@ class RedisStore:
                 )
             except ValueError as exc:  # redis-py's word for a malformed URL
                 raise ConfigurationError(f"bad Redis URL: {exc}") from exc
+            client = Redis.from_pool(pool)
             self._owns_client = True
         else:
             raise ConfigurationError("RedisStore needs a client= or a url=")
