@@ -129,6 +129,7 @@ API = {
         "AsyncStore",
         "ClearExpired",
         "Create",
+        "Damaged",
         "Delete",
         "FileStore",
         "Load",

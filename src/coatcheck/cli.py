@@ -59,7 +59,7 @@ from ._sansio.ids import storage_key
 from ._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
 from ._terminal import printable, timestamp
 from .errors import CoatcheckError
-from .stores.base import LOCKED, ClearExpired, Load, Store
+from .stores.base import LOCKED, ClearExpired, Damaged, Load, Store
 
 __all__ = ["DEFAULT_STORE", "build_parser", "main"]
 
@@ -160,6 +160,9 @@ def _cmd_show(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         record = call(store, args.store, store.load, Load(storage_key(session_id), now))
         if record is None or record is LOCKED:
             err.write("coatcheck: no session with that id\n")
+            return EXIT_NOT_FOUND
+        if isinstance(record, Damaged):
+            err.write(f"coatcheck: the store holds no record of its own there ({record.reason})\n")
             return EXIT_NOT_FOUND
         try:
             document = codec.decode(record.payload)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import pytest
 
 from coatcheck._sansio.core import SessionCore
-from coatcheck._sansio.ops import Load, Record, Sleep, Update
+from coatcheck._sansio.ops import Damaged, Delete, Load, Record, Sleep, Update
 from coatcheck._sansio.session import Session
 from coatcheck.errors import SessionConflict, SessionInterrupted
 from coatcheck.testing import FrozenClock
 
 from .scripted import ScriptedStore, Step, run, where
 from .support import (
+    IDLE,
     NOW,
     Stored,
     contents,
@@ -187,14 +190,25 @@ def test_a_record_gone_meanwhile_interrupts_the_save(
     assert reasons(caplog) == ["session-interrupted"]
 
 
-def test_a_newer_record_that_cannot_be_read_interrupts_the_save(clock: FrozenClock) -> None:
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (Damaged("wrong-type"), "wrong-type"),
+        (Record(b"garbage", 2, NOW, NOW + IDLE), "corrupt-payload"),
+        (Record(b"", 2, math.nan, NOW + IDLE), "damaged-times"),
+    ],
+)
+def test_a_newer_record_that_cannot_be_read_is_deleted_and_interrupts_the_save(
+    clock: FrozenClock, caplog: pytest.LogCaptureFixture, answer: object, reason: str
+) -> None:
     core = make_core(clock)
     target = stored(core, {"n": 1})
     session, _ = open_stored(core, target)
     session["n"] = 2
-    garbage = target.record._replace(payload=b"garbage", version=2)
+    caplog.set_level(logging.INFO, "coatcheck.security")
     with pytest.raises(SessionInterrupted, match="unreadable"):
-        run(core.save_flow(session), (Update, None), (Load, garbage))
+        run(core.save_flow(session), (Update, None), (Load, answer), Delete(target.key))
+    assert reasons(caplog) == [reason]
 
 
 def test_mode_none_writes_any_version_and_never_reloads(

@@ -30,6 +30,7 @@ from .namespaces import Reservation
 from .ops import (
     LOCKED,
     ClearExpired,
+    Damaged,
     Delete,
     Flow,
     Load,
@@ -38,6 +39,7 @@ from .ops import (
     Sleep,
     Slide,
     Unlock,
+    damage,
     wrong_answer,
 )
 from .session import Session
@@ -200,18 +202,23 @@ class SessionCore:
         if lock_token is None:
             load = build(Load, (key, now, None, slide))
             record = yield load
-            if not (record is None or isinstance(record, Record)):
+            if not (record is None or isinstance(record, (Record, Damaged))):
                 raise wrong_answer(self.store_name, load, record)
         else:
             record = yield from self._load_locked(key, now, lock_token, slide)
         if record is None:
             self.tickets.security_event("unknown-id", ticket)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
+        if isinstance(record, Damaged):
+            yield from self._discard(key, ticket, record.reason)
+            return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         try:
+            reason = damage(record)
+            if reason is not None:
+                raise Corrupt(reason)
             document = self.codec.decode(record.payload)
         except Corrupt as corrupt:
-            self.tickets.security_event(corrupt.reason, ticket)
-            yield Delete(key)
+            yield from self._discard(key, ticket, corrupt.reason)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         created = document.created_at
         if now >= record.expires_at or now >= self.lifetime.deadline(created, record.accessed_at):
@@ -255,6 +262,12 @@ class SessionCore:
             session.regenerate()
         return session
 
+    def _discard(self, key: str, ticket: str, reason: str) -> Flow[None]:
+        # Untrusted input, not a store failure: logged, whatever the key holds deleted (a
+        # plain delete works on any value), and the request gets a fresh session.
+        self.tickets.security_event(reason, ticket)
+        yield Delete(key)
+
     def _binding_holds(
         self, document: Document, remote_addr: str | None, user_agent: str | None
     ) -> bool:
@@ -265,7 +278,7 @@ class SessionCore:
 
     def _load_locked(
         self, key: str, now: float, lock_token: str, slide: Slide | None
-    ) -> Flow[Record | None]:
+    ) -> Flow[Record | Damaged | None]:
         """Load a record and take its lock, waiting while another request holds it.
 
         ``slide`` stays the one made at the open's ``now`` across retries: it is the session's
@@ -276,7 +289,7 @@ class SessionCore:
         while True:
             op = Load(key, now, lock, slide)
             result = yield op
-            if result is None or isinstance(result, Record):
+            if result is None or isinstance(result, (Record, Damaged)):
                 return result
             if result is not LOCKED:
                 raise wrong_answer(self.store_name, op, result)

@@ -45,6 +45,7 @@ __all__ = [
     "LOCKED",
     "ClearExpired",
     "Create",
+    "Damaged",
     "Delete",
     "Flow",
     "Load",
@@ -59,6 +60,7 @@ __all__ = [
     "Touch",
     "Unlock",
     "Update",
+    "damage",
     "wrong_answer",
 ]
 
@@ -89,8 +91,46 @@ class Record(NamedTuple):
     handle: object = None
 
 
-#: What ``load`` answers: the record, :data:`LOCKED` (another request holds its lock), or None.
-LoadResult = Record | Literal[Locked.LOCKED] | None
+class Damaged(NamedTuple):
+    """What ``load`` answers for a key that holds something other than a record of this store
+    (another program's value, a value of another type, a row that does not parse).
+
+    ``reason`` is a short reason code for the security log. The core then deletes whatever the
+    key holds and starts a fresh session: damage is untrusted input, not a store failure, so
+    it never becomes a 503 (which would lock that cookie out for as long as the damage stays).
+    """
+
+    reason: str
+
+
+#: What ``load`` answers: the record, :data:`LOCKED` (another request holds its lock),
+#: :class:`Damaged`, or None.
+LoadResult = Record | Literal[Locked.LOCKED] | Damaged | None
+
+
+def damage(record: Record) -> str | None:
+    """Why a record a store answered cannot be trusted, as a reason code; None when it can.
+
+    Whatever a store holds is untrusted input, and its fields are not checked anywhere else:
+    a version that is no positive integer breaks compare-and-set, and a time that is not a
+    finite number breaks expiry (``now >= nan`` is always false: a NaN access time would
+    switch the idle timeout off). Stores may hand over the values as their driver read them.
+    """
+    version, accessed_at, expires_at = record.version, record.accessed_at, record.expires_at
+    if type(record.payload) is not bytes:
+        return "damaged-payload"
+    if type(version) is not int or version < 1:
+        return "damaged-version"
+    if (
+        type(accessed_at) not in _NUMBERS
+        or type(expires_at) not in _NUMBERS
+        or not (math.isfinite(accessed_at) and math.isfinite(expires_at))
+    ):
+        return "damaged-times"
+    return None
+
+
+_NUMBERS = (float, int)
 
 
 @dataclass(frozen=True, slots=True)

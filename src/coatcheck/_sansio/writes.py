@@ -15,10 +15,23 @@ from typing import NoReturn
 from ..errors import SessionConflict, SessionInterrupted, StoreError
 from .config import SessionConfig
 from .contention import Patience
-from .document import Codec
+from .document import Codec, Corrupt
 from .ids import new_session_id, storage_key
 from .merge import rebase
-from .ops import Create, Delete, Flow, Load, Record, Sleep, Touch, Unlock, Update, wrong_answer
+from .ops import (
+    Create,
+    Damaged,
+    Delete,
+    Flow,
+    Load,
+    Record,
+    Sleep,
+    Touch,
+    Unlock,
+    Update,
+    damage,
+    wrong_answer,
+)
 from .session import Session
 from .tickets import Tickets
 from .timing import Lifetime
@@ -136,10 +149,7 @@ class Writes:
             if retired:
                 return (yield from self.create(session, now))
             if session.concurrency == "none":
-                load = Load(key, now)
-                newer = yield load
-                if newer is not None and not isinstance(newer, Record):
-                    raise wrong_answer(self.store_name, load, newer)
+                newer = yield from self._reload(session, key, now)
             else:
                 newer = yield from self._catch_up(session, key, now, race)
             if newer is None:
@@ -152,12 +162,9 @@ class Writes:
 
         Raises SessionConflict when the merge policy refuses, or the losses outlast lock_wait.
         """
-        load = Load(key, now)
-        newer = yield load
+        newer = yield from self._reload(session, key, now)
         if newer is None:
             return None
-        if not isinstance(newer, Record):
-            raise wrong_answer(self.store_name, load, newer)
         rebase(session, newer, self.codec, self.config.merge_conflict)
         race.losses += 1
         if race.losses > 1:
@@ -169,6 +176,33 @@ class Writes:
                 raise SessionConflict([])
             yield Sleep(race.patience.jittered_pause())
         return newer
+
+    def _reload(self, session: Session, key: str, now: float) -> Flow[Record | None]:
+        """The record a concurrent save left under ``key``, or None when there is none.
+
+        A damaged one (see :class:`~coatcheck._sansio.ops.Damaged`) is logged and deleted, and
+        the save interrupted: there is nothing left to merge into.
+        """
+        load = Load(key, now)
+        newer = yield load
+        if newer is None:
+            return None
+        if isinstance(newer, Damaged):
+            reason: str | None = newer.reason
+        elif isinstance(newer, Record):
+            reason = damage(newer)
+            if reason is None:
+                try:
+                    self.codec.decode(newer.payload)
+                except Corrupt as corrupt:
+                    reason = corrupt.reason
+                else:
+                    return newer
+        else:
+            raise wrong_answer(self.store_name, load, newer)
+        self.tickets.security_event(reason or "damaged-record", session.id)
+        yield Delete(key)
+        raise SessionInterrupted("the stored session changed into something unreadable")
 
     def _interrupted(self, session: Session) -> NoReturn:
         # No record means the session was destroyed or rotated meanwhile, and writing it

@@ -51,6 +51,7 @@ from .base import (
     LOCKED,
     ClearExpired,
     Create,
+    Damaged,
     Delete,
     Load,
     LoadResult,
@@ -166,7 +167,7 @@ class FileDirectory:
                 if data is None:
                     return False
                 record = decode(data)
-                if record.version == 0:
+                if isinstance(record, Damaged):
                     return False  # damaged: nothing worth keeping alive; load reports it
                 self._files.replace(d, key, record.version, record.payload, accessed_at, expires_at)
                 if unlock is not None:

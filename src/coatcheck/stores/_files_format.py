@@ -26,9 +26,9 @@ file systems whose timestamps have whole-second resolution.
 A lock file holds the lock's expiry (f64, little-endian), then its token (UTF-8).
 
 A record whose header is short, has the wrong magic, format or CRC, or whose length disagrees
-with the file (zero-byte, truncated, garbage) decodes as ``Record(CORRUPT_PAYLOAD, 0, 0.0, 0.0)``:
-version 0 never occurs otherwise and the payload decodes with no serializer, so the core logs it
-and deletes the record like any other undecodable session.
+with the file (zero-byte, truncated, garbage) decodes as ``Damaged("damaged-file")``, so the
+core logs it and deletes the record like any other damaged one (its version reads as 0, which
+never occurs otherwise).
 
 The directory operations that read and write these files are in
 :mod:`coatcheck.stores._files_backend`.
@@ -41,10 +41,10 @@ import re
 import struct
 import zlib
 
-from .base import Record
+from .base import Damaged, Record
 
 __all__ = [
-    "CORRUPT_PAYLOAD",
+    "DAMAGED",
     "GUARD_PREFIX",
     "HEADER_SIZE",
     "KEY",
@@ -65,9 +65,8 @@ _HEAD = struct.Struct("<4sHHqddQ")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEAD.size + _CRC.size
 
-#: The payload of a record whose file is damaged; no serializer decodes a leading NUL.
-CORRUPT_PAYLOAD = b"\x00coatcheck: damaged FileStore record\x00"
-_CORRUPT = Record(CORRUPT_PAYLOAD, 0, 0.0, 0.0)
+#: What ``load`` answers for a damaged record file.
+DAMAGED = Damaged("damaged-file")
 
 _LOCK_STATE = struct.Struct("<d")
 
@@ -110,10 +109,10 @@ def header_version(data: bytes, file_size: int) -> int:
     return int(version)
 
 
-def decode(data: bytes) -> Record:
-    """The record in a whole record file; the corrupt record if it is damaged."""
+def decode(data: bytes) -> Record | Damaged:
+    """The record in a whole record file; :data:`DAMAGED` if the file is damaged."""
     if header_version(data, len(data)) == 0:
-        return _CORRUPT
+        return DAMAGED
     _, _, _, version, accessed_at, expires_at, _ = _HEAD.unpack_from(data)
     return Record(data[HEADER_SIZE:], version, accessed_at, expires_at)
 

@@ -272,9 +272,9 @@ class AsyncMemcacheAdapter:
             return outcome
         raise ClientException("unexpected reply to a meta set", reply[:64])
 
-    async def delete(self, key: bytes) -> None:
-        """Remove the key; a missing key is fine."""
-        await self._call(self.client.delete, key)
+    async def delete(self, key: bytes) -> bool:
+        """Remove the key; False when it was not there."""
+        return bool(await self._call(self.client.delete, key))
 
     async def aclose(self) -> None:
         """Close the connections, if the client is ours (another loop's are abandoned)."""

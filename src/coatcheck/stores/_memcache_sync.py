@@ -115,9 +115,9 @@ class MemcacheAdapter:
             return 0
         return Cas.CHANGED if stored is False else Cas.GONE
 
-    def delete(self, key: bytes) -> None:
-        """Remove the key; a missing key is fine."""
-        self._call("delete", key, False)
+    def delete(self, key: bytes) -> bool:
+        """Remove the key; False when it was not there."""
+        return bool(self._call("delete", key, False))
 
     def close(self) -> None:
         """Close the connections, if the client is ours."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 
 from .._sansio.tuples import build
-from .base import Record
+from .base import Damaged, Record
 
 __all__ = [
     "HEADER_SIZE",
@@ -65,10 +65,14 @@ def version_of(value: bytes) -> int:
     return int(value[VERSION_OFFSET:TIMES_OFFSET])
 
 
-def unpack(value: bytes, handle: object = None) -> Record:
-    """The record in a stored value, carrying ``handle``; ``ValueError`` for a value some other
-    program wrote."""
+def unpack(value: bytes, handle: object = None) -> Record | Damaged:
+    """The record in a stored value, carrying ``handle``; :class:`Damaged` for a value some
+    other program wrote (the core deletes it)."""
     if len(value) < HEADER_SIZE or value[:VERSION_OFFSET] != TAG:
-        raise ValueError("stored value is not a coatcheck record (unknown format tag)")
+        return Damaged("foreign-record")
     _, version, accessed_at, expires_at = _HEADER.unpack_from(value)
-    return build(Record, (value[HEADER_SIZE:], int(version), accessed_at, expires_at, handle))
+    try:
+        number = int(version)
+    except ValueError:
+        return Damaged("damaged-version")
+    return build(Record, (value[HEADER_SIZE:], number, accessed_at, expires_at, handle))

@@ -232,8 +232,8 @@ class SQLiteDatabase:
                     return LOCKED if exists else None
         if row is None:
             return None
-        payload, version, accessed_at, expires_at = row
-        return Record(bytes(payload), int(version), float(accessed_at), float(expires_at))
+        # As SQLite's dynamic typing read them: the core checks each field's type and value.
+        return Record(*row)
 
     def create(self, op: Create) -> bool:
         """Insert-if-absent; False when the key exists."""

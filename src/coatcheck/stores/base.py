@@ -18,13 +18,21 @@ Operations (async flavour shown; the sync flavour is the same without ``async`` 
 ``now`` is the caller's clock, so tests can freeze time; stores with native expiry (Redis,
 memcached) turn ``expires_at - now`` into a TTL of at least one second.
 
-``load(Load(key, now, lock=None, slide=None)) -> Record | LOCKED | None``
-    The record, or ``None`` if there is none. A record whose ``expires_at`` has passed may be
-    returned (the core then deletes it, whatever its own timeouts say) or treated as absent
-    (stores with native TTL). With ``lock``,
-    the per-session lock is taken in the same atomic step when it is free, expired, or already
-    held by ``lock.token``, and the record is returned; when another token holds an unexpired
-    lock, ``LOCKED`` is returned and nothing changes. No lock is taken when there is no record.
+``load(Load(key, now, lock=None, slide=None)) -> Record | LOCKED | Damaged | None``
+    The record, or ``None`` if there is none. When the key holds something that is not a
+    record of this store (another program's value, a value of another type, a row whose
+    columns do not parse), ``Damaged(reason)`` rather than an error: the core logs the reason
+    on ``coatcheck.security``, deletes the key and starts a fresh session, where an error would
+    answer 503 for as long as the damage stays. The fields of a returned record may be passed
+    as the driver read them: the core checks them (a positive ``int`` version, finite times,
+    ``bytes`` payload) and treats anything else as damage too.
+
+    A record whose ``expires_at`` has passed may be returned (the core then deletes it,
+    whatever its own timeouts say) or treated as absent (stores with native TTL). With
+    ``lock``, the per-session lock is taken in the same atomic step when it is free, expired,
+    or already held by ``lock.token``, and the record is returned; when another token holds an
+    unexpired lock, ``LOCKED`` is returned and nothing changes. No lock is taken when there is
+    no record.
 
     With ``slide`` (a :class:`Slide`), a store whose ``slides_on_load`` is true also does the
     idle timeout's touch in the same atomic step (and round trip): when the record exists, is
@@ -102,6 +110,7 @@ from .._sansio.ops import (
     LOCKED,
     ClearExpired,
     Create,
+    Damaged,
     Delete,
     Load,
     LoadResult,
@@ -120,6 +129,7 @@ __all__ = [
     "AsyncStore",
     "ClearExpired",
     "Create",
+    "Damaged",
     "Delete",
     "Load",
     "LoadResult",

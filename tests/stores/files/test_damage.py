@@ -11,8 +11,8 @@ import pytest
 
 from coatcheck import SessionManager
 from coatcheck._sansio.ids import storage_key
-from coatcheck.stores import ClearExpired, Create, FileStore, Load, Record, Touch, Update
-from coatcheck.stores._files_format import CORRUPT_PAYLOAD, HEADER_SIZE
+from coatcheck.stores import ClearExpired, Create, Damaged, FileStore, Load, Record, Touch, Update
+from coatcheck.stores._files_format import HEADER_SIZE
 
 from .._support import HOUR, NOW, key
 from ._directory import make_read_only, make_writable, temp_files
@@ -41,7 +41,7 @@ DAMAGE = ["empty", "truncated-header", "truncated-payload", "garbage", "flipped-
 def test_a_damaged_record_loads_as_undecodable(store: FileStore, how: str) -> None:
     assert store.create(Create(key(1), b"payload", NOW, NOW + HOUR, NOW))
     damage(Path(store.directory, key(1)), how)
-    assert store.load(Load(key(1), NOW)) == Record(CORRUPT_PAYLOAD, 0, 0.0, 0.0)
+    assert store.load(Load(key(1), NOW)) == Damaged("damaged-file")
     assert store.touch(Touch(key(1), NOW, NOW + HOUR, NOW)) is False
     assert store.update(Update(key(1), b"x", NOW, NOW + HOUR, NOW, 3)) is None
     assert store.update(Update(key(1), b"fresh", NOW, NOW + HOUR, NOW, None)) == 1

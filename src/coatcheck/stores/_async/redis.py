@@ -23,6 +23,7 @@ from ..base import (
     LOCKED,
     ClearExpired,
     Create,
+    Damaged,
     Delete,
     Load,
     LoadResult,
@@ -192,6 +193,15 @@ class AsyncRedisStore:
             return await self._execute("EVAL", script.source, numkeys, *keys_and_args)
 
     async def load(self, op: Load) -> LoadResult:
+        try:
+            return await self._load(op)
+        except redis.exceptions.ResponseError as exc:
+            # A key of another type (a list, a hash) under a session key: damage, not an outage.
+            if str(exc).startswith("WRONGTYPE"):
+                return Damaged("wrong-type")
+            raise
+
+    async def _load(self, op: Load) -> LoadResult:
         k = self._key(op.key)
         lock, slide, now = op.lock, op.slide, op.now
         if lock is not None:
