@@ -100,9 +100,9 @@ class AsyncMemcachedStore:
     aiomcache's ``Client`` for the async one. Prefer the URL with aiomcache: the store's own
     client fixes aiomcache#502 (a server that hangs up mid-command freezes the event loop).
     ``timeout`` bounds connecting and every reply; a connection found stale after a server
-    restart is replaced and the command sent again. memcached 1.6 or later: a ``cas`` is a
-    meta set (``ms``), whose reply carries the item's new cas token (except over pymemcache's
-    ``HashClient``, which cannot send one; there it is the classic ``cas``).
+    restart is replaced and the command sent again. memcached 1.6.10 or later (checked): a
+    ``cas`` is a meta set (``ms``), whose reply carries the item's new cas token (except over
+    pymemcache's ``HashClient``, which cannot send one; there it is the classic ``cas``).
 
     A record is one item under ``prefix + key`` (layout in :mod:`coatcheck.stores._packed`).
     ``create`` is ``add``. ``load`` is ``gets``, and the record it returns carries the version,
