@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.servers import require_server
 
+from ._frozen import TIMES
 from ._proxy import TCPProxy
 from ._support import unique
 
@@ -44,3 +45,11 @@ def silent_port() -> Iterator[int]:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         yield s.getsockname()[1]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The time each frozen store took to fail (tests/stores/_frozen.py), when any was run."""
+    if TIMES:
+        terminalreporter.section("time to fail on a frozen server")
+        for name, seconds in sorted(TIMES.items()):
+            terminalreporter.write_line(f"{name:<40} {seconds:6.3f} s")

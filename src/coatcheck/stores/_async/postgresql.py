@@ -9,6 +9,7 @@ tells "locked by another" from "missing".
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..._flavours import async_owner
 from ...errors import ConfigurationError
-from .. import _sql
+from .. import _deadline, _sql
 from .._owners import PerOwner, forget_fd
 from ..base import (
     LOCKED,
@@ -65,6 +66,7 @@ _URL_OPTIONS: dict[str, type[_sql.Option]] = {
     "pool_size": int,
     "pool_timeout": float,
     "statement_timeout": float,
+    "timeout": float,
 }
 
 
@@ -114,6 +116,9 @@ class AsyncPostgreSQLStore:
     in each process).
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
+    ``timeout`` (seconds) is the client-side deadline of every statement and of the wait for
+    a pooled connection: a statement still unanswered then has its connection cut (see
+    :mod:`coatcheck.stores._deadline`), so even a frozen server fails the request in time.
     """
 
     slides_on_load = False
@@ -121,6 +126,7 @@ class AsyncPostgreSQLStore:
         psycopg.OperationalError,
         psycopg_pool.PoolTimeout,
         psycopg_pool.TooManyRequests,
+        _deadline.DeadlineExceeded,
     )
 
     def __init__(
@@ -130,7 +136,13 @@ class AsyncPostgreSQLStore:
         connect: AsyncConnectionFactory | None = None,
         table: str = _sql.DEFAULT_TABLE,
         name: str | None = None,
+        timeout: float = _deadline.DEFAULT_TIMEOUT,
     ) -> None:
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
+        self._timeout = timeout
+        self._wait = timeout  # for a pooled connection; from_url's pool_timeout
+        self._watchdog = _deadline.Watchdog(timeout)
         self._source: _Pool | AsyncConnectionFactory
         if pool is not None and connect is not None:
             raise ConfigurationError("PostgreSQLStore takes a pool or a connect factory, not both")
@@ -158,14 +170,17 @@ class AsyncPostgreSQLStore:
     def from_url(cls, url: str) -> AsyncPostgreSQLStore:
         """Build a store and its pool from ``postgresql://user:password@host:port/db?...``.
 
-        Options: ``table``, ``pool_size`` (10), ``pool_timeout`` (5 s: longest wait for a
-        free connection), ``statement_timeout`` (seconds, enforced by the server; off unless
-        given, since PgBouncer refuses the startup option it needs). Any other parameter goes
-        to libpq; ``connect_timeout`` defaults to 5 s. The pool opens on first use.
+        Options: ``table``, ``pool_size`` (10), ``timeout`` (5 s: the client-side deadline
+        of each statement and of the wait for a pooled connection), ``pool_timeout`` (that
+        wait alone; ``timeout`` unless given), ``statement_timeout`` (seconds, enforced by the
+        server; off unless given, since PgBouncer refuses the startup option it needs). Any
+        other parameter goes to libpq; ``connect_timeout`` defaults to ``timeout`` in whole
+        seconds, at least 2 (libpq's rule). The pool opens on first use.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
         params = dict(rest)  # values still percent-encoded: libpq decodes them itself
-        params.setdefault("connect_timeout", "5")
+        timeout = float(options.get("timeout", _deadline.DEFAULT_TIMEOUT))
+        params.setdefault("connect_timeout", str(max(2, math.ceil(timeout))))
         if "statement_timeout" in options:
             milliseconds = int(float(options["statement_timeout"]) * 1000)
             extra = f"-c statement_timeout={milliseconds}"
@@ -179,7 +194,7 @@ class AsyncPostgreSQLStore:
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
         max_size = int(options.get("pool_size", 10))
-        timeout = float(options.get("pool_timeout", 5.0))
+        pool_timeout = float(options.get("pool_timeout", timeout))
 
         def make(configure: Callable[[_Conn], Any]) -> _Pool:
             return psycopg_pool.AsyncConnectionPool(
@@ -187,7 +202,7 @@ class AsyncPostgreSQLStore:
                 kwargs={"autocommit": True},
                 min_size=1,
                 max_size=max_size,
-                timeout=timeout,
+                timeout=pool_timeout,
                 configure=configure,
                 # A failed connection attempt is not retried on a backoff schedule that can
                 # outlast the outage by minutes; the next request that needs a connection
@@ -202,7 +217,9 @@ class AsyncPostgreSQLStore:
             connect=lambda: psycopg.AsyncConnection.connect(conninfo, autocommit=True),
             table=table,
             name=_name_from_conninfo(conninfo, table),
+            timeout=timeout,
         )
+        store._wait = pool_timeout
         store._pools = PerOwner(lambda: _AsyncOwnPool(make), _AsyncOwnPool.abandon)
         return store
 
@@ -222,8 +239,9 @@ class AsyncPostgreSQLStore:
     ) -> tuple[int, Any]:
         """Run one statement in autocommit mode: its row count, and its first row if ``fetch``.
 
-        Every operation's one path, kept short: ``getconn``, the statement on the connection's
-        own cursor, ``putconn`` (``pool.connection()`` would also commit, and costs more).
+        Every operation's one path, kept short: ``getconn`` (waiting at most ``timeout``), the
+        statement on the connection's own cursor under the watchdog's deadline, ``putconn``
+        (``pool.connection()`` would also commit, and costs more).
         """
         pool = self._source
         if self._pools is not None:
@@ -238,31 +256,54 @@ class AsyncPostgreSQLStore:
             # A factory's connection lives for one statement, so its mode need not be
             # restored; without autocommit, BEGIN and COMMIT would cost two more round trips.
             async with await pool() as conn:
-                if not conn.autocommit:
-                    await conn.set_autocommit(True)
-                cur = await conn.execute(query, params, prepare=prepare, binary=binary)
+                token = self._watchdog.arm(conn.pgconn.socket)
+                try:
+                    if not conn.autocommit:
+                        await conn.set_autocommit(True)
+                    cur = await conn.execute(query, params, prepare=prepare, binary=binary)
+                except psycopg.OperationalError as exc:
+                    if self._watchdog.disarm(token):
+                        raise self._overdue() from exc
+                    raise
+                self._watchdog.disarm(token)  # the connection is closed next in any case
                 return cur.rowcount, await cur.fetchone() if fetch else None
-        conn = await pool.getconn()
-        broken = False
+        conn = await pool.getconn(self._wait)
+        token = self._watchdog.arm(conn.pgconn.socket)
         try:
             switch = not conn.autocommit
             if switch:
                 await conn.set_autocommit(True)
             try:
                 cur = await _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
-                return cur.rowcount, await cur.fetchone() if fetch else None
+                result = cur.rowcount, await cur.fetchone() if fetch else None
             finally:
                 if switch and not conn.closed:
                     await conn.set_autocommit(False)
-        except psycopg.OperationalError:
-            broken = conn.broken
-            raise
-        finally:
+        except psycopg.OperationalError as exc:
+            cut = self._watchdog.disarm(token)
             await pool.putconn(conn)
-            if broken:
+            if cut:
+                # No check of the idle connections: the server may be frozen, and they would
+                # wait for it.
+                raise self._overdue() from exc
+            if conn.broken:
                 # One dead connection usually means the server restarted and every idle one
                 # is dead too: test them now, so the next request gets a live connection.
                 await pool.check()
+            raise
+        except BaseException:
+            self._watchdog.disarm(token)
+            await pool.putconn(conn)
+            raise
+        if self._watchdog.disarm(token):
+            await conn.close()  # cut as its reply came in: not to be used again
+        await pool.putconn(conn)
+        return result
+
+    def _overdue(self) -> _deadline.DeadlineExceeded:
+        return _deadline.DeadlineExceeded(
+            f"no reply within {self._timeout:g} s (the store's timeout); connection closed"
+        )
 
     async def create_tables(self) -> None:
         """Create the table and its expiry index if they do not exist."""

@@ -1,0 +1,66 @@
+"""PostgreSQLStore on a frozen server (SIGSTOP, connections open): every operation fails within
+the store's ``timeout`` and the store recovers by itself when the server resumes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from coatcheck.stores import Create, Load, Record, Update
+from coatcheck.stores._async.postgresql import AsyncPostgreSQLStore
+from coatcheck.stores._sync.postgresql import PostgreSQLStore
+
+from .._frozen import FreezableServer, elapsed, freezable_server, frozen
+from .._support import HOUR, NOW, key
+
+pytestmark = pytest.mark.server("postgresql")
+
+TIMEOUT = 0.5
+MARGIN = 0.5  # a busy 2-core machine, and the watchdog's wake-up
+
+
+@pytest.fixture(scope="module")
+def private() -> Iterator[FreezableServer]:
+    with freezable_server("postgresql") as server:
+        yield server
+
+
+def _url(server: FreezableServer, table: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{server.port}/postgres?table={table}&timeout={TIMEOUT}"
+
+
+def test_a_frozen_server_fails_each_operation_in_time(private: FreezableServer, table: str) -> None:
+    store = PostgreSQLStore.from_url(_url(private, table))
+    store.create_tables()
+    assert store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    with frozen(private):
+        with elapsed("postgresql sync load", under=TIMEOUT + MARGIN):
+            with pytest.raises(store.unavailable_errors):
+                store.load(Load(key(1), NOW))
+        with elapsed("postgresql sync update", under=TIMEOUT + MARGIN):
+            with pytest.raises(store.unavailable_errors):
+                store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+    record = store.load(Load(key(1), NOW))  # resumed: the next operation works
+    assert isinstance(record, Record)
+    store.drop_tables()
+    store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_frozen_server_fails_each_operation_in_time_async(
+    private: FreezableServer, table: str
+) -> None:
+    store = AsyncPostgreSQLStore.from_url(_url(private, table))
+    await store.create_tables()
+    assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
+    with frozen(private):
+        with elapsed("postgresql async load", under=TIMEOUT + MARGIN):
+            with pytest.raises(store.unavailable_errors):
+                await store.load(Load(key(1), NOW))
+        with elapsed("postgresql async update", under=TIMEOUT + MARGIN):
+            with pytest.raises(store.unavailable_errors):
+                await store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+    assert isinstance(await store.load(Load(key(1), NOW)), Record)
+    await store.drop_tables()
+    await store.aclose()
