@@ -39,6 +39,7 @@ CASES = [
     ("redis", "list-key", "wrong-type"),
     ("redis", "hash-key", "wrong-type"),
     ("redis", "nan-access-time", "damaged-times"),
+    ("redis", "no-ttl", "no-ttl"),
     ("memcached", "foreign-string", "foreign-record"),
     ("memcached", "nan-access-time", "damaged-times"),
     ("postgresql", "nan-access-time", "damaged-times"),
@@ -90,6 +91,8 @@ def plant(store: str, damage: str, key: str, tmp_path: Path, unique: str) -> Non
             client.set(prefixed, b"somebody else's value", px=60_000)
         elif damage == "nan-access-time":
             client.set(prefixed, pack(b"cc2:json:{}", 1, math.nan, 4e9), px=60_000)
+        elif damage == "no-ttl":
+            client.persist(prefixed)  # a record that would never expire in Redis
         else:
             client.delete(prefixed)
             if damage == "list-key":

@@ -19,6 +19,7 @@ __all__ = [
     "DOUBLE",
     "LOAD_LOCKED",
     "LOAD_SLIDE",
+    "NO_TTL",
     "RETIRE",
     "TOUCH",
     "UNLOCK",
@@ -85,12 +86,22 @@ if string.len({value}) >= {_packed.HEADER_SIZE}
 end"""
 
 
+#: The reply of a load script for a record without a TTL: every record is written with one, so
+#: a key without one was written by something else (or PERSISTed) and would never expire.
+NO_TTL = "coatcheck: no-ttl"
+# Checked where a load runs a script anyway (it costs a PTTL there); a plain GET, a read-only
+# request's load, cannot tell, and the core's own expiry check still bounds such a record.
+_NO_TTL = f"""
+if redis.call('PTTL', KEYS[1]) == -1 then return redis.error_reply('{NO_TTL}') end"""
+
+
 # KEYS: record. ARGV: now (packed double), slide (_SLIDE_ARG), PX.
 # Returns {value} when it slid, the bare value when not, nil without a record.
 LOAD_SLIDE = script(
     """
 local value = redis.call('GET', KEYS[1])
 if not value then return false end"""
+    + _NO_TTL
     + _slide("value", "struct.unpack('>d', ARGV[1])", "ARGV[2]", "ARGV[3]")
     + """
 return value
@@ -103,7 +114,9 @@ return value
 LOAD_LOCKED = script(
     """
 local value = redis.call('GET', KEYS[1])
-if not value then return false end
+if not value then return false end"""
+    + _NO_TTL
+    + """
 local now = struct.unpack('>d', ARGV[2])
 local mine = ARGV[3] .. ' ' .. ARGV[1]
 -- Usually the lock is free (the last request released it), and SET NX takes it at once.

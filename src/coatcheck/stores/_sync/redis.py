@@ -197,9 +197,13 @@ class RedisStore:
         try:
             return self._load(op)
         except redis.exceptions.ResponseError as exc:
-            # A key of another type (a list, a hash) under a session key: damage, not an outage.
-            if str(exc).startswith("WRONGTYPE"):
+            # A key of another type (a list, a hash) under a session key, or one without a
+            # TTL: damage, not an outage.
+            message = str(exc)
+            if message.startswith("WRONGTYPE"):
                 return Damaged("wrong-type")
+            if message.startswith(_scripts.NO_TTL):
+                return Damaged("no-ttl")
             raise
 
     def _load(self, op: Load) -> LoadResult:
