@@ -99,8 +99,22 @@ def test_no_lock_is_left_behind_when_there_is_no_session(clock: FrozenClock) -> 
     target = stored(core)
     unknown = run(core.open_flow(target.session_id), (Load, None))  # no lock without a record
     expired = target.record._replace(accessed_at=NOW - IDLE)
-    gone = run(core.open_flow(target.session_id), (Load, expired), Delete(target.key))
+    gone = run(core.open_flow(target.session_id), (Load, expired), (Delete, True))
     assert unknown.lock_token is None and gone.lock_token is None
+
+
+def test_an_expired_record_renewed_meanwhile_is_kept_and_unlocked(clock: FrozenClock) -> None:
+    # The delete of an expired record is at the version seen: when a save got in first (a
+    # worker whose clock disagrees), the record stays, and the lock this load took goes.
+    core = make_core(clock, concurrency="lock")
+    target = stored(core, version=4)
+    expired = target.record._replace(accessed_at=NOW - IDLE)
+    store = ScriptedStore(
+        (Load, expired),
+        (Delete(target.key, 4, "handle-1"), False),
+        where(Unlock, key=target.key),
+    )
+    assert store.run(core.open_flow(target.session_id)).is_new
 
 
 # -- releasing it at save ---------------------------------------------------------------------

@@ -207,7 +207,7 @@ def test_idle_expiry_deletes_on_access(
     dead = run(
         core.open_flow(target.session_id),
         (Load(target.key, NOW + IDLE), target.record),
-        Delete(target.key),
+        (Delete(target.key, 1, "handle-1"), True),  # at the version seen
     )
     assert dead.is_new and dead.had_ticket
     assert "session expired; deleted on access" in caplog.messages
@@ -221,7 +221,11 @@ def test_absolute_expiry_ends_even_a_recently_used_session(clock: FrozenClock) -
     alive = run(core.open_flow(recent.session_id), (Load, recent.record))
     assert alive["n"] == 1
     clock.advance(1)
-    dead = run(core.open_flow(recent.session_id), (Load, recent.record), Delete(recent.key))
+    dead = run(
+        core.open_flow(recent.session_id),
+        (Load, recent.record),
+        (where(Delete, key=recent.key), True),
+    )
     assert dead.is_new
 
 
@@ -231,7 +235,7 @@ def test_a_record_past_the_stores_own_deadline_is_expired(clock: FrozenClock) ->
     core = make_core(clock, idle_timeout=2 * IDLE)
     target = stored(core, {"n": 1}, expires=NOW + IDLE)
     clock.advance(IDLE)
-    dead = run(core.open_flow(target.session_id), (Load, target.record), Delete(target.key))
+    dead = run(core.open_flow(target.session_id), (Load, target.record), (Delete, True))
     assert dead.is_new and "n" not in dead
 
 
@@ -246,7 +250,7 @@ def test_a_shorter_idle_timeout_than_stored_decides(clock: FrozenClock) -> None:
     # Stored under a 2 h idle timeout and idle for 40 min: dead under today's 30 min.
     core = make_core(clock)
     target = stored(core, accessed=NOW - 2400, expires=NOW + 4800)
-    session = run(core.open_flow(target.session_id), (Load, target.record), Delete(target.key))
+    session = run(core.open_flow(target.session_id), (Load, target.record), (Delete, True))
     assert session.is_new
 
 
@@ -259,7 +263,7 @@ def test_adjust_time_keeps_session_ages_across_a_clock_jump(clock: FrozenClock) 
     session = run(core.open_flow(target.session_id), (Load(target.key, NOW), target.record))
     assert session["n"] == 1 and session.accessed_at == NOW
     unadjusted = make_core(clock)
-    gone = run(unadjusted.open_flow(target.session_id), (Load, target.record), Delete)
+    gone = run(unadjusted.open_flow(target.session_id), (Load, target.record), (Delete, True))
     assert gone.is_new
 
 

@@ -225,7 +225,14 @@ class SessionCore:
             # lemon: an expired session found on access is destroyed at once. Dead by the
             # store's own deadline too: stores with native expiry would have dropped it.
             log.info("session expired; deleted on access")
-            yield Delete(key)
+            # At the version seen: a save that got in meanwhile (a worker whose clock or
+            # timeouts disagree) is not this request's to throw away.
+            delete = Delete(key, record.version, record.handle)
+            deleted = yield delete
+            if not isinstance(deleted, bool):
+                raise wrong_answer(self.store_name, delete, deleted)
+            if not deleted and lock_token is not None:
+                yield Unlock(key, lock_token)  # the newer record keeps living: not locked by us
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         if self._bound and not self._binding_holds(document, remote_addr, user_agent):
             # Refuse the request, keep the original: destroying it would let anyone who can

@@ -9,8 +9,11 @@ none of them may bring back a destroyed session or drop a concurrent save:
 - ``Update`` and ``Touch`` of an id that a rotation retired;
 - ``Unlock`` against the lock's next holder.
 
-``Create`` of a new session under a taken id, and the plain ``Delete`` of a destroy, of an
-expired record and of a corrupt one, are exact by the store contract (tests/contract).
+``Create`` of a new session under a taken id, the plain ``Delete`` of a destroy and of a
+damaged record, and the ``Delete`` at the version seen of an expired record (which keeps a
+record renewed meanwhile) are exact by the store contract (tests/contract, the compare-and-delete
+tests) and pinned in order by tests/sansio; ``ClearExpired`` removes only records whose expiry
+has passed, judged atomically by each store (tests/contract).
 """
 
 from __future__ import annotations
