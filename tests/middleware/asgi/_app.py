@@ -61,6 +61,13 @@ def starlette_app(peer: list[httpx.AsyncClient]) -> Starlette:
         request.session["n"] = 100
         return PlainTextResponse("100")
 
+    async def race_login(request: Request) -> Response:
+        # A second tab logs out while this request logs in (rotates the id).
+        await peer[0].post("/logout", headers={"Cookie": request.headers["cookie"]})
+        request.session.regenerate()
+        request.session["user"] = "ann"
+        return PlainTextResponse("ann")
+
     async def nested(request: Request) -> Response:
         # Another request for the same session while this one has it open.
         inner = await peer[0].get("/read", headers={"Cookie": request.headers["cookie"]})
@@ -93,6 +100,7 @@ def starlette_app(peer: list[httpx.AsyncClient]) -> Starlette:
             Route("/fail", fail),
             Route("/headers", headers),
             Route("/race", race),
+            Route("/race-login", race_login),
             Route("/nested", nested),
             Route("/boom", boom),
             WebSocketRoute("/ws", ws),

@@ -164,3 +164,16 @@ async def test_session_destroyed_by_a_concurrent_request_is_cleared(
     assert response.headers["set-cookie"].startswith("sid=;")
     assert len(store._entries) == 0
     assert_one_security_record(caplog, "session-interrupted", [ticket])
+
+
+@pytest.mark.asyncio
+async def test_a_login_racing_a_logout_brings_nothing_back(
+    client: httpx.AsyncClient, store: AsyncProbeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticket = (await get(client, "/incr")).cookies["sid"]
+    with caplog.at_level(logging.INFO):
+        response = await get(client, "/race-login")
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].startswith("sid=;")  # no new id handed out
+    assert len(store._entries) == 0  # the rotation wrote nothing under a new id
+    assert_one_security_record(caplog, "session-interrupted", [ticket])

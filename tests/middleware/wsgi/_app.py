@@ -61,6 +61,11 @@ def demo_app(
             # Another request of the same client (a second tab) logs out meanwhile.
             peer[0].post("/logout", headers={"Cookie": environ["HTTP_COOKIE"]})
             session["n"] = 100
+        elif path == "/race-login":
+            # A second tab logs out while this request logs in (rotates the id).
+            peer[0].post("/logout", headers={"Cookie": environ["HTTP_COOKIE"]})
+            session.regenerate()
+            session["user"] = "ann"
         elif path == "/nested":
             # Another request for the same session while this one has it open.
             inner = peer[0].get("/read", headers={"Cookie": environ["HTTP_COOKIE"]})

@@ -161,3 +161,15 @@ def test_session_destroyed_by_a_concurrent_request_is_cleared(
     assert "Max-Age=0" in response.headers["set-cookie"]
     assert len(store._entries) == 0  # the late save did not resurrect it
     assert_one_security_record(caplog, "session-interrupted", [ticket])
+
+
+def test_a_login_racing_a_logout_brings_nothing_back(
+    client: httpx.Client, store: ProbeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticket = get(client, "/incr").cookies["sid"]
+    with caplog.at_level(logging.INFO):
+        response = get(client, "/race-login")
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].startswith("sid=;")  # no new id handed out
+    assert len(store._entries) == 0  # the rotation wrote nothing under a new id
+    assert_one_security_record(caplog, "session-interrupted", [ticket])
