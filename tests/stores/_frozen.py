@@ -20,9 +20,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
+from coatcheck.stores import AsyncStore, Store
+
 from ._own_server import OwnServer, require_binaries
 
-__all__ = ["TIMES", "FreezableServer", "elapsed", "freezable_server", "frozen"]
+__all__ = ["TIMES", "FreezableServer", "fails_in_time", "freezable_server", "frozen"]
 
 #: Time to the failure (or the 503) per store and flavour, as the freeze tests measured it;
 #: printed at the end of the session (tests/stores/conftest.py).
@@ -62,15 +66,19 @@ class FreezableServer(OwnServer):
 
     def freeze(self) -> None:
         assert self._process is not None
-        self._signal(signal.SIGSTOP)  # the parent first: it forks no more children then
+        pids = self._signal(signal.SIGSTOP)  # the parent first: it forks no more children then
         self._frozen = True
+        # A signal is delivered asynchronously: wait until every thread has stopped.
+        deadline = time.monotonic() + 2.0
+        while not all(_stopped(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def thaw(self) -> None:
         if self._process is not None and self._frozen:
             self._signal(signal.SIGCONT)
         self._frozen = False
 
-    def _signal(self, signum: int) -> None:
+    def _signal(self, signum: int) -> list[int]:
         # The whole tree: PostgreSQL's children each call setsid(), so no group holds them.
         assert self._process is not None
         pids = [self._process.pid]
@@ -78,6 +86,8 @@ class FreezableServer(OwnServer):
         for pid in _children(pids[0]):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+                pids.append(pid)
+        return pids
 
     def stop(self) -> None:
         if self._process is not None:
@@ -85,6 +95,19 @@ class FreezableServer(OwnServer):
             self._signal(signal.SIGKILL)
             self._process.wait(timeout=10)
             self._process = None
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (or the process is gone)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for task in tasks:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] not in ("T", "t"):
+                    return False
+    except FileNotFoundError:
+        return True
+    return True
 
 
 def _children(parent: int) -> list[int]:
@@ -225,9 +248,11 @@ def frozen(server: FreezableServer) -> Iterator[None]:
 
 
 @contextmanager
-def elapsed(name: str, *, under: float) -> Iterator[None]:
-    """The block must take less than ``under`` seconds; the time goes in :data:`TIMES`."""
+def fails_in_time(name: str, store: Store | AsyncStore, *, under: float) -> Iterator[None]:
+    """The block must fail with one of ``store``'s unavailable errors in under ``under``
+    seconds; the time it took goes in :data:`TIMES` as ``name``."""
     started = time.monotonic()
-    yield
+    with pytest.raises(store.unavailable_errors):
+        yield
     took = TIMES[name] = time.monotonic() - started
     assert took < under, f"{name}: {took:.2f} s, over {under} s"

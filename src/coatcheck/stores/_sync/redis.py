@@ -17,7 +17,7 @@ from redis.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 
 from ...errors import ConfigurationError
-from .. import _packed
+from .. import _deadline, _packed
 from .. import _redis_scripts as _scripts
 from .._redis_pools import OwnPool
 from ..base import (
@@ -87,9 +87,13 @@ class RedisStore:
 
     Pass a ready ``client`` (a ``Redis``, a Sentinel master or a ``RedisCluster``; it must not
     decode responses, and it stays open after :meth:`close`) or a ``url``. A store built from a
-    URL owns its connection pool and uses ``socket_timeout`` for connecting and for every reply,
-    so an outage fails within that bound. It retries once, at once, only on a connection error
-    (the pooled connection went stale when the server restarted), never after a timeout.
+    URL owns its connection pool and uses ``timeout`` (5 s; ``socket_timeout`` is its former
+    name) as redis-py's ``socket_connect_timeout`` and ``socket_timeout``: for connecting and for
+    every reply, so an outage, a frozen server too, fails within that bound (the pool opens a
+    connection rather than wait for one). A client passed in keeps its own timeouts: give it a
+    ``socket_timeout`` and a ``socket_connect_timeout``, for a Sentinel master and a Cluster too.
+    It retries once, at once, only on a connection error (the pooled connection went stale when
+    the server restarted), never after a timeout.
 
     Each record is one string under ``{prefix}{<key>}`` (layout in :mod:`coatcheck.stores._packed`)
     and its lock is ``{prefix}{<key>}:lock``; the braces make the session key the Cluster hash
@@ -116,23 +120,26 @@ class RedisStore:
         *,
         url: str | None = None,
         prefix: str = "coatcheck:",
-        socket_timeout: float = 5.0,
+        timeout: float = _deadline.DEFAULT_TIMEOUT,
+        socket_timeout: float | None = None,
     ) -> None:
+        if socket_timeout is not None:
+            timeout = socket_timeout
         self._prefix = _check_prefix(prefix)
         if client is not None:
             if url is not None:
                 raise ConfigurationError("RedisStore takes client= or url=, not both")
             self._owns_client = False
         elif url is not None:
-            if not socket_timeout > 0:
-                raise ConfigurationError(f"socket_timeout must be positive, not {socket_timeout!r}")
+            if not timeout > 0:
+                raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
             try:
                 # A pool of the store's own checks its owner: a forked child, or another
                 # event loop, gets connections of its own (coatcheck.stores._redis_pools).
                 pool = OwnPool.from_url(
                     url,
-                    socket_timeout=socket_timeout,
-                    socket_connect_timeout=socket_timeout,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
                     retry=_retry_stale_connection(),
                 )
             except ValueError as exc:  # redis-py's word for a malformed URL
@@ -155,7 +162,8 @@ class RedisStore:
         """``redis://[user:password@]host:port/db``, ``rediss://...`` or ``unix:///path.sock?db=0``.
 
         Query options of coatcheck's own: ``prefix`` (default ``coatcheck:``) and
-        ``socket_timeout`` in seconds (default 5); every other option goes to redis-py.
+        ``timeout`` in seconds (default 5; ``socket_timeout`` is the same); every other option
+        goes to redis-py.
         """
         parts = urlsplit(url)
         options: dict[str, Any] = {}
@@ -163,11 +171,11 @@ class RedisStore:
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name == "prefix":
                 options["prefix"] = value
-            elif name == "socket_timeout":
+            elif name in ("timeout", "socket_timeout"):
                 try:
-                    options["socket_timeout"] = float(value)
+                    options["timeout"] = float(value)
                 except ValueError:
-                    raise ConfigurationError(f"socket_timeout={value!r} is not a number") from None
+                    raise ConfigurationError(f"{name}={value!r} is not a number") from None
             else:
                 rest.append((name, value))
         # Rebuilt by hand: urlunsplit drops the "//" of "unix:///path" (empty host).
