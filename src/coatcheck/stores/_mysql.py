@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 from pymysql.constants import CLIENT
 
+from ._deadline import DEFAULT_TIMEOUT
 from ._sql import Option
 
 __all__ = ["CURSOR", "MySQLAddress", "Result", "closed_error", "lost", "multi_statements"]
@@ -35,15 +36,17 @@ class MySQLAddress:
     password: str = ""
     database: str | None = None
     unix_socket: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    write_timeout: float = 10.0
+    connect_timeout: float = DEFAULT_TIMEOUT
+    read_timeout: float = DEFAULT_TIMEOUT
+    write_timeout: float = DEFAULT_TIMEOUT
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Option]) -> MySQLAddress:
-        """The address part of a ``mysql://`` URL plus its ``unix_socket`` and timeout options."""
+        """The address part of a ``mysql://`` URL plus its ``unix_socket`` and timeout options
+        (``connect_timeout``, ``read_timeout`` and ``write_timeout`` default to ``timeout``)."""
         parts = urlsplit(url)
         unix_socket = options.get("unix_socket")
+        timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         return cls(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 3306,
@@ -51,9 +54,9 @@ class MySQLAddress:
             password=unquote(parts.password) if parts.password else "",
             database=unquote(parts.path.lstrip("/")) or None,
             unix_socket=None if unix_socket is None else str(unix_socket),
-            connect_timeout=float(options.get("connect_timeout", 5.0)),
-            read_timeout=float(options.get("read_timeout", 10.0)),
-            write_timeout=float(options.get("write_timeout", 10.0)),
+            connect_timeout=float(options.get("connect_timeout", timeout)),
+            read_timeout=float(options.get("read_timeout", timeout)),
+            write_timeout=float(options.get("write_timeout", timeout)),
         )
 
     def __repr__(self) -> str:

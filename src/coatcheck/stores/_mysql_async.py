@@ -40,9 +40,13 @@ async def connect(address: MySQLAddress) -> Connection:
     """Open a connection the way the store needs it: autocommit, FOUND_ROWS, utf8mb4.
 
     aiomysql adds ``MULTI_STATEMENTS`` to every connection, so a locked load sends its two
-    statements in one request (every value the store sends is escaped first).
+    statements in one request (every value the store sends is escaped first). aiomysql's
+    ``connect_timeout`` bounds the TCP connection only, not the server's greeting and the
+    login after it, which a frozen server never sends: ``connect_timeout`` bounds the whole
+    here, and a connection that did not make it is closed (``aiomysql.connect`` would leave
+    its transport open on a cancellation).
     """
-    return await aiomysql.connect(
+    conn = aiomysql.Connection(
         host=address.host,
         port=address.port,
         user=address.user,
@@ -54,6 +58,17 @@ async def connect(address: MySQLAddress) -> Connection:
         client_flag=CLIENT.FOUND_ROWS,
         connect_timeout=address.connect_timeout,
     )
+    try:
+        await asyncio.wait_for(conn._connect(), address.connect_timeout)
+    except asyncio.TimeoutError:
+        conn.close()
+        raise pymysql.err.OperationalError(
+            2003, f"Can't connect to MySQL server (timed out after {address.connect_timeout:g} s)"
+        ) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class _Cursor(aiomysql.Cursor):  # type: ignore[misc]  # aiomysql is untyped

@@ -17,7 +17,7 @@ import pymysql
 from pymysql.constants import CLIENT, ER
 
 from ...errors import ConfigurationError
-from .. import _mysql, _sql
+from .. import _deadline, _mysql, _sql
 from .. import _mysql_async as _driver
 from ..base import (
     LOCKED,
@@ -42,6 +42,7 @@ _URL_OPTIONS: dict[str, type[_sql.Option]] = {
     "table": str,
     "pool_size": int,
     "pool_timeout": float,
+    "timeout": float,
     "connect_timeout": float,
     "read_timeout": float,
     "write_timeout": float,
@@ -65,9 +66,10 @@ class AsyncMySQLStore:
 
     ``connect`` opens a connection (see :class:`AsyncConnectionFactory`); the store keeps up
     to ``pool_size`` of them and closes them in :meth:`aclose`. :meth:`from_url` builds the
-    factory from a ``mysql://`` or ``mariadb://`` URL. ``pool_timeout`` bounds the wait for a
-    free connection and ``timeout`` one statement (the sync flavour relies on the
-    connection's PyMySQL ``read_timeout``/``write_timeout`` instead, which URLs set).
+    factory from a ``mysql://`` or ``mariadb://`` URL. ``timeout`` (5 s) is the client-side
+    deadline of the wait for a free connection (``pool_timeout`` when given) and of each
+    statement (the sync flavour relies on the connection's PyMySQL ``read_timeout`` and
+    ``write_timeout`` instead, which URLs set to ``timeout``; so is ``connect_timeout``).
     """
 
     slides_on_load = False
@@ -83,10 +85,12 @@ class AsyncMySQLStore:
         *,
         table: str = _sql.DEFAULT_TABLE,
         pool_size: int = 10,
-        pool_timeout: float = 5.0,
-        timeout: float = 10.0,
+        pool_timeout: float | None = None,
+        timeout: float = _deadline.DEFAULT_TIMEOUT,
         name: str | None = None,
     ) -> None:
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
         parts = _sql.split_table(table)
         self.table = table
         self.name = name or f"mysql://(connection factory)/?table={table}"
@@ -100,7 +104,7 @@ class AsyncMySQLStore:
         self._pool = _pool.AsyncPool(
             self._connect,
             size=pool_size,
-            timeout=pool_timeout,
+            timeout=timeout if pool_timeout is None else pool_timeout,
             alive=_driver.alive,
             close=_driver.close,
             abandon=_driver.abandon,
@@ -114,9 +118,9 @@ class AsyncMySQLStore:
     def from_url(cls, url: str) -> AsyncMySQLStore:
         """Build a store from ``mysql://user:password@host:port/database?table=...``.
 
-        ``mariadb://`` works the same. Options: ``table``, ``pool_size`` (10),
-        ``pool_timeout`` (5 s), ``connect_timeout`` (5 s), ``read_timeout`` and
-        ``write_timeout`` (10 s each), ``unix_socket`` (a path, instead of host and port).
+        ``mariadb://`` works the same. Options: ``table``, ``pool_size`` (10), ``timeout``
+        (5 s), the default of ``pool_timeout``, ``connect_timeout``, ``read_timeout`` and
+        ``write_timeout``; ``unix_socket`` (a path, instead of host and port).
         """
         options, rest = _sql.url_options(url, ("mysql", "mariadb"), _URL_OPTIONS)
         if rest:
@@ -126,6 +130,7 @@ class AsyncMySQLStore:
                 "(TLS, say) pass a connect factory"
             )
         address = _mysql.MySQLAddress.from_url(url, options)
+        timeout = float(options.get("timeout", _deadline.DEFAULT_TIMEOUT))
         table = str(options.get("table", _sql.DEFAULT_TABLE))
 
         async def connect() -> _driver.Connection:
@@ -138,7 +143,7 @@ class AsyncMySQLStore:
             connect,
             table=table,
             pool_size=int(options.get("pool_size", 10)),
-            pool_timeout=float(options.get("pool_timeout", 5.0)),
+            pool_timeout=float(options.get("pool_timeout", timeout)),
             timeout=address.read_timeout,
             name=_sql.describe(scheme, address.user, host, port, address.database, table),
         )

@@ -18,7 +18,7 @@ import pymysql
 from pymysql.constants import CLIENT, ER
 
 from ...errors import ConfigurationError
-from .. import _mysql, _sql
+from .. import _deadline, _mysql, _sql
 from .. import _mysql_sync as _driver
 from ..base import (
     LOCKED,
@@ -43,6 +43,7 @@ _URL_OPTIONS: dict[str, type[_sql.Option]] = {
     "table": str,
     "pool_size": int,
     "pool_timeout": float,
+    "timeout": float,
     "connect_timeout": float,
     "read_timeout": float,
     "write_timeout": float,
@@ -66,9 +67,10 @@ class MySQLStore:
 
     ``connect`` opens a connection (see :class:`ConnectionFactory`); the store keeps up
     to ``pool_size`` of them and closes them in :meth:`close`. :meth:`from_url` builds the
-    factory from a ``mysql://`` or ``mariadb://`` URL. ``pool_timeout`` bounds the wait for a
-    free connection and ``timeout`` one statement (the sync flavour relies on the
-    connection's PyMySQL ``read_timeout``/``write_timeout`` instead, which URLs set).
+    factory from a ``mysql://`` or ``mariadb://`` URL. ``timeout`` (5 s) is the client-side
+    deadline of the wait for a free connection (``pool_timeout`` when given) and of each
+    statement (the sync flavour relies on the connection's PyMySQL ``read_timeout`` and
+    ``write_timeout`` instead, which URLs set to ``timeout``; so is ``connect_timeout``).
     """
 
     slides_on_load = False
@@ -84,10 +86,12 @@ class MySQLStore:
         *,
         table: str = _sql.DEFAULT_TABLE,
         pool_size: int = 10,
-        pool_timeout: float = 5.0,
-        timeout: float = 10.0,
+        pool_timeout: float | None = None,
+        timeout: float = _deadline.DEFAULT_TIMEOUT,
         name: str | None = None,
     ) -> None:
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
         parts = _sql.split_table(table)
         self.table = table
         self.name = name or f"mysql://(connection factory)/?table={table}"
@@ -101,7 +105,7 @@ class MySQLStore:
         self._pool = _pool.Pool(
             self._connect,
             size=pool_size,
-            timeout=pool_timeout,
+            timeout=timeout if pool_timeout is None else pool_timeout,
             alive=_driver.alive,
             close=_driver.close,
             abandon=_driver.abandon,
@@ -115,9 +119,9 @@ class MySQLStore:
     def from_url(cls, url: str) -> MySQLStore:
         """Build a store from ``mysql://user:password@host:port/database?table=...``.
 
-        ``mariadb://`` works the same. Options: ``table``, ``pool_size`` (10),
-        ``pool_timeout`` (5 s), ``connect_timeout`` (5 s), ``read_timeout`` and
-        ``write_timeout`` (10 s each), ``unix_socket`` (a path, instead of host and port).
+        ``mariadb://`` works the same. Options: ``table``, ``pool_size`` (10), ``timeout``
+        (5 s), the default of ``pool_timeout``, ``connect_timeout``, ``read_timeout`` and
+        ``write_timeout``; ``unix_socket`` (a path, instead of host and port).
         """
         options, rest = _sql.url_options(url, ("mysql", "mariadb"), _URL_OPTIONS)
         if rest:
@@ -127,6 +131,7 @@ class MySQLStore:
                 "(TLS, say) pass a connect factory"
             )
         address = _mysql.MySQLAddress.from_url(url, options)
+        timeout = float(options.get("timeout", _deadline.DEFAULT_TIMEOUT))
         table = str(options.get("table", _sql.DEFAULT_TABLE))
 
         def connect() -> _driver.Connection:
@@ -139,7 +144,7 @@ class MySQLStore:
             connect,
             table=table,
             pool_size=int(options.get("pool_size", 10)),
-            pool_timeout=float(options.get("pool_timeout", 5.0)),
+            pool_timeout=float(options.get("pool_timeout", timeout)),
             timeout=address.read_timeout,
             name=_sql.describe(scheme, address.user, host, port, address.database, table),
         )
