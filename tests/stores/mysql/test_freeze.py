@@ -39,9 +39,15 @@ def test_a_frozen_server_fails_each_statement_in_time(private: FreezableServer, 
             store.load(Load(key(1), NOW))
         with fails_in_time("mysql sync update", store, under=TIMEOUT + MARGIN):
             store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+        fresh = MySQLStore.from_url(
+            _url(private, table)
+        )  # no connection yet: connecting is bounded too
+        with fails_in_time("mysql sync connect", fresh, under=TIMEOUT + MARGIN):
+            fresh.load(Load(key(1), NOW))
     assert isinstance(store.load(Load(key(1), NOW)), Record)  # resumed: the next one works
     store.drop_tables()
     store.close()
+    fresh.close()
 
 
 @pytest.mark.asyncio
@@ -56,6 +62,10 @@ async def test_a_frozen_server_fails_each_statement_in_time_async(
             await store.load(Load(key(1), NOW))
         with fails_in_time("mysql async update", store, under=TIMEOUT + MARGIN):
             await store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+        fresh = AsyncMySQLStore.from_url(_url(private, table))
+        with fails_in_time("mysql async connect", fresh, under=TIMEOUT + MARGIN):
+            await fresh.load(Load(key(1), NOW))
     assert isinstance(await store.load(Load(key(1), NOW)), Record)
     await store.drop_tables()
     await store.aclose()
+    await fresh.aclose()

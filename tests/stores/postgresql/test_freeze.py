@@ -39,10 +39,16 @@ def test_a_frozen_server_fails_each_operation_in_time(private: FreezableServer, 
             store.load(Load(key(1), NOW))
         with fails_in_time("postgresql sync update", store, under=TIMEOUT + MARGIN):
             store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+        fresh = PostgreSQLStore.from_url(
+            _url(private, table)
+        )  # no connection yet: connecting is bounded too
+        with fails_in_time("postgresql sync connect", fresh, under=TIMEOUT + MARGIN):
+            fresh.load(Load(key(1), NOW))
     record = store.load(Load(key(1), NOW))  # resumed: the next operation works
     assert isinstance(record, Record)
     store.drop_tables()
     store.close()
+    fresh.close()
 
 
 @pytest.mark.asyncio
@@ -57,6 +63,10 @@ async def test_a_frozen_server_fails_each_operation_in_time_async(
             await store.load(Load(key(1), NOW))
         with fails_in_time("postgresql async update", store, under=TIMEOUT + MARGIN):
             await store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+        fresh = AsyncPostgreSQLStore.from_url(_url(private, table))
+        with fails_in_time("postgresql async connect", fresh, under=TIMEOUT + MARGIN):
+            await fresh.load(Load(key(1), NOW))
     assert isinstance(await store.load(Load(key(1), NOW)), Record)
     await store.drop_tables()
     await store.aclose()
+    await fresh.aclose()

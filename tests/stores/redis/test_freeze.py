@@ -38,8 +38,12 @@ def test_a_frozen_server_fails_each_command_in_time(private: FreezableServer) ->
             store.load(Load(key(1), NOW))
         with fails_in_time("redis sync update", store, under=TIMEOUT + MARGIN):
             store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+        fresh = RedisStore.from_url(_url(private))  # no connection yet: connecting is bounded too
+        with fails_in_time("redis sync connect", fresh, under=TIMEOUT + MARGIN):
+            fresh.load(Load(key(1), NOW))
     assert isinstance(store.load(Load(key(1), NOW)), Record)  # resumed: the next one works
     store.close()
+    fresh.close()
 
 
 @pytest.mark.asyncio
@@ -51,5 +55,9 @@ async def test_a_frozen_server_fails_each_command_in_time_async(private: Freezab
             await store.load(Load(key(1), NOW))
         with fails_in_time("redis async update", store, under=TIMEOUT + MARGIN):
             await store.update(Update(key(1), b"y", NOW, NOW + HOUR, NOW, None))
+        fresh = AsyncRedisStore.from_url(_url(private))
+        with fails_in_time("redis async connect", fresh, under=TIMEOUT + MARGIN):
+            await fresh.load(Load(key(1), NOW))
     assert isinstance(await store.load(Load(key(1), NOW)), Record)
     await store.aclose()
+    await fresh.aclose()
