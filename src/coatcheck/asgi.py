@@ -21,6 +21,7 @@ from ._sansio.headers import (
     log_refusal,
     log_release_failure,
     merge_headers,
+    refusal,
     request_mode,
     response_headers,
 )
@@ -58,7 +59,8 @@ class SessionMiddleware:
     status and headers leave. A status of 500 or above saves nothing; otherwise the manager
     saves what changed and its headers are merged into the response exactly as in
     :class:`coatcheck.wsgi.SessionMiddleware` (which documents the error handling: a failing
-    store gives a plain 503 with ``Retry-After: 1`` and no ``Set-Cookie``).
+    store gives a plain 503 with ``Retry-After: 1`` and no ``Set-Cookie``, whose body says
+    whether the request's changes may have been saved).
 
     Websocket: the session is opened from the handshake request and put in the scope, and
     nothing is saved automatically: a connection has no response headers to carry a new
@@ -151,7 +153,7 @@ class SessionMiddleware:
         except (StoreError, SessionLocked) as exc:
             log_refusal(exc)
             if kind == "http":
-                await _send_unavailable(send)
+                await _send_unavailable(send, exc)
             else:
                 await _refuse_websocket(scope, receive, send)
             return
@@ -209,7 +211,7 @@ class _Exchange:
         except StoreError as exc:
             log_refusal(exc)
             self.failed = True
-            await _send_unavailable(self.upstream)
+            await _send_unavailable(self.upstream, exc)
             return
         extra = response_headers(outcome, middleware.id_header)
         if extra:
@@ -257,9 +259,11 @@ def _merge(
     return headers
 
 
-async def _send_unavailable(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 503, "headers": list(_UNAVAILABLE_RAW)})
-    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+async def _send_unavailable(send: Send, exc: StoreError | SessionLocked) -> None:
+    headers, body = refusal(exc)
+    raw = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    await send({"type": "http.response.start", "status": 503, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:

@@ -118,14 +118,23 @@ class SessionLocked(ConcurrencyError):
 
 
 class StoreError(CoatcheckError):
-    """A store failed. ``store`` names it; the driver's exception is the ``__cause__``."""
+    """A store failed. ``store`` names it; the driver's exception is the ``__cause__``.
+
+    ``outcome_unknown`` is true when the failed store call may still have changed the stored
+    session: a write was sent but not confirmed (a timeout: the server may apply it when it
+    resumes), or an earlier write of the same save already went through. False means that
+    nothing of the request was written: the store failed before a write was sent.
+    """
 
     _what = "failed"  # what the message says happened to the store
 
-    def __init__(self, store: str, message: str | None = None) -> None:
+    def __init__(
+        self, store: str, message: str | None = None, *, outcome_unknown: bool = False
+    ) -> None:
         detail = f": {message}" if message else ""
         super().__init__(f"session store {store} {self._what}{detail}")
         self.store = store
+        self.outcome_unknown = outcome_unknown
 
 
 class StoreUnavailable(StoreError):

@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ._sansio.headers import (
-    UNAVAILABLE_BODY,
-    UNAVAILABLE_HEADERS,
     ModeFor,
     check_id_header,
     interrupted_outcome,
     log_refusal,
     log_release_failure,
     merge_headers,
+    refusal,
     request_mode,
     response_headers,
 )
@@ -68,13 +67,16 @@ class SessionMiddleware:
     gets a plain ``503 Service Unavailable`` with ``Retry-After: 1`` and no ``Set-Cookie`` (its
     cookie stays as it is), and the reason is logged on the ``coatcheck`` logger, naming the
     store. A 503 rather than a 500 even for a store error that is not an outage: the
-    application did nothing wrong, its response must not go out as if its changes were kept,
-    and "not served, nothing changed, try again" is what the client can act on; the log
-    tells the operator which kind of failure it was (WARNING for an outage, ERROR with the
-    traceback otherwise). A response whose session was destroyed meanwhile by another request
-    (:class:`~coatcheck.SessionInterrupted`) goes out with a deleting ``Set-Cookie``. Any other
-    exception, from the application or from the save (an unserializable value, say),
-    propagates.
+    application did nothing wrong, and its response must not go out as if its changes were
+    kept. The body and the log line say what the client can act on: "nothing was saved, try
+    again" when the store failed before any write was sent, and that the changes may have
+    been saved when a write was sent and not confirmed (a timeout: a frozen server may apply
+    it when it resumes; :attr:`~coatcheck.StoreError.outcome_unknown`), so a client knows to
+    check before it repeats the request. The log tells the operator which kind of failure it
+    was (WARNING for an outage, ERROR with the traceback otherwise). A response whose session
+    was destroyed meanwhile by another request (:class:`~coatcheck.SessionInterrupted`) goes
+    out with a deleting ``Set-Cookie``. Any other exception, from the application or from the
+    save (an unserializable value, say), propagates.
 
     ``mode_for(method, path)``, when given, picks the concurrency mode per request: ``"lock"``
     for a checkout route, ``"read-only"`` for a page that only reads the session (no lock is
@@ -130,8 +132,9 @@ class SessionMiddleware:
                 )
         except (StoreError, SessionLocked) as exc:
             log_refusal(exc)
-            start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS))
-            return [UNAVAILABLE_BODY]
+            headers, body = refusal(exc)
+            start_response(_UNAVAILABLE_STATUS, list(headers))
+            return [body]
         environ[self.environ_key] = session
         exchange = _Exchange(self, session, start_response)
         try:
@@ -141,7 +144,7 @@ class SessionMiddleware:
             raise
         if exchange.failed:
             _close(app_iter)
-            return [UNAVAILABLE_BODY]
+            return [exchange.failed]
         if not exchange.started:
             # start_response will come with the first item (PEP 3333 allows it), and with
             # it the save, which may still turn the response into a 503.
@@ -161,7 +164,8 @@ class _Exchange:
         self.session = session
         self.upstream = upstream
         self.started = False
-        self.failed = False
+        #: The body of the 503 that replaced the response when the save failed; else empty.
+        self.failed = b""
         #: True once the session was saved or abandoned: its lock, if any, is released.
         self.settled = False
         #: The session headers, once saved; None while nothing was saved.
@@ -198,8 +202,8 @@ class _Exchange:
             outcome = interrupted_outcome(manager.config.cookie)
         except StoreError as exc:
             log_refusal(exc)
-            self.failed = True
-            self.upstream(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), exc_info)
+            unavailable, self.failed = refusal(exc)
+            self.upstream(_UNAVAILABLE_STATUS, list(unavailable), exc_info)
             return _discard
         extra = self.extra = response_headers(outcome, self.middleware.id_header)
         if extra:
@@ -235,7 +239,7 @@ class _Exchange:
         try:
             for chunk in app_iter:
                 if self.failed:
-                    yield UNAVAILABLE_BODY
+                    yield self.failed
                     return
                 yield chunk
         finally:

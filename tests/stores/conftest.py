@@ -52,4 +52,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if TIMES:
         terminalreporter.section("time to fail on a frozen server")
         for name, seconds in sorted(TIMES.items()):
-            terminalreporter.write_line(f"{name:<40} {seconds:6.3f} s")
+            terminalreporter.write_line(f"{name:<45} {seconds:6.3f} s")

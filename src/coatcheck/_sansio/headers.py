@@ -18,6 +18,8 @@ from .config import MODES, ConcurrencyMode, is_mode
 from .cookies import CookieConfig, delete_cookie_header
 
 __all__ = [
+    "OUTCOME_UNKNOWN_BODY",
+    "OUTCOME_UNKNOWN_HEADERS",
     "UNAVAILABLE_BODY",
     "UNAVAILABLE_HEADERS",
     "ModeFor",
@@ -29,6 +31,7 @@ __all__ = [
     "log_refusal",
     "log_release_failure",
     "merge_headers",
+    "refusal",
     "request_mode",
     "response_headers",
 ]
@@ -60,15 +63,43 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Header names the session headers must not collide with.
 _RESERVED = frozenset({"cookie", "set-cookie", "vary", "cache-control", "content-length"})
 
-UNAVAILABLE_BODY = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
-#: The whole header set of the 503 answered when the store fails: no Set-Cookie, so the
-#: client keeps the ticket it has, and no cache may keep the answer.
-UNAVAILABLE_HEADERS: tuple[tuple[str, str], ...] = (
-    ("Content-Type", "text/plain; charset=utf-8"),
-    ("Content-Length", str(len(UNAVAILABLE_BODY))),
-    ("Retry-After", "1"),
-    ("Cache-Control", "no-store"),
+#: The body of the 503 answered when the store failed before anything of the request was
+#: written (or the session lock was held too long).
+UNAVAILABLE_BODY = (
+    b"Service Unavailable: the session store cannot be reached; nothing was saved. "
+    b"Try again shortly.\n"
 )
+#: The body of the 503 answered when a write was sent and not confirmed (the store timed out
+#: or the connection broke after sending it), or an earlier write of the save went through:
+#: the server may have applied this request's changes, or may apply them when it resumes.
+OUTCOME_UNKNOWN_BODY = (
+    b"Service Unavailable: the session store did not confirm this request's changes; they "
+    b"may have been saved, or be saved when the store recovers. Check before repeating it.\n"
+)
+
+
+def _unavailable_headers(body: bytes) -> tuple[tuple[str, str], ...]:
+    # No Set-Cookie, so the client keeps the ticket it has, and no cache may keep the answer.
+    return (
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Retry-After", "1"),
+        ("Cache-Control", "no-store"),
+    )
+
+
+#: The whole header set of the 503 with :data:`UNAVAILABLE_BODY`.
+UNAVAILABLE_HEADERS = _unavailable_headers(UNAVAILABLE_BODY)
+#: The whole header set of the 503 with :data:`OUTCOME_UNKNOWN_BODY`.
+OUTCOME_UNKNOWN_HEADERS = _unavailable_headers(OUTCOME_UNKNOWN_BODY)
+
+
+def refusal(exc: StoreError | SessionLocked) -> tuple[tuple[tuple[str, str], ...], bytes]:
+    """The headers and body of the 503 answered for ``exc``: "nothing was saved" only when
+    that is known (:attr:`~coatcheck.errors.StoreError.outcome_unknown` is false)."""
+    if isinstance(exc, StoreError) and exc.outcome_unknown:
+        return OUTCOME_UNKNOWN_HEADERS, OUTCOME_UNKNOWN_BODY
+    return UNAVAILABLE_HEADERS, UNAVAILABLE_BODY
 
 
 def check_id_header(name: str | None) -> str | None:
@@ -211,13 +242,22 @@ def _merge_vary(headers: list[tuple[str, str]], at: list[int], value: str) -> No
 
 
 def log_refusal(exc: StoreError | SessionLocked) -> None:
-    """Say on the ``coatcheck`` logger why a request was answered with a 503."""
+    """Say on the ``coatcheck`` logger why a request was answered with a 503, and whether
+    its changes may have been saved (``outcome_unknown``, also a field of the record)."""
     if isinstance(exc, SessionLocked):
-        log.warning("%s; answered 503", exc)
-    elif isinstance(exc, StoreUnavailable):
-        log.warning("%s; answered 503", exc, extra={"store": exc.store})
+        log.warning("%s; answered 503, nothing was saved", exc)
+        return
+    unknown = exc.outcome_unknown
+    outcome = (
+        "the outcome is unknown: a write was not confirmed and may have been applied"
+        if unknown
+        else "nothing was saved"
+    )
+    extra = {"store": exc.store, "outcome_unknown": unknown}
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s; answered 503, %s", exc, outcome, extra=extra)
     else:
-        log.error("%s; answered 503", exc, extra={"store": exc.store}, exc_info=exc)
+        log.error("%s; answered 503, %s", exc, outcome, extra=extra, exc_info=exc)
 
 
 def log_release_failure(exc: StoreError) -> None:

@@ -4,7 +4,10 @@
 This and its generated sync twin are the only code that differs between the flavours: they hand
 each operation the flow yields to the store method of the same name and send the result back.
 A failing store becomes a StoreError or StoreUnavailable naming the store, thrown into the flow
-so it can clean up.
+so it can clean up. The error says whether the flow may have changed the stored session
+(``outcome_unknown``): a write went through earlier, or the failed one was sent and not
+confirmed, which only a failure known to come before sending (a refused connection, no free
+pooled connection: the store's ``unavailable_errors``' subset ``unsent_errors``) rules out.
 """
 
 from __future__ import annotations
@@ -20,20 +23,34 @@ __all__ = ["run_sync", "store_failure"]
 
 T = TypeVar("T")
 
+# The operations that change a session's data or id (a touch or an unlock changes neither).
+_WRITES = (Create, Update, Delete)
 
-def store_failure(store: Store, exc: Exception) -> CoatcheckError:
-    """The coatcheck error that stands for ``exc`` raised by ``store``."""
+
+def store_failure(store: Store, exc: Exception, wrote: bool = False) -> CoatcheckError:
+    """The coatcheck error that stands for ``exc`` raised by ``store``; ``wrote``: the flow
+    may have changed the stored session (the error's ``outcome_unknown``)."""
     if isinstance(exc, CoatcheckError):
+        if wrote and isinstance(exc, StoreError):
+            exc.outcome_unknown = True
         return exc
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (*store.unavailable_errors, OSError, TimeoutError)):
-        return StoreUnavailable(store.name, detail)
-    return StoreError(store.name, detail)
+        return StoreUnavailable(store.name, detail, outcome_unknown=wrote)
+    return StoreError(store.name, detail, outcome_unknown=wrote)
+
+
+def _unsent(store: Store, exc: Exception) -> bool:
+    """Whether ``exc`` means that the failed operation never reached the server."""
+    # Optional on a store: without it, every failed write counts as possibly applied.
+    unsent: tuple[type[BaseException], ...] = getattr(store, "unsent_errors", ())
+    return isinstance(exc, (ConnectionRefusedError, *unsent))
 
 
 def run_sync(flow: Flow[T], store: Store) -> T:
     """Drive ``flow`` to completion against ``store`` and return its result."""
     send = flow.send
+    wrote = False  # whether a write of this flow went through, or may have
     try:
         op = send(None)
         while True:
@@ -44,22 +61,27 @@ def run_sync(flow: Flow[T], store: Store) -> T:
                     result = store.load(op)
                 elif isinstance(op, Update):
                     result = store.update(op)
+                    wrote = True
                 elif isinstance(op, Touch):
                     result = store.touch(op)
                 elif isinstance(op, Create):
                     result = store.create(op)
+                    wrote = True
                 elif isinstance(op, Unlock):
                     store.unlock(op)
                     result = None
                 elif isinstance(op, Delete):
                     result = store.delete(op)
+                    wrote = True
                 elif isinstance(op, ClearExpired):
                     result = store.clear_expired(op)
                 else:  # Sleep, the one operation that is not the store's: contention back-off
                     sync_sleep(op.seconds)
                     result = None
             except Exception as exc:
-                error = store_failure(store, exc)
+                if not wrote and isinstance(op, _WRITES) and not _unsent(store, exc):
+                    wrote = True  # sent, and not confirmed: it may apply yet
+                error = store_failure(store, exc, wrote)
                 if error is not exc:
                     error.__cause__ = exc
                 op = flow.throw(error)
@@ -68,3 +90,7 @@ def run_sync(flow: Flow[T], store: Store) -> T:
     except StopIteration as stop:
         value: T = stop.value
         return value
+    except StoreError as exc:  # raised by the flow itself, on an answer it cannot use
+        if wrote:
+            exc.outcome_unknown = True
+        raise

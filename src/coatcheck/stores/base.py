@@ -96,7 +96,10 @@ Every store also has ``name`` (a description for error messages, never with a pa
 ``slides_on_load`` (a class attribute: whether ``load`` honours ``slide``) and
 ``unavailable_errors`` (the driver exceptions that mean "server down or timed out"): the core
 wraps any other driver exception in :class:`~coatcheck.errors.StoreError`, and those in
-:class:`~coatcheck.errors.StoreUnavailable`, naming the store.
+:class:`~coatcheck.errors.StoreUnavailable`, naming the store. A store may also have
+``unsent_errors``, those of its errors that always come before an operation reaches the server
+(no free pooled connection); a failed write that raised anything else may still be applied, so
+the error says its outcome is unknown (``StoreError.outcome_unknown``).
 
 The contract test suite, :mod:`coatcheck.testing.contract`, checks all of this; every store
 in this package passes it, and a third-party store can run it too.

@@ -78,6 +78,7 @@ class AsyncMySQLStore:
         pymysql.err.InterfaceError,
         _sql.PoolTimeout,
     )
+    unsent_errors = (_sql.PoolTimeout,)  # failures that come before the statement is sent
 
     def __init__(
         self,

@@ -128,6 +128,7 @@ class AsyncPostgreSQLStore:
         psycopg_pool.TooManyRequests,
         _deadline.DeadlineExceeded,
     )
+    unsent_errors = (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)  # before sending
 
     def __init__(
         self,
@@ -282,9 +283,7 @@ class AsyncPostgreSQLStore:
         except psycopg.OperationalError as exc:
             cut = self._watchdog.disarm(token)
             await pool.putconn(conn)
-            if cut:
-                # No check of the idle connections: the server may be frozen, and they would
-                # wait for it.
+            if cut:  # no check of the idle ones: they would wait for a frozen server
                 raise self._overdue() from exc
             if conn.broken:
                 # One dead connection usually means the server restarted and every idle one

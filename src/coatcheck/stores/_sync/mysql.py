@@ -79,6 +79,7 @@ class MySQLStore:
         pymysql.err.InterfaceError,
         _sql.PoolTimeout,
     )
+    unsent_errors = (_sql.PoolTimeout,)  # failures that come before the statement is sent
 
     def __init__(
         self,

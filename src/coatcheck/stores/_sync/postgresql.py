@@ -129,6 +129,7 @@ class PostgreSQLStore:
         psycopg_pool.TooManyRequests,
         _deadline.DeadlineExceeded,
     )
+    unsent_errors = (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)  # before sending
 
     def __init__(
         self,
@@ -283,9 +284,7 @@ class PostgreSQLStore:
         except psycopg.OperationalError as exc:
             cut = self._watchdog.disarm(token)
             pool.putconn(conn)
-            if cut:
-                # No check of the idle connections: the server may be frozen, and they would
-                # wait for it.
+            if cut:  # no check of the idle ones: they would wait for a frozen server
                 raise self._overdue() from exc
             if conn.broken:
                 # One dead connection usually means the server restarted and every idle one
