@@ -108,7 +108,9 @@ def plant(store: str, damage: str, key: str, tmp_path: Path, unique: str) -> Non
         value = b"somebody else's value"
         if damage == "nan-access-time":
             value = pack(b"cc2:json:{}", 1, math.nan, 4e9)
-        client.set(prefixed.encode(), value, expire=60)
+        assert client.set(
+            prefixed.encode(), value, expire=60, noreply=False
+        )  # applied before we go on
         client.close()
     elif store == "postgresql":
         import psycopg
