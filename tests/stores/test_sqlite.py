@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,11 @@ from ._workers import counter_in_threads, run_cas_processes
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "sessions.db")
     s.create_tables()
-    return s
+    yield s
+    s.close()  # its pooled connections: unclosed, Python 3.13 warns (ResourceWarning)
 
 
 def statements_of(store: SQLiteStore) -> list[str]:
@@ -54,7 +57,7 @@ def test_four_processes_incrementing_one_session_lose_nothing(tmp_path: Path) ->
     assert isinstance(record, Record)
     assert (record.payload, record.version) == (b"1000", 1001)
     store.close()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:  # (a bare `with` would leave it open)
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
@@ -63,7 +66,7 @@ def test_threads_sharing_one_store_lose_nothing(store: SQLiteStore) -> None:
 
 
 def test_file_is_in_wal_mode_with_an_expiry_index(store: SQLiteStore) -> None:
-    with sqlite3.connect(store.path) as conn:
+    with closing(sqlite3.connect(store.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         indexes = conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (store.table,)
@@ -115,7 +118,7 @@ def test_create_and_drop_tables_are_idempotent(tmp_path: Path) -> None:
     assert record.payload == b"kept"
     store.drop_tables()
     store.drop_tables()
-    with sqlite3.connect(store.path) as conn:
+    with closing(sqlite3.connect(store.path)) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
     store.create_tables()
     assert store.load(Load(key(1), NOW)) is None
