@@ -13,6 +13,7 @@ import logging
 import math
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,9 @@ def plant(store: str, damage: str, key: str, tmp_path: Path, unique: str) -> Non
             "text-payload": "payload = 'plain text'",
             "text-time": "accessed_at = 'soon'",
         }[damage]
-        with sqlite3.connect(tmp_path / f"sessions-{unique}.db") as conn:
+        # sqlite3's own "with" only ends a transaction: closing() closes the connection.
+        with closing(sqlite3.connect(tmp_path / f"sessions-{unique}.db")) as conn, conn:
             conn.execute(f"UPDATE coatcheck_sessions SET {sets} WHERE key = ?", (key,))  # noqa: S608
-        conn.close()
     elif store == "redis":
         import redis
 

@@ -261,7 +261,7 @@ class SQLiteDatabase:
     def delete(self, op: Delete) -> bool:
         """Remove the row (and with it the lock), at ``expected_version`` when given."""
         with self.connection() as conn:
-            params = (op.key, op.expected_version)
+            params = {"key": op.key, "expected": op.expected_version}
             return conn.execute(self._sql["delete"], params).rowcount > 0
 
     def clear_expired(self, op: ClearExpired) -> int:
@@ -340,7 +340,7 @@ _SQL: dict[str, str] = {
     "unlock": (
         "UPDATE {t} SET lock_token = NULL, lock_expires = NULL WHERE key = ? AND lock_token = ?"
     ),
-    "delete": "DELETE FROM {t} WHERE key = ?1 AND (?2 IS NULL OR version = ?2)",
+    "delete": "DELETE FROM {t} WHERE key = :key AND (:expected IS NULL OR version = :expected)",
     "clear_batch": (
         "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= ? LIMIT ?)"
     ),
