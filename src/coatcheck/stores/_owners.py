@@ -49,7 +49,13 @@ class PerOwner(Generic[T]):
         found = self._all.get(owner)
         if found is None:
             self.abandon_gone()
-            found = self._all[owner] = self._make()
+            made = self._make()
+            # setdefault, not a lock: two threads of a new owner may both get here, and the
+            # one that loses drops its fresh T (no connections yet). A lock would deadlock a
+            # child forked while another thread held it.
+            found = self._all.setdefault(owner, made)
+            if found is not made:
+                self._abandon(made)
         self._last = (owner, found)
         return found
 
