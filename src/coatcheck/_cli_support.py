@@ -11,7 +11,7 @@ Exit statuses (also in ``coatcheck --help``)::
     5    the store is not initialised: its table does not exist (run ``coatcheck init``)
     6    the demo cannot listen on the address asked for (port in use, say)
     130  interrupted (Ctrl-C)
-    141  the output was closed early (``coatcheck stats | head -1``): nothing more is printed
+    141  the output was closed early (``coatcheck stats | head -1``): one line on stderr says so
 """
 
 from __future__ import annotations
@@ -270,9 +270,18 @@ def fail(err: IO[str], message: str, code: int) -> int:
     return code
 
 
-def closed_pipe() -> int:
-    """The reader of stdout (or stderr) went away: print nothing more, and let no flush at exit
-    fail again (Python would print "Exception ignored ... BrokenPipeError")."""
+def closed_pipe(err: IO[str] | None = None) -> int:
+    """The reader of stdout (or, without ``err``, of stderr) went away: say so in one line on
+    ``err`` when it is still open, print nothing more, and let no flush at exit fail again
+    (Python would print "Exception ignored ... BrokenPipeError")."""
+    if err is not None:
+        # stderr is another stream: still the terminal in `coatcheck stats | head -1`.
+        with suppress(OSError, ValueError):
+            err.write(
+                "coatcheck: output closed early (the program reading it stopped, as head does);"
+                " the rest was not written\n"
+            )
+            err.flush()
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
         # A stream that is not a real file (a test's capture) is not flushed at exit anyway.
@@ -295,5 +304,5 @@ exit status:
   5    the store is not initialised: run `coatcheck init --store URL` first
   6    the demo cannot listen on that address (port in use, say)
   130  interrupted
-  141  the output was closed early (`coatcheck stats | head -1`); nothing more is printed
+  141  the output was closed early (`coatcheck stats | head -1`); one line on stderr says so
 """

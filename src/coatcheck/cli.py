@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.flush()  # here, so a closed pipe is seen while it can still be handled
             return code
     except BrokenPipeError:
-        return closed_pipe()
+        return closed_pipe(err)
     except KeyboardInterrupt:
         return fail(err, "interrupted", EXIT_INTERRUPTED)
     except CoatcheckError as exc:
