@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -97,3 +98,28 @@ def test_from_url_reads_its_options_and_never_names_the_password(
         sock.load(Load(key(1), NOW))
     with pytest.raises(ConfigurationError):
         RedisStore.from_url("redis://localhost?socket_timeout=soon")
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [
+        ({"socket_timeout": None, "socket_connect_timeout": None}, True),
+        ({"socket_timeout": 2.0, "socket_connect_timeout": None}, True),  # connecting unbounded
+        ({}, False),  # redis-py's own defaults bound both
+        ({"socket_timeout": 2.0, "socket_connect_timeout": 2.0}, False),
+    ],
+)
+def test_a_client_without_deadlines_is_named_in_a_warning(
+    server: tuple[str, int],
+    new_prefix: Callable[[], str],
+    caplog: pytest.LogCaptureFixture,
+    options: dict[str, float | None],
+    warned: bool,
+) -> None:
+    client = redis.Redis(host=server[0], port=server[1], **options)
+    with caplog.at_level(logging.WARNING, logger="coatcheck"):
+        RedisStore(client, prefix=new_prefix()).close()
+        AsyncRedisStore(redis.asyncio.Redis(host=server[0], port=server[1], **options))
+    lines = [r for r in caplog.records if "no socket_timeout" in r.getMessage()]
+    assert len(lines) == (2 if warned else 0)
+    client.close()

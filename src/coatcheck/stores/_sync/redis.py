@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from ..base import (
 )
 
 __all__ = ["RedisStore"]
+
+log = logging.getLogger("coatcheck")
 
 # A prefix goes into every key and, escaped, into the SCAN pattern; braces would move the
 # Cluster hash tag off the session key and glob characters would widen count() and stats().
@@ -148,8 +151,18 @@ class RedisStore:
             self._owns_client = True
         else:
             raise ConfigurationError("RedisStore needs a client= or a url=")
-        if client.get_connection_kwargs().get("decode_responses"):
+        connection = client.get_connection_kwargs()
+        if connection.get("decode_responses"):
             raise ConfigurationError("the Redis client must return bytes: decode_responses=False")
+        if not self._owns_client and not (
+            connection.get("socket_timeout") and connection.get("socket_connect_timeout")
+        ):
+            # Not refused (the client is the application's to configure), but said: without
+            # both, a frozen server hangs every request for as long as it stays frozen.
+            log.warning(
+                "the Redis client passed to the session store has no socket_timeout and"
+                " socket_connect_timeout: its commands have no deadline (give it both)"
+            )
         self._client: Redis | RedisCluster = client
         # Scripts run as EVALSHA through this, bound once: redis-py's Script objects and its
         # evalsha() wrapper cost microseconds per call, which the 1.3x-of-raw target notices.
