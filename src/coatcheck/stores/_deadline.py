@@ -57,13 +57,12 @@ class Watchdog:
     Every statement of one store has the same ``timeout``, so deadlines come in the order they
     were armed: the thread only ever waits for the oldest one. It sleeps out a deadline whose
     statement has already ended, then moves on to the oldest one still watched (a later one),
-    rather than being woken for each statement. :meth:`arm`
-    wakes it only when it had nothing to watch, so a busy store wakes it about once per
-    ``timeout``; :meth:`arm` and :meth:`disarm` are a lock and a dict operation each (1.2 µs). The
-    socket is cut under the same lock :meth:`disarm` takes, so once :meth:`disarm` returns, the
-    connection can go back to its pool: the watchdog no longer touches it. A connection whose
-    deadline passed just as its statement ended (:meth:`disarm` answers ``True``) must be closed,
-    not reused.
+    rather than being woken for each statement. :meth:`arm` wakes it only when it had nothing
+    to watch, so a busy store wakes it about once per ``timeout``; :meth:`arm` and
+    :meth:`disarm` are a lock and a dict operation each (1.2 µs). The socket is cut under the
+    same lock :meth:`disarm` takes, so once :meth:`disarm` returns, the connection can go back
+    to its pool: the watchdog no longer touches it. A connection whose deadline passed just as
+    its statement ended (:meth:`disarm` answers ``True``) must be closed, not reused.
     """
 
     def __init__(self, timeout: float) -> None:
