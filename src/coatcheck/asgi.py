@@ -12,8 +12,6 @@ from typing import Any
 
 from ._async.manager import AsyncSessionManager
 from ._sansio.headers import (
-    UNAVAILABLE_BODY,
-    UNAVAILABLE_HEADERS,
     ModeFor,
     check_id_header,
     check_values,
@@ -36,9 +34,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_UNAVAILABLE_RAW = [
-    (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in UNAVAILABLE_HEADERS
-]
 # Vary and Cache-Control come from the configuration, the same on every response: encoded
 # once (a Set-Cookie differs each time and is never kept here).
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
@@ -155,7 +150,7 @@ class SessionMiddleware:
             if kind == "http":
                 await _send_unavailable(send, exc)
             else:
-                await _refuse_websocket(scope, receive, send)
+                await _refuse_websocket(scope, receive, send, exc)
             return
         # ASGI: copy the scope before changing it, so nothing leaks to outer layers.
         scope = {**scope, self.scope_key: session}
@@ -259,25 +254,27 @@ def _merge(
     return headers
 
 
-async def _send_unavailable(send: Send, exc: StoreError | SessionLocked) -> None:
+def _raw_refusal(exc: StoreError | SessionLocked) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    # The 503 for exc (headers.refusal), its headers encoded as ASGI sends them.
     headers, body = refusal(exc)
-    raw = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers], body
+
+
+async def _send_unavailable(send: Send, exc: StoreError | SessionLocked) -> None:
+    raw, body = _raw_refusal(exc)
     await send({"type": "http.response.start", "status": 503, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+async def _refuse_websocket(
+    scope: Scope, receive: Receive, send: Send, exc: StoreError | SessionLocked
+) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
         return
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": 503,
-                "headers": list(_UNAVAILABLE_RAW),
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": UNAVAILABLE_BODY})
+        raw, body = _raw_refusal(exc)
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": raw})
+        await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
