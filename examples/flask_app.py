@@ -1,0 +1,84 @@
+"""A small Flask app on coatcheck: a visit counter, log in (a new session id), log out, flash
+messages; sessions in an SQLite file in the app's instance folder (the default store).
+
+Run it::
+
+    pip install "coatcheck[flask]"
+    FLASK_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))') \\
+        flask --app examples/flask_app.py run
+
+then open http://127.0.0.1:5000/. ``flask --app examples/flask_app.py coatcheck stats``
+counts its sessions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Flask, flash, redirect, render_template_string, request, session, url_for
+from werkzeug.wrappers import Response
+
+from coatcheck.contrib.flask import Session, session_mode
+
+PAGE = """<!doctype html>
+<title>coatcheck on Flask</title>
+{% for category, message in get_flashed_messages(with_categories=true) %}
+  <p class="{{ category }}">{{ message }}</p>
+{% endfor %}
+<p>{% if user %}Logged in as <b>{{ user }}</b>.{% else %}Not logged in.{% endif %}
+   This is visit {{ visits }} of this session.</p>
+{% if user %}
+  <form method="post" action="{{ url_for('logout') }}"><button>Log out</button></form>
+{% else %}
+  <form method="post" action="{{ url_for('login') }}">
+    <input name="name" placeholder="your name" required> <button>Log in</button>
+  </form>
+{% endif %}
+"""
+
+
+def create_app(instance_path: str | None = None, **config: Any) -> Flask:
+    """The app; ``instance_path`` is where the SQLite file goes (Flask's default: ./instance)."""
+    app = Flask(__name__, instance_path=instance_path)
+    # A random key per start logs everyone out on restart: set FLASK_SECRET_KEY to keep them.
+    app.config.update(SECRET_KEY=secrets.token_hex(32))
+    app.config.from_prefixed_env()  # FLASK_SECRET_KEY, FLASK_SESSION_COOKIE_SECURE, ...
+    app.config.update(config)
+    Session(app)
+
+    @app.get("/")
+    def index() -> str:
+        session["visits"] = session.get("visits", 0) + 1
+        return render_template_string(PAGE, user=session.get("user"), visits=session["visits"])
+
+    @app.post("/login")
+    def login() -> Response:
+        name = request.form.get("name", "").strip()[:40]
+        if not name:
+            flash("Say who you are.", "error")
+            return redirect(url_for("index"))
+        # A new id on log in: a planted or stolen old id stays useless (session fixation).
+        session.regenerate()  # type: ignore[attr-defined]  # flask.session is typed SessionMixin
+        session["user"] = name
+        flash(f"Welcome, {name}.")
+        return redirect(url_for("index"))
+
+    @app.post("/logout")
+    def logout() -> Response:
+        session.clear()  # were nothing added after it, the session would be deleted
+        # The logged-in id dies; the new one only carries the message.
+        session.regenerate()  # type: ignore[attr-defined]
+        flash("Logged out.")
+        return redirect(url_for("index"))
+
+    @app.get("/whoami")
+    @session_mode("read-only")  # reads only: nothing is written, not even a touch
+    def whoami() -> str:
+        return str(session.get("user") or "")
+
+    return app
+
+
+if __name__ == "__main__":
+    create_app().run()
