@@ -30,7 +30,7 @@ from urllib.parse import quote
 from werkzeug.datastructures import Headers
 
 from .._sansio.config import MODES, SessionConfig
-from .._sansio.cookies import MAX_COOKIE_AGE, CookieConfig, set_cookie_header
+from .._sansio.cookies import MAX_COOKIE_AGE, CookieConfig, cookie_values, set_cookie_header
 from .._sansio.core import SessionCore
 from .._sansio.headers import RequestMode, SaveOutcome, log_refusal, merge_headers, refusal
 from .._sansio.serializers import JSONSerializer, MsgpackSerializer, Serializer
@@ -338,7 +338,16 @@ def apply_outcome(headers: Headers, session_headers: Iterable[tuple[str, str]]) 
     extra = list(session_headers)
     if not extra:
         return
-    own = [(name, value) for name, value in headers.items() if name.lower() in _MERGING]
+    own = [
+        (name, value)
+        for name, value in headers
+        if len(name) in (4, 13) and name.lower() in _MERGING
+    ]
+    if not own:
+        # The usual response: nothing to merge with (Headers.add refuses CR and LF too).
+        for name, value in extra:
+            headers.add(name, value)
+        return
     merged = merge_headers(own, extra)
     for name in {name.lower() for name, _ in own}:
         del headers[name]
@@ -346,13 +355,16 @@ def apply_outcome(headers: Headers, session_headers: Iterable[tuple[str, str]]) 
         headers.add(name, value)
 
 
-def response_headers(outcome: SaveOutcome, session: Session, core: SessionCore) -> list[Any]:
+def response_headers(
+    outcome: SaveOutcome, session: Session, core: SessionCore, cookie_header: str | None
+) -> list[Any]:
     """The headers a save asks for, with the cookie sent again when the request changed the
     session and the core did not re-send it (a browser-session cookie whose id stays).
 
     Flask sends the session cookie with every response whose request modified the session
     (its cookie session must; Flask-Session does the same), and Flask apps count on it: a
     changed ``SESSION_COOKIE_*`` setting reaches the browser with the next write.
+    ``cookie_header`` is the request's ``Cookie`` header.
     """
     headers = outcome.headers
     if outcome.cleared or session.read_only or session.destroyed or not session.modified:
@@ -361,7 +373,12 @@ def response_headers(outcome: SaveOutcome, session: Session, core: SessionCore) 
     if session_id is None or any(name == "Set-Cookie" for name, _ in headers):
         return headers
     cookie = core.config.cookie
-    resent = set_cookie_header(cookie, core.tickets.issue(session_id))
+    # The session kept its id and the core did not re-issue its ticket (it would for a stale
+    # signature), so the ticket the client presented is the current one: sent back as it is,
+    # it costs no signing.
+    presented = cookie_values(cookie_header, cookie.name) if cookie_header else []
+    ticket = presented[0] if presented else core.tickets.issue(session_id)
+    resent = set_cookie_header(cookie, ticket)
     others = [header for header in headers if header[0] != "Cache-Control"]
     return [("Set-Cookie", resent), ("Cache-Control", cookie.cache_control), *others]
 

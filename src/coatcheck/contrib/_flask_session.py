@@ -44,6 +44,8 @@ class FlaskSession(Session, SessionMixin):
     coatcheck_settled: bool
     #: The manager that opened the session, and must save it.
     coatcheck_manager: Any
+    #: The request's ``Cookie`` header.
+    coatcheck_cookie: str | None
 
     @property
     def new(self) -> bool:  # type: ignore[override]
@@ -90,6 +92,7 @@ class TaggedJSONSerializer:
 
     def __init__(self) -> None:
         self._tagged = _FlaskTagged()
+        self._tags = frozenset(self._tagged.tags)
         self._encode = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode
@@ -97,13 +100,48 @@ class TaggedJSONSerializer:
     def dumps(self, obj: Any) -> bytes:
         """Tag ``obj`` the way Flask does and encode it as compact UTF-8 JSON."""
         try:
-            return self._encode(self._tagged.tag(obj)).encode("utf-8")
+            # Flask's tagger rebuilds every container in Python; a session of plain JSON
+            # values (the usual one) tags to itself, so it goes to the C encoder as it is.
+            tagged = obj if self._plain(obj, 0) else self._tagged.tag(obj)
+            return self._encode(tagged).encode("utf-8")
         except (TypeError, ValueError, RecursionError) as exc:
             raise SerializationError(f"Flask's tagged JSON cannot store it: {exc}") from exc
 
     def loads(self, data: bytes) -> Any:
         """Decode what :meth:`dumps` made; ``ValueError`` for any bad input."""
+        if type(data) is not bytes:
+            data = bytes(data)
         try:
-            return self._tagged.loads(bytes(data).decode("utf-8"))
+            if _TAG_MARK not in data:
+                # Every tag is a one-key object whose key starts with a space, which compact
+                # JSON can only spell '{" ' (a quote inside a string is escaped): without that
+                # sequence there is nothing to untag.
+                return _DECODE(data.decode("utf-8"))
+            return self._tagged.loads(data.decode("utf-8"))
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
             raise ValueError(f"not a Flask tagged JSON session payload: {exc}") from exc
+
+    def _plain(self, value: Any, depth: int) -> bool:
+        """Whether Flask's tagger would leave ``value`` as it is: exact JSON types (a tuple, a
+        ``Markup`` or an int subclass is not), and no one-key dict whose key is a tag."""
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            return True
+        if depth > _PLAIN_DEPTH:
+            return False  # the tagger decides (and refuses what is too deep)
+        if kind is dict:
+            if len(value) == 1 and next(iter(value)) in self._tags:
+                return False
+            for key, item in value.items():
+                if type(key) is not str or not self._plain(item, depth + 1):
+                    return False
+            return True
+        if kind is list:
+            return all(self._plain(item, depth + 1) for item in value)
+        return False
+
+
+_TAG_MARK = b'{" '
+_DECODE = json.JSONDecoder().decode
+# Deeper than this, the check leaves the value to the tagger rather than recurse further.
+_PLAIN_DEPTH = 64

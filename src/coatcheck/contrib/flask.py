@@ -162,6 +162,7 @@ class CoatcheckSessionInterface(SessionInterface):
         session.coatcheck_lifetime = lambda: permanent_lifetime(config, absolute)
         session.coatcheck_manager = manager
         session.coatcheck_settled = False
+        session.coatcheck_cookie = environ.get("HTTP_COOKIE")
         return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
@@ -180,7 +181,10 @@ class CoatcheckSessionInterface(SessionInterface):
         except (StoreError, SessionLocked) as exc:
             _replace(response, exc)
             return
-        apply_outcome(response.headers, response_headers(outcome, session, manager.core))
+        apply_outcome(
+            response.headers,
+            response_headers(outcome, session, manager.core, session.coatcheck_cookie),
+        )
 
     # -- request hooks installed by init_app -----------------------------------------------
 

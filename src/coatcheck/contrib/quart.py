@@ -147,13 +147,14 @@ class CoatcheckSessionInterface(SessionInterface):
         concurrency, read_only = request_mode(self._mode(app, request))
         headers = request.headers
         cookies = headers.getlist("Cookie")
+        # HTTP/2 may send the cookies in several fields (RFC 9113 section 8.2.3).
+        cookie_header = cookies[0] if len(cookies) == 1 else "; ".join(cookies) or None
         try:
             if self._create_tables is not None:
                 await self._create_tables()
                 self._create_tables = None
             session = await manager.open_from_cookie_header(
-                # HTTP/2 may send the cookies in several fields (RFC 9113 section 8.2.3).
-                cookies[0] if len(cookies) == 1 else "; ".join(cookies) or None,
+                cookie_header,
                 remote_addr=request.remote_addr,
                 user_agent=headers.get("User-Agent"),
                 concurrency=concurrency,
@@ -167,6 +168,7 @@ class CoatcheckSessionInterface(SessionInterface):
         session.coatcheck_lifetime = lambda: permanent_lifetime(config, absolute)
         session.coatcheck_manager = manager
         session.coatcheck_settled = False
+        session.coatcheck_cookie = cookie_header
         return session
 
     async def save_session(
@@ -194,7 +196,10 @@ class CoatcheckSessionInterface(SessionInterface):
                 _replace(response, exc)
             return
         if response is not None:
-            apply_outcome(response.headers, response_headers(outcome, session, manager.core))
+            apply_outcome(
+                response.headers,
+                response_headers(outcome, session, manager.core, session.coatcheck_cookie),
+            )
         elif outcome.ticket is not None:
             log.warning(
                 "a websocket changed its session's id (a new or rotated session); the new "
