@@ -14,10 +14,12 @@ import pytest
 import pytest_asyncio
 import quart
 from markupsafe import Markup
+from quart.testing import WebsocketResponseError
 
 from coatcheck import SessionError
 from coatcheck.contrib.quart import CoatcheckSessionInterface, FlaskSession, Session, session_mode
 from coatcheck.testing import FrozenClock
+from tests.middleware._support import AsyncProbeStore
 from tests.support.servers import require_server
 
 AppFactory = Callable[..., quart.Quart]
@@ -190,3 +192,31 @@ async def test_cli_group(make_app: AppFactory, tmp_path: Path) -> None:
     result = app.test_cli_runner().invoke(args=["coatcheck", "stats", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["sessions"] == 1
+
+
+@pytest.mark.asyncio
+async def test_websockets_share_the_session_and_are_refused_when_the_store_is_down(
+    make_app: AppFactory,
+) -> None:
+    store = AsyncProbeStore()
+    app = demo_app(make_app, store)
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await quart.websocket.accept()
+        await quart.websocket.send(f"n={quart.session.get('n')}")
+        quart.session["seen"] = True  # saved when the websocket ends
+
+    client = app.test_client()
+    await client.get("/count")
+    async with client.websocket("/ws") as socket:
+        assert await socket.receive() == "n=1"
+    async with client.session_transaction() as session:
+        assert session["seen"] is True
+    store.down = True
+    with pytest.raises(WebsocketResponseError) as refused:
+        async with client.websocket("/ws") as socket:
+            await socket.receive()
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.headers["Retry-After"] == "1"
+    store.down = False
