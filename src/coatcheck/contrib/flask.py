@@ -44,14 +44,12 @@ from ._flask_config import (
     ModeFor,
     Options,
     RouteModes,
-    apply_outcome,
     permanent_lifetime,
     read_options,
-    refuse,
-    response_headers,
     session_mode,
     startup_warning,
 )
+from ._flask_responses import apply_outcome, refuse, response_headers
 from ._flask_session import FlaskSession, RefusedSession, TaggedJSONSerializer
 
 __all__ = [
@@ -143,6 +141,12 @@ class CoatcheckSessionInterface(SessionInterface):
             return None  # no SECRET_KEY: Flask's NullSession, as with its own interface
         environ = request.environ
         concurrency, read_only = request_mode(self._mode(app, environ))
+        # session_transaction() opens the session a second time inside a request context
+        # that opened it already: the first one's lock must go, or the second would wait for
+        # it (in a plain request the context has no session yet).
+        earlier = _current_session()
+        if isinstance(earlier, FlaskSession) and not earlier.coatcheck_settled:
+            self.release(None)
         try:
             if self._create_tables is not None:
                 self._create_tables()

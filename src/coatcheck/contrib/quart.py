@@ -44,14 +44,12 @@ from ._flask_config import (
     ModeFor,
     Options,
     RouteModes,
-    apply_outcome,
     permanent_lifetime,
     read_options,
-    refuse,
-    response_headers,
     session_mode,
     startup_warning,
 )
+from ._flask_responses import apply_outcome, refuse, response_headers
 from ._flask_session import FlaskSession, RefusedSession, TaggedJSONSerializer
 
 __all__ = [
@@ -145,6 +143,11 @@ class CoatcheckSessionInterface(SessionInterface):
         if manager is None:
             return None  # no SECRET_KEY: Quart's NullSession, as with its own interface
         concurrency, read_only = request_mode(self._mode(app, request))
+        # session_transaction() opens the session a second time inside a request context
+        # that opened it already: the first one's lock must go, or the second would wait.
+        earlier = _current_session()
+        if isinstance(earlier, FlaskSession) and not earlier.coatcheck_settled:
+            await self.release(None)
         headers = request.headers
         cookies = headers.getlist("Cookie")
         # HTTP/2 may send the cookies in several fields (RFC 9113 section 8.2.3).

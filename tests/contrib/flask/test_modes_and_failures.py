@@ -182,3 +182,17 @@ def test_cli_group_on_a_store_that_is_down(make_app: AppFactory) -> None:
     result = make_app(DOWN).test_cli_runner().invoke(args=["coatcheck", "stats"])
     assert result.exit_code not in (0, 1), result.output
     assert "127.0.0.1:1" in result.output
+
+
+def test_session_transaction_in_lock_mode(make_app: AppFactory) -> None:
+    app = make_app(SESSION_COATCHECK_CONCURRENCY="lock", SESSION_COATCHECK_LOCK_WAIT=0.2)
+
+    @app.get("/")
+    def index() -> str:
+        return str(flask.session.get("a"))
+
+    client = app.test_client()
+    for value in (1, 2):  # the second finds a stored session, so a lock to take
+        with client.session_transaction() as session:
+            session["a"] = value
+        assert client.get("/").text == str(value)

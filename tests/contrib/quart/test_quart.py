@@ -220,3 +220,18 @@ async def test_websockets_share_the_session_and_are_refused_when_the_store_is_do
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["Retry-After"] == "1"
     store.down = False
+
+
+@pytest.mark.asyncio
+async def test_session_transaction_in_lock_mode(make_app: AppFactory) -> None:
+    app = demo_app(
+        make_app,
+        "memory://",
+        SESSION_COATCHECK_CONCURRENCY="lock",
+        SESSION_COATCHECK_LOCK_WAIT=0.2,  # a lock left held would make the second fail
+    )
+    client = app.test_client()
+    for value in (1, 2):
+        async with client.session_transaction() as session:
+            session["n"] = value
+        assert await (await client.get("/count")).get_data(as_text=True) == f"{value + 1} lock"
