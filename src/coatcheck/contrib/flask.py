@@ -95,7 +95,8 @@ class Session:
         app.extensions["coatcheck"] = interface
         # First, so no other before_request function runs on a request refused with a 503.
         app.before_request_funcs.setdefault(None, []).insert(0, interface.refuse_unavailable)
-        app.teardown_request(interface.release)
+        if interface.options.fields["concurrency"] == "lock" or self.mode_for is not None:
+            interface.release_locks(app)  # else once a view is marked session_mode("lock")
         app.cli.add_command(command_group(lambda: interface.options.store))
         warning = startup_warning(app.config)
         if warning is not None and not (app.debug or app.testing):
@@ -120,6 +121,7 @@ class CoatcheckSessionInterface(SessionInterface):
         self.managers: Managers[SessionManager] = Managers(options, self._manager)
         self._clock = clock
         self._modes = RouteModes()
+        self._releasing = False
         # Tables are created by the first request rather than here, so an app whose store is
         # down at start-up still starts (and answers 503 until the store is back).
         create = getattr(self.store, "create_tables", None) if options.create_tables else None
@@ -214,9 +216,19 @@ class CoatcheckSessionInterface(SessionInterface):
             session.coatcheck_settled = True
             _abandon(session.coatcheck_manager, session)
 
+    def release_locks(self, app: Flask) -> None:
+        """Install :meth:`release` as a ``teardown_request`` function, once a request may
+        hold a lock (a teardown for every request costs a request about 2 µs)."""
+        if not self._releasing:
+            self._releasing = True
+            # Not app.teardown_request(): this may run at the first request, after set-up.
+            app.teardown_request_funcs.setdefault(None, []).append(self.release)
+
     def _mode(self, app: Flask, environ: dict[str, Any]) -> RequestMode | None:
         modes = self._modes.of(app.view_functions)
         if modes:
+            if not self._releasing and "lock" in modes.values():
+                self.release_locks(app)
             adapter = request_ctx.url_adapter
             if adapter is not None:
                 try:

@@ -95,8 +95,8 @@ class Session:
         # First, so no other before_request function runs on a request refused with a 503.
         app.before_request_funcs.setdefault(None, []).insert(0, interface.refuse_unavailable)
         app.before_websocket_funcs.setdefault(None, []).insert(0, interface.refuse_unavailable)
-        app.teardown_request(interface.release)
-        app.teardown_websocket(interface.release)
+        if interface.options.fields["concurrency"] == "lock" or self.mode_for is not None:
+            interface.release_locks(app)  # else once a view is marked session_mode("lock")
         app.after_serving(interface.aclose)
         app.cli.add_command(command_group(lambda: interface.options.store))
         warning = startup_warning(app.config)
@@ -122,6 +122,7 @@ class CoatcheckSessionInterface(SessionInterface):
         self.managers: Managers[AsyncSessionManager] = Managers(options, self._manager)
         self._clock = clock
         self._modes = RouteModes()
+        self._releasing = False
         # Created by the first request (see the Flask interface for why not at start-up).
         create = getattr(self.store, "create_tables", None) if options.create_tables else None
         self._create_tables: Callable[[], Awaitable[None]] | None = create
@@ -232,9 +233,20 @@ class CoatcheckSessionInterface(SessionInterface):
             session.coatcheck_settled = True
             await _abandon(session.coatcheck_manager, session)
 
+    def release_locks(self, app: Quart) -> None:
+        """Install :meth:`release` as a ``teardown_request`` and ``teardown_websocket``
+        function, once a request may hold a lock."""
+        if not self._releasing:
+            self._releasing = True
+            # Not app.teardown_request(): this may run at the first request, after set-up.
+            app.teardown_request_funcs.setdefault(None, []).append(self.release)
+            app.teardown_websocket_funcs.setdefault(None, []).append(self.release)
+
     def _mode(self, app: Quart, request: BaseRequestWebsocket) -> RequestMode | None:
         modes = self._modes.of(app.view_functions)
         if modes:
+            if not self._releasing and "lock" in modes.values():
+                self.release_locks(app)
             adapter = app.create_url_adapter(request)
             if adapter is not None:
                 try:
