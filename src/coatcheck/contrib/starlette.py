@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any, Literal, cast
 
 from starlette.datastructures import Secret
@@ -34,9 +33,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import asgi
 from .._async.manager import AsyncSessionManager
-from .._sansio.config import ConcurrencyMode, SessionConfig
+from .._sansio.config import ConcurrencyMode, ConflictPolicy, SessionConfig
 from .._sansio.cookies import MAX_COOKIE_AGE, CookieConfig
 from .._sansio.headers import ModeFor, SaveOutcome
+from .._sansio.serializers import JSONSerializer, Serializer
 from .._sansio.session import Session
 from .._sansio.signing import MIN_KEY_BYTES
 from ..errors import ConfigurationError, SessionError, StoreError
@@ -66,9 +66,6 @@ BROWSER_SESSION_IDLE_TIMEOUT = 14 * 24 * 3600
 MANAGER_KEY = "coatcheck.manager"
 # Shorter secret keys get the start-up warning (32 characters: 192 bits of urlsafe base64).
 _MIN_SECRET = 32
-# Settings the Starlette arguments decide; passing them as well would contradict those.
-_DERIVED = frozenset({"cookie", "secret_keys", "sign_cookie", "idle_timeout", "concurrency"})
-_SETTINGS = frozenset(f.name for f in fields(SessionConfig)) - _DERIVED
 _MISSING = (
     "no coatcheck session in this request: add "
     "Middleware(coatcheck.contrib.starlette.SessionMiddleware, secret_key=...) to the "
@@ -119,8 +116,15 @@ class SessionMiddleware(asgi.SessionMiddleware):
     :param warn_insecure: log the start-up warning about ``https_only=False`` or a short
         ``secret_key``; by default unless running under pytest.
     :param clock: seconds since the epoch, for tests (:class:`coatcheck.testing.FrozenClock`).
-    :param settings: any other :class:`~coatcheck.SessionConfig` field (``lock_wait``,
-        ``bind_user_agent``, ``serializer``, ...). ``destroy_when_emptied`` is True here.
+    :param destroy_when_emptied: a stored session left empty by a request is destroyed
+        (record and cookie deleted), so ``session.clear()`` logs out; True here.
+
+    The other keywords are :class:`~coatcheck.SessionConfig`'s, with its defaults and meaning
+    (``merge_conflict``, ``lock_timeout``, ``lock_wait``, ``access_resolution``,
+    ``serializer``, ``max_payload_bytes``, ``bind_remote_addr``, ``bind_user_agent``,
+    ``regenerate_every_request``, ``cleanup_probability``, ``id_bytes``). They are spelled
+    out rather than taken as ``**settings``, which would hide the signature from mypy's
+    check of ``Middleware(SessionMiddleware, ...)``.
     """
 
     def __init__(
@@ -145,15 +149,20 @@ class SessionMiddleware(asgi.SessionMiddleware):
         create_tables: bool | None = None,
         warn_insecure: bool | None = None,
         clock: Callable[[], float] | None = None,
-        **settings: Any,
+        destroy_when_emptied: bool = True,
+        merge_conflict: ConflictPolicy = "last-writer",
+        lock_timeout: float = 30.0,
+        lock_wait: float = 10.0,
+        access_resolution: float = 60.0,
+        serializer: Serializer | None = None,
+        max_payload_bytes: int | None = 256 * 1024,
+        bind_remote_addr: bool = False,
+        bind_user_agent: bool = False,
+        regenerate_every_request: bool = False,
+        cleanup_probability: float = 0.0,
+        id_bytes: int = 32,
     ) -> None:
         keys = _secret_keys(secret_key)
-        unknown = set(settings) - _SETTINGS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown or conflicting setting(s): {', '.join(sorted(unknown))} "
-                "(the cookie and the timeouts come from Starlette's arguments)"
-            )
         # Browsers read SameSite in any case; CookieConfig checks the lower-case names.
         samesite = cast(Literal["lax", "strict", "none"], same_site.lower())
         for needs_secure, name in (
@@ -167,7 +176,6 @@ class SessionMiddleware(asgi.SessionMiddleware):
         cookie_max_age, idle = _lifetime(max_age)
         if idle_timeout is not FROM_MAX_AGE:
             idle = idle_timeout
-        settings.setdefault("destroy_when_emptied", True)
         config = SessionConfig(
             idle_timeout=idle,
             absolute_timeout=absolute_timeout,
@@ -185,7 +193,18 @@ class SessionMiddleware(asgi.SessionMiddleware):
                 max_age=cookie_max_age,
                 cache_control=cache_control,
             ),
-            **settings,
+            serializer=JSONSerializer() if serializer is None else serializer,
+            destroy_when_emptied=destroy_when_emptied,
+            merge_conflict=merge_conflict,
+            lock_timeout=lock_timeout,
+            lock_wait=lock_wait,
+            access_resolution=access_resolution,
+            max_payload_bytes=max_payload_bytes,
+            bind_remote_addr=bind_remote_addr,
+            bind_user_agent=bind_user_agent,
+            regenerate_every_request=regenerate_every_request,
+            cleanup_probability=cleanup_probability,
+            id_bytes=id_bytes,
         )
         manager = AsyncSessionManager(
             DEFAULT_STORE if store is None else store, config, clock=clock

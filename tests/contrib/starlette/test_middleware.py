@@ -4,6 +4,8 @@ attributes from Starlette's arguments."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import re
 import sqlite3
@@ -19,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from coatcheck import SessionError
+from coatcheck import SessionConfig, SessionError
 from coatcheck.contrib.starlette import (
     DEFAULT_STORE,
     Session,
@@ -280,11 +282,32 @@ def test_one_warning_at_start_up_when_not_hardened(caplog: pytest.LogCaptureFixt
     [
         {"same_site": "none"},
         {"partitioned": True},
-        {"cookie": None},
         {"secret_key": ""},
+        {"secret_key": []},
     ],
 )
 def test_contradictions_fail_at_construction(options: dict[str, Any]) -> None:
     options = {"secret_key": KEY, "store": "memory://", **options}
-    with pytest.raises(ValueError, match=r"https_only|conflicting|secret_key"):
+    with pytest.raises(ValueError, match=r"https_only|secret_key"):
         SessionMiddleware(counter, **options)
+
+
+# SessionConfig fields that Starlette's arguments decide, under their Starlette names.
+DERIVED = {"cookie", "secret_keys", "sign_cookie", "idle_timeout"}
+
+
+def test_every_session_setting_is_an_argument_with_its_default() -> None:
+    parameters = inspect.signature(SessionMiddleware).parameters
+    for field in dataclasses.fields(SessionConfig):
+        if field.name in DERIVED:
+            continue
+        assert field.name in parameters, f"SessionConfig.{field.name} is not an argument"
+        default = parameters[field.name].default
+        if field.name == "destroy_when_emptied":
+            assert default is True  # the integration's own default: clear() logs out
+        elif field.name == "absolute_timeout":
+            assert default is None  # Starlette's sessions have no hard cap
+        elif field.name == "serializer":
+            assert default is None  # None: SessionConfig's own, JSONSerializer
+        else:
+            assert default == field.default, field.name
