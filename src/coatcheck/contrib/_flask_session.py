@@ -118,8 +118,10 @@ class TaggedJSONSerializer:
                 # sequence there is nothing to untag.
                 return _DECODE(data.decode("utf-8"))
             return self._tagged.loads(data.decode("utf-8"))
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
-            raise ValueError(f"not a Flask tagged JSON session payload: {exc}") from exc
+        except Exception as exc:
+            # Flask's tag decoders raise whatever a bad value makes them raise (AttributeError
+            # for a date that is a number); a serializer's loads raises ValueError only.
+            raise ValueError(f"not a Flask tagged JSON session payload: {exc!r}") from exc
 
     def _plain(self, value: Any, depth: int) -> bool:
         """Whether Flask's tagger would leave ``value`` as it is: exact JSON types (a tuple, a
