@@ -156,3 +156,15 @@ def test_session_dep_is_typed() -> None:
     hint = get_type_hints(read, include_extras=True)["session"]
     assert get_args(hint)[0] is Session
     assert get_type_hints(get_session)["return"] is Session
+
+
+def test_dependency_override_with_a_detached_session() -> None:
+    app = FastAPI()
+
+    @app.get("/")
+    def read(session: SessionDep) -> dict[str, Any]:
+        return {"user_id": session["user_id"]}
+
+    app.dependency_overrides[get_session] = lambda: Session({"user_id": 1})
+    with TestClient(app) as client:
+        assert client.get("/").json() == {"user_id": 1}
