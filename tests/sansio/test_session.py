@@ -66,7 +66,7 @@ def test_a_new_session_is_empty_and_unchanged() -> None:
     assert session.is_new and not session.accessed and not session.modified
     assert not session.has_info() and changes(session) == NOTHING
     assert session.created_at == NOW and session.accessed_at == NOW
-    assert repr(session) == "<Session new keys=0 user=None>"
+    assert repr(session) == "<Session new keys=0>"
 
 
 def test_it_is_a_mutable_mapping_of_str_keys() -> None:
@@ -84,9 +84,14 @@ def test_it_is_a_mutable_mapping_of_str_keys() -> None:
         session["missing"]
 
 
-def test_iteration_is_over_a_snapshot() -> None:
+def test_iteration_is_live_as_on_a_dict() -> None:
+    # As a dict: changing the size while iterating is refused, over a copy it is fine.
     session = new_session({"a": 1, "b": 2})
-    for key in session:
+    keys = iter(session)
+    del session[next(keys)]
+    with pytest.raises(RuntimeError, match="changed size"):
+        next(keys)
+    for key in list(session):
         del session[key]
     assert len(session) == 0
 
@@ -95,18 +100,31 @@ def test_iteration_is_over_a_snapshot() -> None:
     "use",
     [
         lambda s: s.__setitem__(1, "x"),
-        lambda s: s[1],
-        lambda s: s.__delitem__(1),
-        lambda s: s.get(1),
+        lambda s: s.setdefault(1, "x"),
+        lambda s: s.update({1: "x"}),
+        lambda s: s.__ior__({1: "x"}),
         lambda s: s.mark_modified(1),
         lambda s: s.namespace(1),
     ],
-    ids=["set", "get", "del", "get-method", "mark_modified", "namespace"],
+    ids=["set", "setdefault", "update", "ior", "mark_modified", "namespace"],
 )
 def test_non_str_keys_are_refused(use: Callable[[Session], object]) -> None:
     session = new_session()
     with pytest.raises(InvalidKey, match="must be str, not int"):
         use(session)
+    assert changes(session) == NOTHING
+
+
+@pytest.mark.parametrize(
+    "use",
+    [lambda s: s[1], lambda s: s.__delitem__(1), lambda s: s.pop(1)],
+    ids=["get", "del", "pop"],
+)
+def test_reading_a_non_str_key_misses_as_on_a_dict(use: Callable[[Session], object]) -> None:
+    session = new_session({"1": "one"})
+    with pytest.raises(KeyError):
+        use(session)
+    assert session.get(1) is None and 1 not in session
     assert changes(session) == NOTHING
 
 

@@ -28,7 +28,9 @@ class AsyncSessionManager:
 
     ``store`` is a store object or a store URL (``sqlite:///sessions.db``, ``redis://...``).
     Settings come as a :class:`SessionConfig` or as its fields by keyword; ``clock`` returns
-    seconds since the epoch and exists so tests can freeze time.
+    seconds since the epoch and exists so tests can freeze time. ``session_class``, a subclass
+    of :class:`~coatcheck.Session`, is the class of the sessions it opens (a framework's
+    session type, such as the Flask integration's).
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class AsyncSessionManager:
         config: SessionConfig | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        session_class: type[Session] = Session,
         **settings: Any,
     ) -> None:
         if config is not None and settings:
@@ -44,7 +47,11 @@ class AsyncSessionManager:
         self.store: AsyncStore = async_store_from_url(store) if isinstance(store, str) else store
         self.config = config if config is not None else SessionConfig(**settings)
         self.core = SessionCore(
-            self.config, clock, self.store.name, slides_on_load=self.store.slides_on_load
+            self.config,
+            clock,
+            self.store.name,
+            slides_on_load=self.store.slides_on_load,
+            session_class=session_class,
         )
 
     async def open(
@@ -83,9 +90,13 @@ class AsyncSessionManager:
         )
         return await run_async(flow, self.store)
 
-    async def save(self, session: Session) -> SaveOutcome:
-        """Store what the request changed; returns the headers the response needs."""
-        return await run_async(self.core.save_flow(session), self.store)
+    async def save(self, session: Session, *, refresh_cookie: bool = False) -> SaveOutcome:
+        """Store what the request changed; returns the headers the response needs.
+
+        ``refresh_cookie`` re-sends the cookie of a stored session whose cookie has a max age
+        even when nothing changed (Flask's ``SESSION_REFRESH_EACH_REQUEST``).
+        """
+        return await run_async(self.core.save_flow(session, refresh_cookie), self.store)
 
     async def abandon(self, session: Session) -> None:
         """Drop the request's changes (e.g. on an error response); releases its lock, if any."""

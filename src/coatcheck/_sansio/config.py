@@ -89,14 +89,21 @@ class SessionConfig:
     #: save keeps retrying against concurrent writers before ``SessionConflict``.
     lock_timeout: float = 30.0
     lock_wait: float = 10.0
+    #: Destroy a stored session that a request left with nothing in it (no key in any
+    #: namespace, no user, no flash message or form token), as if it called ``destroy()``:
+    #: the record is deleted and the client told to drop its cookie. Off by default, where only
+    #: ``destroy()`` deletes; the Flask, Quart, Starlette and FastAPI integrations turn it on,
+    #: because their users log out with ``session.clear()``.
+    destroy_when_emptied: bool = False
 
     def __post_init__(self) -> None:
         if self.idle_timeout is None and self.absolute_timeout is None:
             raise ConfigurationError("idle_timeout and absolute_timeout cannot both be off")
         for name in ("idle_timeout", "absolute_timeout"):
             value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ConfigurationError(f"{name} must be a positive number of seconds or None")
+            # 0 is a session that has expired by its next request (Starlette's max_age=0).
+            if value is not None and not (value >= 0 and math.isfinite(value)):
+                raise ConfigurationError(f"{name} must be a number of seconds >= 0, or None")
         if not (0 <= self.access_resolution < math.inf):
             raise ConfigurationError("access_resolution must be >= 0")
         if self.id_bytes < 16:

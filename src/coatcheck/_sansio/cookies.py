@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import ConfigurationError
 
@@ -163,25 +163,35 @@ def _http_date(timestamp: float) -> str:
     )
 
 
-def set_cookie_header(config: CookieConfig, value: str, *, now: float | None = None) -> str:
+_CONFIGURED: Any = object()
+
+
+def set_cookie_header(
+    config: CookieConfig,
+    value: str,
+    *,
+    now: float | None = None,
+    max_age: int | None = _CONFIGURED,
+) -> str:
     """Return the ``Set-Cookie`` header value that stores *value* under ``config.name``.
 
-    ``Expires`` and ``Max-Age`` appear only when ``config.max_age`` is set; *now* (a Unix time,
-    default the current time) is what ``Expires`` counts from. *value* must be non-empty
-    RFC 6265 cookie-octets, or ``ValueError`` is raised: nothing unchecked reaches a header.
+    ``Expires`` and ``Max-Age`` appear only when the max age is set: ``max_age`` when given
+    (a session's own lifetime; None for a browser-session cookie), else ``config.max_age``.
+    *now* (a Unix time, default the current time) is what ``Expires`` counts from. *value*
+    must be non-empty RFC 6265 cookie-octets, or ``ValueError`` is raised: nothing unchecked
+    reaches a header.
     A header over 4096 bytes is still returned, with a WARNING on the ``coatcheck`` logger,
     since browsers may drop it.
     """
     if not isinstance(value, str) or not _COOKIE_OCTETS.fullmatch(value):
         raise ValueError("a cookie value must be non-empty RFC 6265 cookie-octets")
-    if config.max_age is None:
+    if max_age is _CONFIGURED:
+        max_age = config.max_age
+    if max_age is None:
         header = f"{config.name}={value}{config._attributes}"
     else:
-        expires = _http_date((time.time() if now is None else now) + config.max_age)
-        header = (
-            f"{config.name}={value}; Expires={expires}; Max-Age={config.max_age}"
-            f"{config._attributes}"
-        )
+        expires = _http_date((time.time() if now is None else now) + max_age)
+        header = f"{config.name}={value}; Expires={expires}; Max-Age={max_age}{config._attributes}"
     if len(header) > _MAX_HEADER_BYTES:  # all ASCII, so characters are bytes
         logger.warning(
             "Set-Cookie header for cookie %r is %d bytes, over the %d that browsers must keep; "

@@ -23,7 +23,7 @@ from ..errors import (
 from .config import ConcurrencyMode, SessionConfig, check_mode
 from .contention import Patience
 from .cookies import cookie_values, delete_cookie_header, set_cookie_header
-from .document import AGENT, REMOTE_ADDR, Codec, Corrupt, Document
+from .document import AGENT, LIFETIME, LIFETIME_FIELDS, REMOTE_ADDR, Codec, Corrupt, Document
 from .headers import SaveOutcome
 from .ids import agent_digest, new_token, storage_key
 from .namespaces import Reservation
@@ -50,6 +50,8 @@ from .writes import Writes
 
 __all__ = ["SessionCore"]
 
+_OWN_COOKIE = LIFETIME_FIELDS["cookie_max_age"]
+
 log = logging.getLogger("coatcheck")
 
 
@@ -69,8 +71,12 @@ class SessionCore:
         store_name: str = "(unnamed store)",
         monotonic: Callable[[], float] = time.monotonic,
         slides_on_load: bool = False,
+        session_class: type[Session] = Session,
     ) -> None:
+        if not (isinstance(session_class, type) and issubclass(session_class, Session)):
+            raise ConfigurationError("session_class must be a subclass of coatcheck.Session")
         self.config = config
+        self._build = session_class.build
         self.store_name = store_name
         self.clock = Clock(clock)
         self.lifetime = Lifetime(config.idle_timeout, config.absolute_timeout)
@@ -133,13 +139,15 @@ class SessionCore:
             document.meta[REMOTE_ADDR] = remote_addr
         if self.config.bind_user_agent:
             document.meta[AGENT] = agent_digest(user_agent)
-        return Session.build(
+        return self._build(
             document=document,
             accessed_at=now,
             reservations=self._reservations,
             concurrency=mode or self.config.concurrency,
             read_only=read_only,
             had_ticket=had_ticket,
+            defaults=self.lifetime,
+            id_bytes=self.config.id_bytes,
         )
 
     def _mode(self, concurrency: ConcurrencyMode | None) -> ConcurrencyMode:
@@ -221,7 +229,10 @@ class SessionCore:
             yield from self._discard(key, ticket, corrupt.reason)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
         created = document.created_at
-        if now >= record.expires_at or now >= self.lifetime.deadline(created, record.accessed_at):
+        # The session's own timeouts, when it has some (Session.set_lifetime), else the
+        # manager's: one rule either way.
+        lifetime = self.lifetime.own(document.meta.get(LIFETIME))
+        if now >= record.expires_at or now >= lifetime.deadline(created, record.accessed_at):
             # lemon: an expired session found on access is destroyed at once. Dead by the
             # store's own deadline too: stores with native expiry would have dropped it.
             log.info("session expired; deleted on access")
@@ -244,14 +255,15 @@ class SessionCore:
         # A load with a slide leaves the request's own time as the stored access time exactly
         # when it slid (or when it was already current, where sliding changes nothing).
         slid = slide is not None and record.accessed_at == now
-        if slid and record.expires_at > self.lifetime.deadline(created, now):
-            # The load slid the record past the absolute deadline; an access time that is due
-            # for a touch makes the save put the record's expiry back to the deadline.
+        if slid and record.expires_at != lifetime.deadline(created, now):
+            # The load slid the record by the manager's idle timeout to somewhere else than
+            # this session's deadline: past the absolute one, or off its own lifetime. An
+            # access time that is due for a touch makes the save put the expiry right.
             record = Record(
                 record.payload, record.version, -math.inf, record.expires_at, record.handle
             )
             slid = False
-        session = Session.build(
+        session = self._build(
             document=document,
             accessed_at=now,
             reservations=self._reservations,
@@ -264,6 +276,8 @@ class SessionCore:
             lock_token=lock_token,
             stale_ticket=stale,
             slid=slid,
+            defaults=self.lifetime,
+            id_bytes=self.config.id_bytes,
         )
         if self.config.regenerate_every_request and not read_only:
             session.regenerate()
@@ -309,18 +323,21 @@ class SessionCore:
 
     # -- saving ----------------------------------------------------------------------------
 
-    def save_flow(self, session: Session) -> Flow[SaveOutcome]:
+    def save_flow(self, session: Session, refresh_cookie: bool = False) -> Flow[SaveOutcome]:
         """Write what the request changed, and say which headers the response needs.
 
-        Whatever happens, a lock this request holds is released.
+        ``refresh_cookie`` re-sends a stored session's cookie even when nothing changed, when
+        the cookie has a max age (Flask's ``SESSION_REFRESH_EACH_REQUEST``), so the browser
+        keeps it as long as the server does. Whatever happens, a lock this request holds is
+        released.
         """
         if session.lock_token is None:
-            return self._save(session)  # nothing to release: skip the guard
-        return self._save_releasing(session)
+            return self._save(session, refresh_cookie)  # nothing to release: skip the guard
+        return self._save_releasing(session, refresh_cookie)
 
-    def _save_releasing(self, session: Session) -> Flow[SaveOutcome]:
+    def _save_releasing(self, session: Session, refresh_cookie: bool) -> Flow[SaveOutcome]:
         try:
-            return (yield from self._save(session))
+            return (yield from self._save(session, refresh_cookie))
         except Exception:
             # A store error thrown in by the driver, or a refusal of the save itself. Not a
             # GeneratorExit: a flow closed half-way can yield nothing more (its lock expires).
@@ -330,12 +347,45 @@ class SessionCore:
             session.lock_token = None
 
     def abandon_flow(self, session: Session) -> Flow[None]:
-        """Drop this request's changes (an error response) and release its lock, if any."""
-        if session.lock_token is not None and session.key is not None:
-            yield Unlock(session.key, session.lock_token)
+        """Drop this request's changes (an error response) and release its lock, if any.
+
+        A load that slid the record's expiry to the manager's idle timeout, where the session
+        has a lifetime of its own (or an absolute deadline before it), is put right with a
+        touch: a "remember me" session must not end early because its last request failed.
+        """
+        key = session.key
+        stored = session.stored
+        if key is not None and stored is not None and stored.accessed_at == -math.inf:
+            now = self.clock.now()
+            yield from self._writes.touch(session, key, now)  # releases the lock too
+        elif session.lock_token is not None and key is not None:
+            yield Unlock(key, session.lock_token)
         session.lock_token = None
 
-    def _save(self, session: Session) -> Flow[SaveOutcome]:
+    def _emptied(self, session: Session) -> bool:
+        """With ``destroy_when_emptied``: this request left a stored session with nothing."""
+        return (
+            self.config.destroy_when_emptied
+            and session.changes.content
+            and not session.document.has_info()
+        )
+
+    def _retire_emptied(self, session: Session, key: str) -> Flow[bool]:
+        """Delete an emptied session, at the version it was loaded at unless in ``none`` mode:
+        a request that wrote to it meanwhile is not this one's to throw away. False when it
+        did (the save then merges this request's removals onto that write, as any save would).
+        """
+        stored = session.stored
+        if session.concurrency == "none" or stored is None:
+            op = Delete(key)
+        else:
+            op = Delete(key, stored.version, stored.handle)
+        deleted = yield op
+        if not isinstance(deleted, bool):
+            raise wrong_answer(self.store_name, op, deleted)
+        return deleted or op.expected_version is None
+
+    def _save(self, session: Session, refresh_cookie: bool = False) -> Flow[SaveOutcome]:
         now = self.clock.now()
         cookie = self.config.cookie
         changes = session.changes
@@ -343,16 +393,24 @@ class SessionCore:
         headers: list[tuple[str, str]] = []
         ticket: str | None = None
         cleared = False
+        own = session.document.meta.get(LIFETIME)
+        max_age = cookie.max_age if own is None else own.get(_OWN_COOKIE, cookie.max_age)
         if session.read_only:
             pass
-        elif changes.destroyed:
-            if key is not None:
+        elif changes.destroyed or (
+            key is not None
+            and self._emptied(session)
+            and (yield from self._retire_emptied(session, key))
+        ):
+            if key is not None and changes.destroyed:
                 yield Delete(key)
             if session.had_ticket:
                 headers.append(("Set-Cookie", delete_cookie_header(cookie)))
                 cleared = True
         elif key is None:
-            if session.document.has_info():
+            # A session given its id during the request (ensure_id) is stored even when empty:
+            # someone holds that id now.
+            if session.id is not None or session.document.has_info():
                 ticket = yield from self._writes.create(session, now)
         elif changes.rotate:
             ticket = yield from self._writes.rotate(session, key, now)
@@ -362,15 +420,17 @@ class SessionCore:
             if not isinstance(version, int):
                 update, version = yield from self._writes.retry(session, update, version)
             session.stored = build(Record, (update.payload, version, now, update.expires_at, None))
-            if session.stale_ticket or cookie.max_age is not None:
+            # A cookie with a max age goes out again with its new expiry; so does any cookie
+            # whose lifetime this request changed (from a browser-session one, or to one).
+            if session.stale_ticket or max_age is not None or LIFETIME in changes.meta:
                 ticket = self.tickets.issue(session.id or "")
         else:
             touched = yield from self._writes.touch(session, key, now)
-            if session.stale_ticket or (touched and cookie.max_age is not None):
+            if session.stale_ticket or ((touched or refresh_cookie) and max_age is not None):
                 ticket = self.tickets.issue(session.id or "")
         session.lock_token = None
         if ticket is not None:
-            headers.append(("Set-Cookie", set_cookie_header(cookie, ticket)))
+            headers.append(("Set-Cookie", set_cookie_header(cookie, ticket, max_age=max_age)))
         if headers:
             headers.append(("Cache-Control", cookie.cache_control))
         if headers or session.accessed:

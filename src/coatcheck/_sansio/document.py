@@ -13,6 +13,9 @@ mapping::
     "u"   the user (Session.user)                            when set
     "t"   outstanding form tokens, oldest first (at most 16) when set
     "f"   flash messages, each [category, message]           when set
+    "l"   the session's own lifetime (Session.set_lifetime):  when set
+          {"i": idle, "a": absolute, "k": cookie max age},
+          each only when overridden, None for "off"
 
 Flat, because every nested mapping costs the encoder and the decoder time on every request.
 User data cannot reach the top level (it lives under ``""`` and ``"n"``), so it cannot pose as
@@ -27,6 +30,7 @@ the document and ``""``), 97 in another (under the document, ``"n"`` and its nam
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import PayloadTooLarge, SerializationError
@@ -39,6 +43,8 @@ __all__ = [
     "FLASH",
     "FORMAT_VERSION",
     "FORM_TOKENS",
+    "LIFETIME",
+    "LIFETIME_FIELDS",
     "MAX_FORM_TOKENS",
     "QUEUES",
     "REMOTE_ADDR",
@@ -46,6 +52,7 @@ __all__ = [
     "Codec",
     "Corrupt",
     "Document",
+    "valid_lifetime",
 ]
 
 #: Version of the payload envelope; a payload of another version is refused.
@@ -60,6 +67,9 @@ USER = "u"
 FORM_TOKENS = "t"
 MAX_FORM_TOKENS = 16  # Quixote's limit: older outstanding tokens are dropped first
 FLASH = "f"
+LIFETIME = "l"
+#: The fields of LIFETIME by the name Session.set_lifetime gives them.
+LIFETIME_FIELDS = {"idle_timeout": "i", "absolute_timeout": "a", "cookie_max_age": "k"}
 #: Metadata fields that merge as queues (additions and removals of both sides survive).
 QUEUES = (FORM_TOKENS, FLASH)
 
@@ -84,7 +94,9 @@ class Document:
 
     def has_info(self) -> bool:
         """True when there is anything worth storing (Quixote's ``has_info``)."""
-        if any(self.data.values()):
+        # dict.__len__, not len(): the default namespace is the Session, whose len() counts
+        # as the application reading it.
+        if any(dict.__len__(values) for values in self.data.values()):
             return True
         meta = self.meta
         return bool(meta.get(USER) is not None or meta.get(FORM_TOKENS) or meta.get(FLASH))
@@ -116,8 +128,10 @@ class Codec:
         data = document.data
         flat = dict(document.meta)
         default = data[DEFAULT]
-        if default:
-            flat[DEFAULT] = default
+        if dict.__len__(default):
+            # The default namespace is the Session itself (a dict subclass): serializers get
+            # a plain dict of it, copied at C speed without its tracking overrides.
+            flat[DEFAULT] = default if type(default) is dict else dict.copy(default)
         if len(data) > 1:
             others = {ns: values for ns, values in data.items() if values and ns}
             if others:
@@ -160,6 +174,8 @@ class Codec:
         others = flat.pop(_OTHERS, None)
         if type(flat.get(CREATED)) is not int:
             raise Corrupt("corrupt-payload")
+        if LIFETIME in flat and not valid_lifetime(flat[LIFETIME]):
+            raise Corrupt("corrupt-payload")
         if default is None:
             default = {}
         elif type(default) is not dict:
@@ -172,3 +188,24 @@ class Codec:
             if type(values) is not dict:
                 raise Corrupt("corrupt-payload")
         return Document({DEFAULT: default, **others}, flat)
+
+
+_LIFETIME_CODES = frozenset(LIFETIME_FIELDS.values())
+
+
+def valid_lifetime(value: object) -> bool:
+    """Whether ``value`` is a LIFETIME field as :class:`~.session.Session` writes it.
+
+    It comes from the store, so it is untrusted: a NaN or a string here would switch expiry off.
+    """
+    if type(value) is not dict or not value or not _LIFETIME_CODES.issuperset(value):
+        return False
+    for code, seconds in value.items():
+        if seconds is None:
+            continue
+        if code == LIFETIME_FIELDS["cookie_max_age"]:
+            if type(seconds) is not int or seconds < 0:
+                return False
+        elif type(seconds) not in (int, float) or not (0 <= seconds < math.inf):
+            return False
+    return True

@@ -13,32 +13,43 @@ What the session rules need from a session is named, not reached for: its
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Set
+import time
+from collections.abc import Mapping, Set
 from typing import Any
 
-from ..errors import SessionDestroyed, SessionError
+from ..errors import SessionError
 from . import forms
 from .changes import Changes, ChangeView
 from .config import ConcurrencyMode
 from .document import DEFAULT, REMOTE_ADDR, USER, Document
+from .ids import new_session_id
+from .lifetime import OwnLifetime
+from .mapping import TrackedDict
 from .namespaces import Namespace, Reservation, check_key
 from .ops import Record
+from .timing import Lifetime
 
 __all__ = ["Session"]
 
+_DEFAULT_LIFETIME = Lifetime(30 * 60, 12 * 60 * 60)
 
-class Session(MutableMapping[str, Any]):
-    """One client's server-side state: a ``MutableMapping[str, Any]`` plus session metadata.
 
-    The mapping itself is the default namespace; :meth:`namespace` gives each application its
-    own. Values must be encodable by the manager's serializer (checked at save). Sessions are
-    made by the manager's ``open``, never by applications.
+class Session(TrackedDict, OwnLifetime):
+    """One client's server-side state: a ``dict[str, Any]`` plus session metadata.
+
+    The mapping itself is the default namespace, and it is a real dict: every dict method and
+    operator works, ``json.dumps(session)`` too, while the session records what the request
+    read and changed (see :mod:`coatcheck._sansio.mapping`). :meth:`namespace` gives each
+    application its own. Values must be encodable by the manager's serializer (checked at
+    save). A manager's ``open`` makes the sessions of requests; ``Session(data)`` makes a
+    *detached* one, tied to no store (for unit tests of code that takes a session).
     """
 
     __slots__ = (
         "_changes",
-        "_default",
+        "_defaults",
         "_id",
+        "_id_bytes",
         "_reservations",
         "accessed",
         "accessed_at",
@@ -58,9 +69,11 @@ class Session(MutableMapping[str, Any]):
 
     _id: str | None
     #: The session's content as it will be stored (read by the save; not for applications).
+    #: Its default namespace is this session itself.
     document: Document
-    _default: dict[str, Any]
     _reservations: Mapping[str, Reservation]
+    _defaults: Lifetime
+    _id_bytes: int
     _changes: Changes
     #: What this request changed, as the save reads it (the same record, read-only).
     changes: ChangeView
@@ -72,6 +85,7 @@ class Session(MutableMapping[str, Any]):
     #: it stays True after the save that first stores it.
     is_new: bool
     #: True once the application read or wrote the data (responses then vary on Cookie).
+    #: Settable, as frameworks do.
     accessed: bool
     #: The store key (digest of the id) the session is stored under; None for a new one.
     key: str | None
@@ -107,18 +121,27 @@ class Session(MutableMapping[str, Any]):
         lock_token: str | None = None,
         stale_ticket: bool = False,
         slid: bool = False,
+        defaults: Lifetime = _DEFAULT_LIFETIME,
+        id_bytes: int = 32,
     ) -> Session:
         """A session for one request; the manager's ``open`` makes them, applications never do.
 
         A keyword-only classmethod rather than ``__init__``: calling a class with keyword
         arguments packs them into a dict on their way to ``__init__``, which cost a request
-        more than setting every field; a method takes them as they are.
+        more than setting every field; a method takes them as they are. ``document``'s
+        default namespace moves into the session (which is that namespace from then on).
         """
-        self = object.__new__(cls)
+        self = dict.__new__(cls)
+        data = document.data
+        default = data[DEFAULT]
+        if default:
+            dict.update(self, default)
+        data[DEFAULT] = self
         self._id = session_id
         self.document = document
-        self._default = document.data[DEFAULT]
         self._reservations = reservations
+        self._defaults = defaults
+        self._id_bytes = id_bytes
         self._changes = Changes()
         self.changes = self._changes
         self.created_at = document.created_at
@@ -135,14 +158,42 @@ class Session(MutableMapping[str, Any]):
         self.read_only = read_only
         return self
 
-    def __init__(self) -> None:
-        raise TypeError("sessions come from the manager's open(); see Session.build")
+    def __new__(cls, data: Any = (), /, **kwargs: Any) -> Session:
+        """A detached session holding ``dict(data, **kwargs)``: new, tied to no store, with
+        nothing changed yet. For tests of code that takes a session; a manager's ``open``
+        makes the sessions of requests."""
+        now = time.time()
+        session = cls.build(
+            document=Document.new(int(now * 1000)),
+            accessed_at=now,
+            reservations={},
+            concurrency="merge",
+        )
+        dict.update(session, dict(data, **kwargs))
+        return session
+
+    def __init__(self, data: Any = (), /, **kwargs: Any) -> None:
+        # __new__ did the work; dict.__init__ would add the data a second time.
+        pass
 
     # -- identity and metadata -------------------------------------------------------------
 
     @property
     def id(self) -> str | None:
-        """The session id; None for a new session until it is first saved."""
+        """The session id; None for a new session until it is first saved (or
+        :meth:`ensure_id` gives it one)."""
+        return self._id
+
+    def ensure_id(self) -> str:
+        """The session's id, giving a new session one now, before the response.
+
+        For frameworks that need the id during the request (Django's ``session_key``,
+        aiohttp's ``identity``). The first save then stores the session under this id, even
+        when it holds nothing, since someone was handed the id. For a stored session this is
+        its current id (after :meth:`regenerate`, the save gives it another).
+        """
+        if self._id is None:
+            self._id = new_session_id(self._id_bytes)
         return self._id
 
     @property
@@ -172,10 +223,23 @@ class Session(MutableMapping[str, Any]):
     def modified(self) -> bool:
         """True when this request changed the content or asked for a new id.
 
-        :meth:`destroy` is apart (see :attr:`destroyed`): nothing is saved, the record goes.
+        Settable, as frameworks do: True writes the whole session back (as
+        :meth:`mark_modified`), False forgets what this request changed, so the save stores
+        none of it (the data in memory stays as it is). :meth:`destroy` is apart (see
+        :attr:`destroyed`).
         """
         changes = self._changes
         return changes.content or changes.rotate
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        if value:
+            self.mark_modified()
+            return
+        changes = self._changes
+        changes.keys.clear()
+        changes.meta.clear()
+        changes.whole = False
 
     @property
     def destroyed(self) -> bool:
@@ -218,46 +282,13 @@ class Session(MutableMapping[str, Any]):
         self._changes.destroyed = True
         self.accessed = True
         for namespace in self.document.data.values():
-            namespace.clear()
+            dict.clear(namespace)
         self.document.meta.clear()
 
-    # -- the mapping (default namespace) ---------------------------------------------------
-
-    def __getitem__(self, key: str) -> Any:
-        self.accessed = True
-        return self._default[check_key(key)]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if self.read_only or self._changes.destroyed:
-            self._check_writable()
-        if type(key) is not str:
-            check_key(key)
-        self._default[key] = value
-        self._changes.keys.add((DEFAULT, key))
-        self.accessed = True
-
-    def __delitem__(self, key: str) -> None:
-        self._delete(DEFAULT, key)
-
-    def __contains__(self, key: object) -> bool:
-        self.accessed = True
-        return isinstance(key, str) and key in self._default
-
-    def __iter__(self) -> Iterator[str]:
-        self.accessed = True
-        return iter(list(self._default))
-
-    def __len__(self) -> int:
-        self.accessed = True
-        return len(self._default)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.accessed = True
-        return self._default.get(key if type(key) is str else check_key(key), default)
-
     def __repr__(self) -> str:
+        # Never the values: a session ends up in logs and tracebacks.
         state = "new" if self.is_new else "stored"
-        return f"<Session {state} keys={len(self._default)} user={self.user!r}>"
+        return f"<Session {state} keys={dict.__len__(self)}>"
 
     # -- namespaces ------------------------------------------------------------------------
 
@@ -320,27 +351,30 @@ class Session(MutableMapping[str, Any]):
     def rebase(self, document: Document, stored: Record, keys: Set[tuple[str, str]]) -> None:
         """A merge put this request's changes (``keys``) on top of the newer ``stored`` record;
         ``document`` is what this request now saves."""
+        default = document.data[DEFAULT]
+        dict.clear(self)
+        dict.update(self, default)
+        document.data[DEFAULT] = self
         self.document = document
-        self._default = document.data[DEFAULT]
         self.stored = stored
         self._changes.keys = set(keys)
         self._changes.whole = False
 
     # -- used by the namespaces ------------------------------------------------------------
 
-    def _check_writable(self) -> None:
-        if self._changes.destroyed:
-            raise SessionDestroyed("the session was destroyed in this request")
-        if self.read_only:
-            raise SessionError("the session was opened read-only for this request")
-
     def _set(self, ns: str, key: str, value: Any) -> None:
+        if ns == DEFAULT:
+            self[key] = value
+            return
         self._check_writable()
         self.document.data.setdefault(ns, {})[check_key(key)] = value
         self._changes.keys.add((ns, key))
         self.accessed = True
 
     def _delete(self, ns: str, key: str) -> None:
+        if ns == DEFAULT:
+            del self[key]
+            return
         self._check_writable()
         values = self.document.data.get(ns)
         if values is None:

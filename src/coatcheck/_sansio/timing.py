@@ -11,8 +11,12 @@ import time
 from collections.abc import Callable
 
 from ..errors import ConfigurationError
+from .document import LIFETIME_FIELDS
 
 __all__ = ["Clock", "Lifetime"]
+
+_IDLE = LIFETIME_FIELDS["idle_timeout"]
+_ABSOLUTE = LIFETIME_FIELDS["absolute_timeout"]
 
 
 class Clock:
@@ -57,6 +61,18 @@ class Lifetime:
     def __init__(self, idle: float | None, absolute: float | None) -> None:
         self.idle = math.inf if idle is None else idle
         self.absolute = math.inf if absolute is None else absolute
+
+    def own(self, overrides: dict[str, float | None] | None) -> Lifetime:
+        """This lifetime with a session's own timeouts (its document's ``LIFETIME`` field,
+        already checked) put over it; ``self`` when it has none."""
+        if not overrides:
+            return self
+        lifetime = object.__new__(Lifetime)
+        idle = overrides.get(_IDLE, self.idle)
+        absolute = overrides.get(_ABSOLUTE, self.absolute)
+        lifetime.idle = math.inf if idle is None else idle
+        lifetime.absolute = math.inf if absolute is None else absolute
+        return lifetime
 
     def deadline(self, created_at: float, accessed_at: float) -> float:
         """When a session created and last used at these times expires."""

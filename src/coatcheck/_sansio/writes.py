@@ -15,7 +15,7 @@ from typing import NoReturn
 from ..errors import SessionConflict, SessionInterrupted, StoreError
 from .config import SessionConfig
 from .contention import Patience
-from .document import Codec, Corrupt
+from .document import LIFETIME, Codec, Corrupt
 from .ids import new_session_id, storage_key
 from .merge import rebase
 from .ops import (
@@ -76,9 +76,11 @@ class Writes:
     def create(self, session: Session, now: float) -> Flow[str]:
         """Store the session under a fresh id (its first save, or a rotation); its ticket."""
         payload = self.codec.encode(session.document)
-        expires_at = self.lifetime.deadline(session.created_at, now)
+        expires_at = self._deadline(session, now)
+        # A new session given its id during the request (Session.ensure_id) keeps it.
+        assigned = session.id if session.key is None else None
         for _ in range(_CREATE_ATTEMPTS):
-            session_id = new_session_id(self.config.id_bytes)
+            session_id = assigned or new_session_id(self.config.id_bytes)
             key = storage_key(session_id)
             create = Create(key, payload, now, expires_at, now)
             created = yield create
@@ -87,7 +89,15 @@ class Writes:
             if created:
                 session.adopt(session_id, key, Record(payload, 1, now, expires_at))
                 return self.tickets.issue(session_id)
+            if assigned is not None:
+                # 2**-128 by chance, for a 256-bit id drawn here; never the client's choice.
+                raise StoreError(self.store_name, "the id given to the new session is taken")
         raise StoreError(self.store_name, f"{_CREATE_ATTEMPTS} fresh ids in a row already existed")
+
+    def _deadline(self, session: Session, now: float) -> float:
+        """When ``session`` expires if used now: by its own timeouts, else the manager's."""
+        lifetime = self.lifetime.own(session.document.meta.get(LIFETIME))
+        return lifetime.deadline(session.created_at, now)
 
     def update(self, session: Session, key: str, now: float) -> Update:
         """The write of the changed session at the version it was loaded at (compare-and-set).
@@ -98,7 +108,7 @@ class Writes:
         stored = session.stored
         if stored is None:
             raise AssertionError("a stored session without its record")
-        expires_at = self.lifetime.deadline(session.created_at, now)
+        expires_at = self._deadline(session, now)
         payload = self.codec.encode(session.document)
         expected = None if session.concurrency == "none" else stored.version
         fields = (key, payload, now, expires_at, now, expected, session.lock_token, stored.handle)
@@ -120,7 +130,10 @@ class Writes:
                 self._interrupted(session)
             payload = self.codec.encode(session.document)
             update = update._replace(
-                payload=payload, expected_version=newer.version, handle=newer.handle
+                payload=payload,
+                expires_at=self._deadline(session, update.now),  # the merge may change it
+                expected_version=newer.version,
+                handle=newer.handle,
             )
             answer = yield update
             if isinstance(answer, int):
@@ -225,7 +238,7 @@ class Writes:
                 yield Unlock(key, unlock)
             return True
         if stored is not None and now - stored.accessed_at >= self.config.access_resolution:
-            expires_at = self.lifetime.deadline(session.created_at, now)
+            expires_at = self._deadline(session, now)
             touch = Touch(key, now, expires_at, now, unlock, stored.handle)
             touched = yield touch
             if not isinstance(touched, bool):

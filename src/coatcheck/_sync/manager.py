@@ -29,7 +29,9 @@ class SessionManager:
 
     ``store`` is a store object or a store URL (``sqlite:///sessions.db``, ``redis://...``).
     Settings come as a :class:`SessionConfig` or as its fields by keyword; ``clock`` returns
-    seconds since the epoch and exists so tests can freeze time.
+    seconds since the epoch and exists so tests can freeze time. ``session_class``, a subclass
+    of :class:`~coatcheck.Session`, is the class of the sessions it opens (a framework's
+    session type, such as the Flask integration's).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class SessionManager:
         config: SessionConfig | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        session_class: type[Session] = Session,
         **settings: Any,
     ) -> None:
         if config is not None and settings:
@@ -45,7 +48,11 @@ class SessionManager:
         self.store: Store = store_from_url(store) if isinstance(store, str) else store
         self.config = config if config is not None else SessionConfig(**settings)
         self.core = SessionCore(
-            self.config, clock, self.store.name, slides_on_load=self.store.slides_on_load
+            self.config,
+            clock,
+            self.store.name,
+            slides_on_load=self.store.slides_on_load,
+            session_class=session_class,
         )
 
     def open(
@@ -84,9 +91,13 @@ class SessionManager:
         )
         return run_sync(flow, self.store)
 
-    def save(self, session: Session) -> SaveOutcome:
-        """Store what the request changed; returns the headers the response needs."""
-        return run_sync(self.core.save_flow(session), self.store)
+    def save(self, session: Session, *, refresh_cookie: bool = False) -> SaveOutcome:
+        """Store what the request changed; returns the headers the response needs.
+
+        ``refresh_cookie`` re-sends the cookie of a stored session whose cookie has a max age
+        even when nothing changed (Flask's ``SESSION_REFRESH_EACH_REQUEST``).
+        """
+        return run_sync(self.core.save_flow(session, refresh_cookie), self.store)
 
     def abandon(self, session: Session) -> None:
         """Drop the request's changes (e.g. on an error response); releases its lock, if any."""

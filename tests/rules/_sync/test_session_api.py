@@ -15,9 +15,16 @@ def test_non_string_keys_are_refused(manager: SessionManager) -> None:
     session = manager.open(None)
     with pytest.raises(InvalidKey):
         session[1] = "x"  # type: ignore[index]
-    with pytest.raises(TypeError):
-        session.get(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidKey):
+        session.setdefault(2, "x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidKey):
+        session.update({3: "x"})
+    # Reads of other keys just miss, as on a dict (nothing could be stored under them).
+    assert session.get(None) is None  # type: ignore[arg-type]
     assert 1 not in session
+    with pytest.raises(KeyError):
+        session[1]  # type: ignore[index]
+    assert dict(session) == {}
 
 
 def test_namespaces_and_reservations(manager: SessionManager) -> None:
