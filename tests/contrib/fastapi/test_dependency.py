@@ -117,8 +117,8 @@ def test_login_rotates_logout_clears(client: Any) -> None:
     assert client.get("/whoami").json() == {"user": "ada", "is_new": False}
     response = client.post("/logout")
     assert "Max-Age=0" in response.headers["set-cookie"]
-    with TestClient(client.app, cookies={"session": after}) as replay:
-        assert replay.get("/whoami").json() == {"user": None, "is_new": True}
+    replay = TestClient(client.app, cookies={"session": after})
+    assert replay.get("/whoami").json() == {"user": None, "is_new": True}
 
 
 def test_websocket_gets_the_session(client: Any) -> None:

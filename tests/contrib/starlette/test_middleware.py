@@ -119,16 +119,16 @@ def test_login_rotates_and_logout_deletes(client: TestClient) -> None:
     assert client.get("/whoami").json() == {"user": "ada", "is_new": False}
     assert client.get("/count").json() == {"count": 2}  # data kept across the rotation
     # The id from before the login is dead: it opens a fresh session.
-    with TestClient(client.app, cookies={"session": anonymous}) as stale:
-        assert stale.get("/whoami").json() == {"user": None, "is_new": True}
+    stale = TestClient(client.app, cookies={"session": anonymous})
+    assert stale.get("/whoami").json() == {"user": None, "is_new": True}
 
     response = client.post("/logout")
     assert response.headers["set-cookie"].startswith("session=; ")
     assert "Max-Age=0" in response.headers["set-cookie"]
     assert "session" not in client.cookies
     # clear() destroyed the record: the logged-in id opens nothing any more.
-    with TestClient(client.app, cookies={"session": logged_in}) as replay:
-        assert replay.get("/whoami").json() == {"user": None, "is_new": True}
+    replay = TestClient(client.app, cookies={"session": logged_in})
+    assert replay.get("/whoami").json() == {"user": None, "is_new": True}
 
 
 def test_clear_deletes_the_sqlite_record(tmp_path: Path) -> None:
@@ -184,8 +184,8 @@ def test_max_age_zero_expires_at_once(tmp_path: Path, max_age: int) -> None:
     with TestClient(make_app(store=store_url("sqlite", tmp_path), max_age=max_age)) as client:
         response = client.post("/login", json={"user": "ada"})
         assert "; Max-Age=0; " in response.headers["set-cookie"]
-        with TestClient(client.app, cookies={"session": cookie_of(response)}) as again:
-            assert again.get("/whoami").json() == {"user": None, "is_new": True}
+        again = TestClient(client.app, cookies={"session": cookie_of(response)})
+        assert again.get("/whoami").json() == {"user": None, "is_new": True}
 
 
 def test_browser_session_cookie(tmp_path: Path) -> None:
