@@ -84,6 +84,7 @@ class SessionCore:
         self.tickets = Tickets(config)
         self._monotonic = monotonic
         self._bound = config.bind_remote_addr or config.bind_user_agent
+        self._empties = config.destroy_when_emptied
         # With a store that slides on load (its slides_on_load), the idle timeout's touch rides
         # on the load's round trip instead of costing the save one of its own. Not with a
         # binding: a request refused for another address or User-Agent must not keep the
@@ -231,7 +232,8 @@ class SessionCore:
         created = document.created_at
         # The session's own timeouts, when it has some (Session.set_lifetime), else the
         # manager's: one rule either way.
-        lifetime = self.lifetime.own(document.meta.get(LIFETIME))
+        own = document.meta.get(LIFETIME)
+        lifetime = self.lifetime if own is None else self.lifetime.own(own)
         if now >= record.expires_at or now >= lifetime.deadline(created, record.accessed_at):
             # lemon: an expired session found on access is destroyed at once. Dead by the
             # store's own deadline too: stores with native expiry would have dropped it.
@@ -362,14 +364,6 @@ class SessionCore:
             yield Unlock(key, session.lock_token)
         session.lock_token = None
 
-    def _emptied(self, session: Session) -> bool:
-        """With ``destroy_when_emptied``: this request left a stored session with nothing."""
-        return (
-            self.config.destroy_when_emptied
-            and session.changes.content
-            and not session.document.has_info()
-        )
-
     def _retire_emptied(self, session: Session, key: str) -> Flow[bool]:
         """Delete an emptied session, at the version it was loaded at unless in ``none`` mode:
         a request that wrote to it meanwhile is not this one's to throw away. False when it
@@ -398,8 +392,11 @@ class SessionCore:
         if session.read_only:
             pass
         elif changes.destroyed or (
-            key is not None
-            and self._emptied(session)
+            # destroy_when_emptied: this request left a stored session with nothing in it.
+            self._empties
+            and key is not None
+            and changes.content
+            and not session.document.has_info()
             and (yield from self._retire_emptied(session, key))
         ):
             if key is not None and changes.destroyed:

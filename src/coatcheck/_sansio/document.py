@@ -130,8 +130,9 @@ class Codec:
         default = data[DEFAULT]
         if dict.__len__(default):
             # The default namespace is the Session itself (a dict subclass): serializers get
-            # a plain dict of it, copied at C speed without its tracking overrides.
-            flat[DEFAULT] = default if type(default) is dict else dict.copy(default)
+            # a plain dict of it, copied from its items view at C speed (dict.copy would call
+            # the session's own keys() and __getitem__).
+            flat[DEFAULT] = default if type(default) is dict else dict(dict.items(default))
         if len(data) > 1:
             others = {ns: values for ns, values in data.items() if values and ns}
             if others:

@@ -96,7 +96,8 @@ class Writes:
 
     def _deadline(self, session: Session, now: float) -> float:
         """When ``session`` expires if used now: by its own timeouts, else the manager's."""
-        lifetime = self.lifetime.own(session.document.meta.get(LIFETIME))
+        own = session.document.meta.get(LIFETIME)
+        lifetime = self.lifetime if own is None else self.lifetime.own(own)
         return lifetime.deadline(session.created_at, now)
 
     def update(self, session: Session, key: str, now: float) -> Update:
@@ -108,7 +109,10 @@ class Writes:
         stored = session.stored
         if stored is None:
             raise AssertionError("a stored session without its record")
-        expires_at = self._deadline(session, now)
+        # _deadline, inlined: every read-modify-write request passes here.
+        own = session.document.meta.get(LIFETIME)
+        lifetime = self.lifetime if own is None else self.lifetime.own(own)
+        expires_at = lifetime.deadline(session.created_at, now)
         payload = self.codec.encode(session.document)
         expected = None if session.concurrency == "none" else stored.version
         fields = (key, payload, now, expires_at, now, expected, session.lock_token, stored.handle)
