@@ -59,7 +59,8 @@ class SessionMiddleware:
       mode its session lock is released; so it is when the application raises before
       starting a response);
     - otherwise the manager saves what changed and its headers are merged into the response
-      (``Set-Cookie``, ``Vary``, ``Cache-Control``; see :func:`coatcheck._sansio.headers.merge_headers`).
+      (``Set-Cookie``, ``Vary``, ``Cache-Control``; see
+      :func:`coatcheck._sansio.headers.merge_headers`).
 
     When the store cannot be reached (:class:`~coatcheck.StoreUnavailable`) or fails
     (:class:`~coatcheck.StoreError`) while opening or saving, or when another request held the
