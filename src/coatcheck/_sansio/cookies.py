@@ -155,12 +155,24 @@ class CookieConfig:
             raise ConfigurationError("Partitioned cookies need secure=True (browsers reject them)")
 
 
+# The last date formatted, by its whole second: a cookie with a max age is set on every write,
+# and requests in the same second share the text.
+_last_date: tuple[int, str] = (-1, "")
+
+
 def _http_date(timestamp: float) -> str:
-    t = time.gmtime(timestamp)
-    return (
+    global _last_date
+    second = int(timestamp)
+    cached = _last_date
+    if cached[0] == second:
+        return cached[1]
+    t = time.gmtime(second)
+    text = (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
+    _last_date = (second, text)  # one tuple, replaced whole: safe across threads
+    return text
 
 
 _CONFIGURED: Any = object()

@@ -277,6 +277,7 @@ class SessionCore:
             stored=record,
             lock_token=lock_token,
             stale_ticket=stale,
+            ticket=None if stale else ticket,
             slid=slid,
             defaults=self.lifetime,
             id_bytes=self.config.id_bytes,
@@ -420,11 +421,13 @@ class SessionCore:
             # A cookie with a max age goes out again with its new expiry; so does any cookie
             # whose lifetime this request changed (from a browser-session one, or to one).
             if session.stale_ticket or max_age is not None or LIFETIME in changes.meta:
-                ticket = self.tickets.issue(session.id or "")
+                # The ticket presented, when current, goes back as it is: signing it anew
+                # would give the same value (the signature is deterministic) for an HMAC more.
+                ticket = session.ticket or self.tickets.issue(session.id or "")
         else:
             touched = yield from self._writes.touch(session, key, now)
             if session.stale_ticket or ((touched or refresh_cookie) and max_age is not None):
-                ticket = self.tickets.issue(session.id or "")
+                ticket = session.ticket or self.tickets.issue(session.id or "")
         session.lock_token = None
         if ticket is not None:
             headers.append(("Set-Cookie", set_cookie_header(cookie, ticket, max_age=max_age)))

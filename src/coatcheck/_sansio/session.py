@@ -65,6 +65,7 @@ class Session(TrackedDict, OwnLifetime):
         "slid",
         "stale_ticket",
         "stored",
+        "ticket",
     )
 
     _id: str | None
@@ -98,6 +99,9 @@ class Session(TrackedDict, OwnLifetime):
     had_ticket: bool
     #: True when the ticket was signed with an older key and should be re-issued.
     stale_ticket: bool
+    #: The ticket the client presented for this session, when valid and signed with the newest
+    #: key; None otherwise (and after the session gets a new id).
+    ticket: str | None
     #: True when the load already slid the idle timeout (the save then needs no touch).
     slid: bool
     #: The concurrency mode this request runs in (see SessionConfig.concurrency).
@@ -120,6 +124,7 @@ class Session(TrackedDict, OwnLifetime):
         stored: Record | None = None,
         lock_token: str | None = None,
         stale_ticket: bool = False,
+        ticket: str | None = None,
         slid: bool = False,
         defaults: Lifetime = _DEFAULT_LIFETIME,
         id_bytes: int = 32,
@@ -153,6 +158,7 @@ class Session(TrackedDict, OwnLifetime):
         self.lock_token = lock_token
         self.had_ticket = had_ticket
         self.stale_ticket = stale_ticket
+        self.ticket = ticket
         self.slid = slid
         self.concurrency = concurrency
         self.read_only = read_only
@@ -346,6 +352,7 @@ class Session(TrackedDict, OwnLifetime):
         self._id = session_id
         self.key = key
         self.stored = stored
+        self.ticket = None
         self._changes.rotate = False
 
     def rebase(self, document: Document, stored: Record, keys: Set[tuple[str, str]]) -> None:

@@ -221,3 +221,39 @@ def test_clear_merges_as_removals_of_the_keys_it_saw(manager: SessionManager) ->
     manager.save(theirs)
     manager.save(ours)
     assert dict(manager.open(ticket)) == {"b": 2}
+
+
+# -- the presented ticket ---------------------------------------------------------------------
+
+
+def test_a_write_sends_back_the_ticket_presented_and_re_signs_a_stale_one(
+    sync_store: Store, clock: FrozenClock
+) -> None:
+    from coatcheck import CookieConfig
+
+    old = manager_for(
+        sync_store,
+        clock,
+        secret_keys=["k" * 32],
+        sign_cookie=True,
+        cookie=CookieConfig(max_age=3600),
+    )
+    ticket, _ = stored(old, n=1)
+    session = old.open(ticket)
+    assert session.ticket == ticket
+    session["n"] = 2
+    header = set_cookie((old.save(session)).headers)
+    assert header is not None and header.startswith(f"session={ticket};")
+    rotated = manager_for(
+        sync_store,
+        clock,
+        secret_keys=["n" * 32, "k" * 32],
+        sign_cookie=True,
+        cookie=CookieConfig(max_age=3600),
+    )
+    session = rotated.open(ticket)
+    assert session.stale_ticket and session.ticket is None and session["n"] == 2
+    session["n"] = 3
+    outcome = rotated.save(session)
+    assert outcome.ticket is not None and outcome.ticket != ticket
+    assert (rotated.open(outcome.ticket))["n"] == 3
