@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flask.sessions import SessionMixin
-from quart import Quart
-from quart.globals import _cv_request, _cv_websocket
+from quart import Quart, has_request_context, has_websocket_context
+from quart import session as _session_proxy
 from quart.sessions import SessionInterface
 from quart.wrappers import BaseRequestWebsocket, Response
 from werkzeug.datastructures import Headers
@@ -262,8 +262,12 @@ class CoatcheckSessionInterface(SessionInterface):
 
 
 def _current_session() -> Any:
-    ctx: Any = _cv_request.get(None) or _cv_websocket.get(None)
-    return None if ctx is None else ctx.session
+    # Through Quart's public names: its context variables moved in 0.23 (one app context
+    # holds the request's and the websocket's session there).
+    if not (has_request_context() or has_websocket_context()):
+        return None
+    proxy: Any = _session_proxy
+    return proxy._get_current_object()
 
 
 async def _abandon(manager: AsyncSessionManager, session: FlaskSession) -> None:
