@@ -19,6 +19,7 @@ import pytest
 
 from coatcheck.stores import AsyncStore, Create, Load, Store
 
+from ..support.servers import unavailable
 from ._support import HOUR, NOW, key
 
 __all__ = [
@@ -82,10 +83,7 @@ def require_binaries(*binaries: str) -> None:
     """Skip the test when one of the programs is not installed; under ``CI=true``, fail it."""
     for binary in binaries:
         if shutil.which(binary) is None:
-            message = f"{binary} is not installed (.ci/services.sh installs it)"
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail(message)
-            pytest.skip(message)
+            unavailable(f"{binary} is not installed", ".ci/services.sh installs it")
 
 
 @contextmanager

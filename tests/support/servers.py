@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 
 import pytest
 
-__all__ = ["SERVERS", "declared", "require_server"]
+__all__ = ["SERVERS", "declared", "on_ci", "require_server", "unavailable"]
 
 # name -> (host, port); overridable so a developer can point at other servers.
 SERVERS: dict[str, tuple[str, int]] = {
@@ -26,6 +27,19 @@ _seen: dict[str, bool] = {}
 #: The servers the running test declared with ``@pytest.mark.server(name)``, set by
 #: tests/conftest.py before its fixtures run (a plain set: worker threads read it too).
 declared: set[str] = set()
+
+
+def on_ci() -> bool:
+    """Whether this run is CI's (``CI=true``), where nothing a test needs may be missing."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(message: str, ci_hint: str, local_hint: str = "") -> NoReturn:
+    """Something the test needs is missing: fail under ``CI=true`` (CI must never pass by
+    skipping), skip locally, with the reason."""
+    if on_ci():
+        pytest.fail(f"{message} ({ci_hint})")
+    pytest.skip(f"{message} ({local_hint})" if local_hint else message)
 
 
 def _answers(host: str, port: int) -> bool:
@@ -47,10 +61,11 @@ def require_server(name: str) -> tuple[str, int]:
     if name not in _seen:
         _seen[name] = _answers(host, port)
     if not _seen[name]:
-        message = f"{name} server not reachable at {host}:{port}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message + " (CI=true: servers are required; .ci/run starts them)")
-        pytest.skip(message + " (start it, or run .ci/run which does)")
+        unavailable(
+            f"{name} server not reachable at {host}:{port}",
+            "CI=true: servers are required; .ci/run starts them",
+            "start it, or run .ci/run which does",
+        )
     return host, port
 
 

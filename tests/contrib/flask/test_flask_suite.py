@@ -18,7 +18,7 @@ import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
+from tests.support.fetched import sdist
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -66,37 +66,19 @@ NO_SESSION = {
 }
 
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "coatcheck-tests"
-
-
 def _flask_sources() -> Path:
     """The unpacked sdist of the installed Flask, downloaded once into the cache."""
     version = importlib.metadata.version("flask")
-    root = _cache_dir() / f"flask-{version}-sdist"
+    archive = sdist("flask", version)
+    root = archive.parent
     unpacked = root / f"flask-{version}"
     if (unpacked / "tests" / "test_basic.py").is_file():
         return unpacked
-    root.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    command += ["--dest", str(root), f"flask=={version}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    archives = sorted(root.glob(f"flask-{version}.tar.gz"))
-    if result.returncode != 0 or not archives:
-        message = f"cannot download the Flask {version} sdist: {result.stderr.strip()[-500:]}"
-        if _on_ci():
-            pytest.fail(message + " (CI=true: the download must work)")
-        pytest.skip(message)
-    with tarfile.open(archives[0]) as archive:
+    with tarfile.open(archive) as tar:
         if hasattr(tarfile, "data_filter"):  # Python 3.10.12 and later
-            archive.extractall(root, filter="data")
+            tar.extractall(root, filter="data")
         else:  # an sdist pip just fetched from PyPI for the pinned version
-            archive.extractall(root)  # noqa: S202
+            tar.extractall(root)  # noqa: S202
     return unpacked
 
 

@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from coatcheck.contrib.starlette import SessionMiddleware
+from tests.support.fetched import sdist
 
 from ._client import TestClient
 
@@ -66,29 +67,6 @@ EXCLUDED = {
     "test_domain_cookie[asyncio]": "looks for a lower-case 'domain=' attribute",
     "test_partitioned_session[asyncio-True]": "looks for a lower-case 'partitioned' attribute",
 }
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _sdist() -> Path:
-    version = starlette.__version__
-    default = Path.home() / ".cache" / "coatcheck-tests"
-    cache = Path(os.environ.get("COATCHECK_TEST_CACHE", default)) / f"starlette-{version}"
-    archive = cache / f"starlette-{version}.tar.gz"
-    if archive.exists():
-        return archive
-    cache.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    command += [f"starlette=={version}", "--dest", str(cache), "--quiet"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0 or not archive.exists():
-        message = f"could not download the starlette {version} sdist: {result.stderr.strip()}"
-        if _on_ci():
-            pytest.fail(message + " (CI=true: this test never skips)")
-        pytest.skip(message)
-    return archive
 
 
 def _prepare(archive: Path, work: Path) -> None:
@@ -124,7 +102,7 @@ def _prepare(archive: Path, work: Path) -> None:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Each Starlette session test's outcome (passed, failed, error, skipped)."""
-    archive = _sdist()
+    archive = sdist("starlette", starlette.__version__)
     work = tmp_path_factory.mktemp("starlette-suite")
     _prepare(archive, work)
     report = work / "report.xml"
@@ -178,7 +156,7 @@ def test_exclusions_still_exist() -> None:
 
 
 def _suite() -> str:
-    archive = _sdist()
+    archive = sdist("starlette", starlette.__version__)
     root = archive.name.removesuffix(".tar.gz")
     with tarfile.open(archive) as tar:
         source = tar.extractfile(f"{root}/{SESSION_TESTS}")

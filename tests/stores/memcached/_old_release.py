@@ -14,7 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
+from ...support.fetched import cache_dir
+from ...support.servers import unavailable
 
 __all__ = ["OLD_VERSION", "old_memcached"]
 
@@ -26,8 +27,7 @@ _KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
 def _cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(tempfile.gettempdir(), "cache")
-    return Path(base) / "coatcheck-tests" / f"memcached-{OLD_VERSION}"
+    return cache_dir() / f"memcached-{OLD_VERSION}"
 
 
 def _fetch(target: Path) -> str | None:
@@ -88,8 +88,8 @@ def old_memcached() -> Path:
         if ran.returncode != 0 or OLD_VERSION not in ran.stdout:
             reason = f"{binary} does not run here: {(ran.stderr or ran.stdout).strip()[:200]}"
     if reason is not None:
-        message = f"memcached {OLD_VERSION} (Debian bullseye) is not available: {reason}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(
+            f"memcached {OLD_VERSION} (Debian bullseye) is not available: {reason}",
+            "CI=true: the old release must be fetched",
+        )
     return binary
