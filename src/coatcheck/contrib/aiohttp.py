@@ -36,7 +36,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from .._async.manager import AsyncSessionManager
 from .._sansio.config import ConcurrencyMode, SessionConfig
-from .._sansio.cookies import CookieConfig
+from .._sansio.cookies import CookieConfig, set_cookie_header
 from .._sansio.headers import (
     ModeFor,
     SaveOutcome,
@@ -67,9 +67,17 @@ log = logging.getLogger("coatcheck")
 #: The store used when none is given: an SQLite file in the working directory.
 DEFAULT_STORE = "sqlite:///coatcheck-sessions.db"
 # Request keys: the session the storage opened for the request, and the mark of setup()'s
-# middleware (which releases what the request left unsaved).
-_LOADED = "coatcheck.aiohttp.loaded"
-_GUARDED = "coatcheck.aiohttp.guarded"
+# middleware (which releases what the request left unsaved). aiohttp 3.14 warns about plain
+# str keys (NotAppKeyWarning) and has typed ones; earlier versions take only str.
+_LOADED: Any
+_GUARDED: Any
+try:
+    from aiohttp.web import RequestKey
+except ImportError:  # aiohttp before 3.14
+    _LOADED, _GUARDED = "coatcheck.aiohttp.loaded", "coatcheck.aiohttp.guarded"
+else:
+    _LOADED = RequestKey("coatcheck.aiohttp.loaded", AiohttpSession)
+    _GUARDED = RequestKey("coatcheck.aiohttp.guarded", bool)
 _FROM_MAX_AGE: Any = object()
 
 
@@ -188,6 +196,7 @@ class CoatcheckStorage(aiohttp_session.AbstractStorage):
             session_class=AiohttpSession,
         )
         self.mode_for = mode_for
+        self._cookie = config.cookie
         self._resolution = config.access_resolution
         self._agent = config.bind_user_agent
         self._owns_store = store is None or isinstance(store, str)
@@ -240,7 +249,14 @@ class CoatcheckStorage(aiohttp_session.AbstractStorage):
         if not isinstance(session, AiohttpSession):
             raise TypeError(f"CoatcheckStorage saves its own sessions, not {session!r}")
         session.settled = True
+        wrote = session.changes.content and not session.destroyed
         headers = (await self._save(session)).headers
+        if wrote and session.ticket and not any(name == "Set-Cookie" for name, _ in headers):
+            # aiohttp-session sets the cookie on every save that writes; coatcheck alone
+            # would not re-send an unchanged browser-session cookie.
+            cookie = set_cookie_header(self._cookie, session.ticket, max_age=session.max_age)
+            headers = [("Set-Cookie", cookie), ("Cache-Control", self._cookie.cache_control)]
+            headers.append(("Vary", "Cookie"))
         if session.replaces:
             previous = request.get(_LOADED)
             if previous is None:
