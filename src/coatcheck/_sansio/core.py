@@ -25,7 +25,7 @@ from .contention import Patience
 from .cookies import cookie_values, delete_cookie_header, set_cookie_header
 from .document import AGENT, LIFETIME, LIFETIME_FIELDS, REMOTE_ADDR, Codec, Corrupt, Document
 from .headers import SaveOutcome
-from .ids import agent_digest, new_token, storage_key
+from .ids import agent_digest, new_token
 from .namespaces import Reservation
 from .ops import (
     LOCKED,
@@ -199,10 +199,9 @@ class SessionCore:
             return self.fresh(now, remote_addr, user_agent, False, mode, read_only)
         if not isinstance(ticket, str):
             raise TypeError(f"a session ticket is a str or None, not {type(ticket).__name__}")
-        session_id, stale = self.tickets.read(ticket)
-        if session_id is None:
+        session_id, stale, key = self.tickets.admit(ticket)
+        if session_id is None or key is None:
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
-        key = storage_key(session_id)
         slide = None
         if self._slides and not read_only:
             idle = self.lifetime.idle

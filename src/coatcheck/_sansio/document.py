@@ -96,8 +96,10 @@ class Document:
         """True when there is anything worth storing (Quixote's ``has_info``)."""
         # dict.__len__, not len(): the default namespace is the Session, whose len() counts
         # as the application reading it.
-        if any(dict.__len__(values) for values in self.data.values()):
-            return True
+        # A loop, not any() over a generator: this runs on every save that changed data.
+        for values in self.data.values():
+            if dict.__len__(values):
+                return True
         meta = self.meta
         return bool(meta.get(USER) is not None or meta.get(FORM_TOKENS) or meta.get(FLASH))
 
