@@ -1,0 +1,426 @@
+"""``SessionStore``: Django's ``SessionBase`` API on a coatcheck session.
+
+The data Django's methods read and write (``_session_cache``) *is* the coatcheck
+:class:`~coatcheck.Session` the manager opened, so coatcheck sees which keys a request changed,
+even though Django's ``SessionMiddleware`` only ever asks for the whole session to be saved: in
+``merge`` mode a save replays those keys on top of a concurrent request's save. An application
+that sets ``request.session.modified = True`` after changing a nested value is diffed against
+the loaded record at save, so the keys it changed in place are replayed too.
+
+``session_key`` is what Django puts in the cookie: coatcheck's signed ticket for the session
+id. A key that does not verify, or names no live session, loads as a new empty session whose
+``session_key`` is None (Django's strict rule: a client never chooses its id); the first save
+gives it a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.sessions.backends.base import (  # type: ignore[import-untyped]
+    CreateError,
+    SessionBase,
+    UpdateError,
+)
+from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
+    SessionInterrupted as DjangoSessionInterrupted,
+)
+
+from ..._async.driver import run_async
+from ..._sansio.document import DEFAULT
+from ..._sansio.ids import storage_key
+from ..._sansio.ops import Delete
+from ..._sansio.session import Session
+from ..._sync.driver import run_sync
+from ...errors import SessionInterrupted
+from ._config import Engine, engine
+
+__all__ = ["SessionStore"]
+
+_NOT_GIVEN: Any = object()
+_EXPIRY = "_session_expiry"
+
+
+def _delete_flow(key: str) -> Generator[Delete, object, None]:
+    # One plain delete, run by the manager's driver so a failing store raises coatcheck's
+    # StoreError as every other operation does.
+    yield Delete(key)
+
+
+# SessionBase comes from Django, which has no type information: Any to mypy.
+class SessionStore(SessionBase):  # type: ignore[misc]
+    """A Django session engine on coatcheck: ``SESSION_ENGINE = "coatcheck.contrib.django"``.
+
+    Sync methods run on the :class:`~coatcheck.SessionManager` of the current settings, the
+    ``a*`` methods on its :class:`~coatcheck.AsyncSessionManager` (no thread), both on the store
+    of ``settings.COATCHECK["STORE"]``. See docs/django.md.
+    """
+
+    #: Django's setter-validated key (SessionBase's property): the ticket, or None.
+    _session_key: str | None
+
+    def __init__(self, session_key: str | None = None) -> None:
+        self._coatcheck: Session | None = None
+        self._engine: Engine | None = None
+        self._explicit = False
+        self._settled = True
+        super().__init__(session_key)
+
+    # -- the data: a coatcheck session --------------------------------------------------
+
+    @property
+    def _session_cache(self) -> Session:
+        session = self._coatcheck
+        if session is None:
+            raise AttributeError("_session_cache")  # not loaded yet, as in SessionBase
+        return session
+
+    @_session_cache.setter
+    def _session_cache(self, value: dict[str, Any]) -> None:
+        # Code written for SessionBase assigns a dict; its keys replace the loaded ones,
+        # tracked, so a merge replays the change.
+        session = self._coatcheck if self._coatcheck is not None else self._fresh()
+        if value is not session:
+            session.clear()
+            session.update(value)
+
+    @_session_cache.deleter
+    def _session_cache(self) -> None:
+        self._release()
+        self._coatcheck = None
+
+    @property
+    def modified(self) -> bool:
+        """Django's flag: the middleware saves the session when it is True.
+
+        Set to True by the application (after changing a nested value in place), the keys
+        whose values differ from the loaded record are saved as this request's changes.
+        """
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._modified = bool(value)
+        self._explicit = bool(value)
+
+    def _current_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = engine()
+        return self._engine
+
+    def _fresh(self) -> Session:
+        # A ticket of None: no store operation, nothing to await.
+        session = self._current_engine().manager.open(None)
+        self._coatcheck = session
+        self._settled = True
+        return session
+
+    def _opened(self, session: Session) -> Session:
+        self._coatcheck = session
+        # A stored session has a lock to release, or an expiry its load moved, unless saved.
+        self._settled = session.is_new
+        if session.is_new:
+            self._session_key = None  # unknown, expired or forged: never adopted
+        elif session.stale_ticket:
+            self._modified = True  # signed with an older key: the save re-issues the cookie
+        return session
+
+    def _get_session(self, no_load: bool = False) -> Session:
+        self.accessed = True
+        session = self._coatcheck
+        if session is not None:
+            return session
+        if no_load or self.session_key is None:
+            return self._fresh()
+        return self._opened(self._current_engine().manager.open(self.session_key))
+
+    async def _aget_session(self, no_load: bool = False) -> Session:
+        self.accessed = True
+        session = self._coatcheck
+        if session is not None:
+            return session
+        if no_load or self.session_key is None:
+            return self._fresh()
+        manager = self._current_engine().async_manager
+        return self._opened(await manager.open(self.session_key))
+
+    _session = property(_get_session)
+
+    # -- the mapping methods that set Django's modified flag ----------------------------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._get_session()[key] = value
+        self._modified = True
+
+    async def aset(self, key: str, value: Any) -> None:
+        (await self._aget_session())[key] = value
+        self._modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._get_session()[key]
+        self._modified = True
+
+    def pop(self, key: str, default: Any = _NOT_GIVEN) -> Any:
+        return _pop(self, self._get_session(), key, default)
+
+    async def apop(self, key: str, default: Any = _NOT_GIVEN) -> Any:
+        return _pop(self, await self._aget_session(), key, default)
+
+    def update(self, dict_: Any) -> None:
+        self._get_session().update(dict_)
+        self._modified = True
+
+    async def aupdate(self, dict_: Any) -> None:
+        (await self._aget_session()).update(dict_)
+        self._modified = True
+
+    def clear(self) -> None:
+        # Unlike SessionBase, loads first: the removals are this request's changes.
+        self._get_session().clear()
+        self._modified = True
+
+    # -- the store operations ----------------------------------------------------------
+
+    def exists(self, session_key: str | None) -> bool:
+        """Whether ``session_key`` names a live session (a read-only load: no lock, no touch)."""
+        if not session_key:
+            return False
+        manager = self._current_engine().manager
+        return not manager.open(session_key, read_only=True).is_new
+
+    async def aexists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        manager = self._current_engine().async_manager
+        return not (await manager.open(session_key, read_only=True)).is_new
+
+    def load(self) -> Session:
+        """Read the session from the store (again): the data, or a new empty session."""
+        self._release()
+        self._coatcheck = None
+        return self._get_session()
+
+    async def aload(self) -> Session:
+        await self._arelease()
+        self._coatcheck = None
+        return await self._aget_session()
+
+    def create(self) -> None:
+        """Store the current data (none, before any was set) as a new session with a new key."""
+        data = self._detach()
+        session = self._fresh()
+        session.update(data)
+        self._store(session)
+        self._modified = True
+
+    async def acreate(self) -> None:
+        data = await self._adetach()
+        session = self._fresh()
+        session.update(data)
+        await self._astore(session)
+        self._modified = True
+
+    def save(self, must_create: bool = False) -> None:
+        """Save the session: a new one is created (``CreateError`` with ``must_create`` for
+        a stored one); a stored one whose record vanished raises ``UpdateError``."""
+        session = self._get_session(no_load=must_create)
+        if must_create and session.key is not None:
+            raise CreateError
+        self._store(session)
+
+    async def asave(self, must_create: bool = False) -> None:
+        session = await self._aget_session(no_load=must_create)
+        if must_create and session.key is not None:
+            raise CreateError
+        await self._astore(session)
+
+    def delete(self, session_key: str | None = None) -> None:
+        """Delete the session ``session_key`` names (by default this one) from the store."""
+        key = self._storage_key(session_key)
+        if key is not None:
+            run_sync(_delete_flow(key), self._current_engine().manager.store)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        key = self._storage_key(session_key)
+        if key is not None:
+            await run_async(_delete_flow(key), self._current_engine().async_manager.store)
+
+    def flush(self) -> None:
+        """Log out: the stored session is deleted, and what follows is a new empty session."""
+        self._release()
+        self.delete()
+        self._after_flush()
+
+    async def aflush(self) -> None:
+        await self._arelease()
+        await self.adelete()
+        self._after_flush()
+
+    def cycle_key(self) -> None:
+        """A new key for the same data, now (at log in): the old key stops working."""
+        session = self._get_session()
+        self._rotate(session)
+        self._store(session, interrupted=DjangoSessionInterrupted)
+
+    async def acycle_key(self) -> None:
+        session = await self._aget_session()
+        self._rotate(session)
+        await self._astore(session, interrupted=DjangoSessionInterrupted)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Delete every expired session (``manage.py clearsessions``)."""
+        engine().manager.cleanup()
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        await engine().async_manager.cleanup()
+
+    # -- for the middleware --------------------------------------------------------------
+
+    def settle(self) -> None:
+        """End the request for a session the middleware did not save: release its lock
+        (``lock`` mode) and put right an expiry its load moved. Nothing to do otherwise."""
+        self._release()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _storage_key(self, session_key: str | None) -> str | None:
+        session = self._coatcheck
+        if session_key is None:
+            if session is not None and session.key is not None:
+                return session.key
+            session_key = self.session_key
+            if session_key is None:
+                return None
+        session_id, _ = self._current_engine().manager.core.tickets.read(session_key)
+        return None if session_id is None else storage_key(session_id)
+
+    def _after_flush(self) -> None:
+        self._fresh()
+        self._session_key = None
+        self.accessed = True
+        self._modified = True
+
+    def _rotate(self, session: Session) -> None:
+        if session.key is None:
+            session.ensure_id()
+        else:
+            session.regenerate()
+
+    def _detach(self) -> dict[str, Any]:
+        session = self._coatcheck
+        self._release()
+        return {} if session is None else dict(dict.items(session))
+
+    async def _adetach(self) -> dict[str, Any]:
+        session = self._coatcheck
+        await self._arelease()
+        return {} if session is None else dict(dict.items(session))
+
+    def _prepare(self, session: Session) -> None:
+        """What Django's SessionBase keeps in the data, turned into coatcheck's terms."""
+        if session.key is None:
+            session.ensure_id()  # Django stores a saved session even when it is empty
+        if self._explicit and session.stored is not None:
+            codec = self._current_engine().manager.core.codec
+            loaded = codec.decode(session.stored.payload).data.get(DEFAULT, {})
+            for key in _changed(loaded, session):
+                session.mark_modified(key)
+            self._explicit = False
+        expiry = dict.get(session, _EXPIRY)
+        wanted = _lifetime(expiry, session.created_at)
+        own = session.own_lifetime
+        if wanted is None:
+            if own:
+                session.reset_lifetime()
+        elif own != wanted:
+            session.reset_lifetime()
+            session.set_lifetime(**wanted)
+
+    def _store(self, session: Session, interrupted: type[Exception] = UpdateError) -> None:
+        self._prepare(session)
+        try:
+            outcome = self._current_engine().manager.save(session)
+        except SessionInterrupted as exc:
+            raise _interrupted(interrupted) from exc
+        finally:
+            self._settled = True
+        if outcome.ticket is not None:
+            self._session_key = outcome.ticket
+
+    async def _astore(self, session: Session, interrupted: type[Exception] = UpdateError) -> None:
+        self._prepare(session)
+        try:
+            outcome = await self._current_engine().async_manager.save(session)
+        except SessionInterrupted as exc:
+            raise _interrupted(interrupted) from exc
+        finally:
+            self._settled = True
+        if outcome.ticket is not None:
+            self._session_key = outcome.ticket
+
+    def _release(self) -> None:
+        session = self._coatcheck
+        if session is not None and not self._settled:
+            self._settled = True
+            self._current_engine().manager.abandon(session)
+
+    async def _arelease(self) -> None:
+        session = self._coatcheck
+        if session is not None and not self._settled:
+            self._settled = True
+            await self._current_engine().async_manager.abandon(session)
+
+
+def _interrupted(kind: type[Exception]) -> Exception:
+    if kind is DjangoSessionInterrupted:
+        # The message Django's middleware gives its own UpdateError.
+        error: Exception = kind(
+            "The request's session was deleted before the request completed. "
+            "The user may have logged out in a concurrent request, for example."
+        )
+    else:
+        error = kind()
+    return error
+
+
+def _pop(store: SessionStore, session: Session, key: str, default: Any) -> Any:
+    # Django's pop: a key that is there counts as a change; a default is a read.
+    if dict.__contains__(session, key):
+        store._modified = True
+    if default is _NOT_GIVEN:
+        return session.pop(key)
+    return session.pop(key, default)
+
+
+def _changed(loaded: dict[str, Any], session: Session) -> Iterable[str]:
+    """The keys whose values differ between the loaded data and the session now."""
+    current = dict(dict.items(session))
+    for key in loaded.keys() | current.keys():
+        if loaded.get(key, _NOT_GIVEN) != current.get(key, _NOT_GIVEN):
+            yield key
+
+
+def _lifetime(expiry: object, created_at: float) -> dict[str, Any] | None:
+    """The ``set_lifetime`` keywords for Django's ``_session_expiry`` value, or None for the
+    configured lifetime.
+
+    Django's meaning: a number of seconds is an idle timeout; a date (stored as ISO text) a
+    fixed end, whatever the activity; 0 or nothing the configured age (0 also ends the cookie
+    with the browser, which is the middleware's to say).
+    """
+    if expiry is None or expiry == 0:
+        return None
+    if isinstance(expiry, (int, float)) and not isinstance(expiry, bool):
+        return {"idle_timeout": max(0.0, float(expiry))}
+    if isinstance(expiry, (str, datetime)):
+        try:
+            end = expiry if isinstance(expiry, datetime) else datetime.fromisoformat(expiry)
+        except ValueError:
+            return None  # not a date Django wrote: the configured lifetime applies
+        # A naive datetime is local time, as Django's timezone.now() is without USE_TZ.
+        return {"idle_timeout": None, "absolute_timeout": max(0.0, end.timestamp() - created_at)}
+    return None

@@ -1,0 +1,1 @@
+"""Tests of coatcheck.contrib.django (the session engine) and its example project."""
