@@ -84,7 +84,9 @@ def _store(kind: str, tmp_path: Path) -> str:
         host, port = require_server("redis")
         return f"redis://{host}:{port}/0?prefix=coatcheck-django-{uuid.uuid4().hex}:"
     host, port = require_server("postgresql")
-    return f"postgresql://postgres@{host}:{port}/test?table=coatcheck_django_{uuid.uuid4().hex[:16]}"
+    return (
+        f"postgresql://postgres@{host}:{port}/test?table=coatcheck_django_{uuid.uuid4().hex[:16]}"
+    )
 
 
 def _outcomes(report: Path) -> dict[str, str]:

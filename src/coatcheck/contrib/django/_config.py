@@ -15,6 +15,7 @@ connections (and a ``memory://`` store keeps its sessions).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -38,7 +39,7 @@ from ...stores import async_store_from_url, store_from_url
 from ...stores.base import AsyncStore, Store
 from ._memory import SharedMemoryStore
 
-__all__ = ["OPTIONS", "DjangoSerializer", "Engine", "engine", "reset"]
+__all__ = ["OPTIONS", "DjangoSerializer", "Engine", "close_stores", "engine", "reset", "stores"]
 
 #: Every ``settings.COATCHECK`` key and its default (see docs/django.md).
 OPTIONS: dict[str, Any] = {
@@ -214,6 +215,22 @@ def stores(url: str) -> tuple[Store, AsyncStore]:
         pair = (sync, asynchronous or async_store_from_url(url))
         _stores[url] = pair
     return pair
+
+
+def close_stores() -> None:
+    """Close every store this process built and forget it (and the managers): for tests, and
+    for a process that is about to exit. The next session builds them again."""
+    global _current
+    with _lock:
+        _current = None
+        pairs = list(_stores.values())
+        _stores.clear()
+    for sync, asynchronous in pairs:
+        sync.close()
+        if not isinstance(asynchronous, SharedMemoryStore):
+            # Its connections belong to event loops that may be gone; a loop of its own
+            # closes what is left.
+            asyncio.run(asynchronous.aclose())
 
 
 def engine() -> Engine:

@@ -15,8 +15,6 @@ gives it a fresh one.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
-from datetime import datetime
 from typing import Any
 
 from django.contrib.sessions.backends.base import (  # type: ignore[import-untyped]
@@ -31,22 +29,16 @@ from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
 from ..._async.driver import run_async
 from ..._sansio.document import DEFAULT
 from ..._sansio.ids import storage_key
-from ..._sansio.ops import Delete
 from ..._sansio.session import Session
 from ..._sync.driver import run_sync
 from ...errors import SessionInterrupted
 from ._config import Engine, engine
+from ._rules import changed_keys, delete_flow, interrupted_error, lifetime_for
 
 __all__ = ["SessionStore"]
 
 _NOT_GIVEN: Any = object()
 _EXPIRY = "_session_expiry"
-
-
-def _delete_flow(key: str) -> Generator[Delete, object, None]:
-    # One plain delete, run by the manager's driver so a failing store raises coatcheck's
-    # StoreError as every other operation does.
-    yield Delete(key)
 
 
 # SessionBase comes from Django, which has no type information: Any to mypy.
@@ -240,12 +232,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         """Delete the session ``session_key`` names (by default this one) from the store."""
         key = self._storage_key(session_key)
         if key is not None:
-            run_sync(_delete_flow(key), self._current_engine().manager.store)
+            run_sync(delete_flow(key), self._current_engine().manager.store)
 
     async def adelete(self, session_key: str | None = None) -> None:
         key = self._storage_key(session_key)
         if key is not None:
-            await run_async(_delete_flow(key), self._current_engine().async_manager.store)
+            await run_async(delete_flow(key), self._current_engine().async_manager.store)
 
     def flush(self) -> None:
         """Log out: the stored session is deleted, and what follows is a new empty session."""
@@ -327,11 +319,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if self._explicit and session.stored is not None:
             codec = self._current_engine().manager.core.codec
             loaded = codec.decode(session.stored.payload).data.get(DEFAULT, {})
-            for key in _changed(loaded, session):
+            for key in changed_keys(loaded, session):
                 session.mark_modified(key)
             self._explicit = False
         expiry = dict.get(session, _EXPIRY)
-        wanted = _lifetime(expiry, session.created_at)
+        wanted = lifetime_for(expiry, session.created_at)
         own = session.own_lifetime
         if wanted is None:
             if own:
@@ -345,7 +337,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         try:
             outcome = self._current_engine().manager.save(session)
         except SessionInterrupted as exc:
-            raise _interrupted(interrupted) from exc
+            raise interrupted_error(interrupted) from exc
         finally:
             self._settled = True
         if outcome.ticket is not None:
@@ -356,7 +348,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         try:
             outcome = await self._current_engine().async_manager.save(session)
         except SessionInterrupted as exc:
-            raise _interrupted(interrupted) from exc
+            raise interrupted_error(interrupted) from exc
         finally:
             self._settled = True
         if outcome.ticket is not None:
@@ -375,18 +367,6 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             await self._current_engine().async_manager.abandon(session)
 
 
-def _interrupted(kind: type[Exception]) -> Exception:
-    if kind is DjangoSessionInterrupted:
-        # The message Django's middleware gives its own UpdateError.
-        error: Exception = kind(
-            "The request's session was deleted before the request completed. "
-            "The user may have logged out in a concurrent request, for example."
-        )
-    else:
-        error = kind()
-    return error
-
-
 def _pop(store: SessionStore, session: Session, key: str, default: Any) -> Any:
     # Django's pop: a key that is there counts as a change; a default is a read.
     if dict.__contains__(session, key):
@@ -394,33 +374,3 @@ def _pop(store: SessionStore, session: Session, key: str, default: Any) -> Any:
     if default is _NOT_GIVEN:
         return session.pop(key)
     return session.pop(key, default)
-
-
-def _changed(loaded: dict[str, Any], session: Session) -> Iterable[str]:
-    """The keys whose values differ between the loaded data and the session now."""
-    current = dict(dict.items(session))
-    for key in loaded.keys() | current.keys():
-        if loaded.get(key, _NOT_GIVEN) != current.get(key, _NOT_GIVEN):
-            yield key
-
-
-def _lifetime(expiry: object, created_at: float) -> dict[str, Any] | None:
-    """The ``set_lifetime`` keywords for Django's ``_session_expiry`` value, or None for the
-    configured lifetime.
-
-    Django's meaning: a number of seconds is an idle timeout; a date (stored as ISO text) a
-    fixed end, whatever the activity; 0 or nothing the configured age (0 also ends the cookie
-    with the browser, which is the middleware's to say).
-    """
-    if expiry is None or expiry == 0:
-        return None
-    if isinstance(expiry, (int, float)) and not isinstance(expiry, bool):
-        return {"idle_timeout": max(0.0, float(expiry))}
-    if isinstance(expiry, (str, datetime)):
-        try:
-            end = expiry if isinstance(expiry, datetime) else datetime.fromisoformat(expiry)
-        except ValueError:
-            return None  # not a date Django wrote: the configured lifetime applies
-        # A naive datetime is local time, as Django's timezone.now() is without USE_TZ.
-        return {"idle_timeout": None, "absolute_timeout": max(0.0, end.timestamp() - created_at)}
-    return None

@@ -1,0 +1,1 @@
+"""The example project: django.contrib.auth log in and log out on coatcheck sessions."""
