@@ -7,8 +7,10 @@ and, in ``merge`` mode, which keys to replay on a newer version.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Sequence, Set
 from typing import Protocol
+
+from .operations import Op
 
 __all__ = ["ChangeView", "Changes"]
 
@@ -29,6 +31,11 @@ class ChangeView(Protocol):
         """``mark_modified()`` without a key: the whole document is written back."""
 
     @property
+    def ops(self) -> Mapping[tuple[str, str], Sequence[Op]]:
+        """The keys changed only by operations (``incr``, ``set_add``, ...), and those
+        operations in order: a merge replays them (:mod:`coatcheck._sansio.operations`)."""
+
+    @property
     def destroyed(self) -> bool:
         """``destroy()`` was called."""
 
@@ -44,11 +51,13 @@ class ChangeView(Protocol):
 class Changes:
     """The one record of what a request did to its session; only :class:`Session` writes it."""
 
-    __slots__ = ("destroyed", "keys", "meta", "rotate", "whole")
+    __slots__ = ("destroyed", "keys", "meta", "ops", "rotate", "whole")
 
     def __init__(self) -> None:
         self.keys: set[tuple[str, str]] = set()
         self.meta: set[str] = set()
+        #: A subset of ``keys``: those changed by operations alone (see ChangeView.ops).
+        self.ops: dict[tuple[str, str], list[Op]] = {}
         self.whole = False
         self.destroyed = False
         self.rotate = False
@@ -57,3 +66,18 @@ class Changes:
     def content(self) -> bool:
         """True when the document changed (keys, metadata or the whole of it)."""
         return bool(self.keys or self.meta or self.whole)
+
+    def wrote(self, ns: str, key: str) -> None:
+        """A plain write of ``ns/key``: it is stored as it is now, whatever operations on it
+        came before."""
+        pair = (ns, key)
+        self.keys.add(pair)
+        if self.ops:
+            self.ops.pop(pair, None)
+
+    def forget(self) -> None:
+        """Nothing of this request's content changes is to be stored (``modified = False``)."""
+        self.keys.clear()
+        self.meta.clear()
+        self.ops.clear()
+        self.whole = False

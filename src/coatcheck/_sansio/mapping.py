@@ -63,7 +63,7 @@ class TrackedDict(dict[str, Any]):
             raise SessionError("the session was opened read-only for this request")
 
     def _wrote(self, key: str) -> None:
-        self._changes.keys.add((DEFAULT, key))
+        self._changes.wrote(DEFAULT, key)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -148,7 +148,10 @@ class TrackedDict(dict[str, Any]):
         if type(key) is not str:
             check_key(key)
         _setitem(self, key, value)
-        self._changes.keys.add((DEFAULT, key))
+        changes = self._changes
+        changes.keys.add((DEFAULT, key))
+        if changes.ops:  # a key incremented earlier in the request is now a plain write
+            changes.ops.pop((DEFAULT, key), None)
         self.accessed = True
 
     def __delitem__(self, key: str) -> None:

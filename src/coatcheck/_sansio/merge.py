@@ -11,7 +11,7 @@ queues: additions and removals of both sides survive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
 from ..errors import SessionConflict, SessionInterrupted
@@ -26,13 +26,14 @@ from .document import (
     Corrupt,
     Document,
 )
+from .operations import MISSING, NotApplicable, Op, replay
 from .ops import Record
 from .session import Session
 
 __all__ = ["Merged", "changed_keys", "merge", "rebase"]
 
 
-_MISSING: Any = object()
+_MISSING: Any = MISSING  # the operations' own marker: replay() reads it as an absent key
 
 
 class Merged(NamedTuple):
@@ -67,16 +68,30 @@ def merge(
     theirs: Document,
     changed: Iterable[tuple[str, str]],
     meta_changed: Iterable[str],
+    ops: Mapping[tuple[str, str], Sequence[Op]] | None = None,
 ) -> Merged:
-    """Apply the changes of ``ours`` relative to ``base`` on top of ``theirs``."""
+    """Apply the changes of ``ours`` relative to ``base`` on top of ``theirs``.
+
+    A key in ``ops`` was changed by operations alone (``incr``, ``set_add``, ...): they are
+    replayed on the value ``theirs`` holds, so both requests' changes count and there is no
+    conflict, unless they cannot apply to it (another type), which is one.
+    """
     data = {ns: dict(values) for ns, values in theirs.data.items()}
     meta = dict(theirs.meta)
     conflicts: list[str] = []
+    ops = ops or {}
     for ns, key in changed:
+        other = theirs.data.get(ns, {}).get(key, _MISSING)
+        recorded = ops.get((ns, key))
+        if recorded is not None:
+            try:
+                data.setdefault(ns, {})[key] = replay(recorded, other)
+                continue
+            except NotApplicable:
+                pass  # a conflict, settled as a plain write's (below)
         mine = ours.data.get(ns, {}).get(key, _MISSING)
         original = base.data.get(ns, {}).get(key, _MISSING)
-        other = theirs.data.get(ns, {}).get(key, _MISSING)
-        if other != original:
+        if recorded is not None or other != original:
             # Both requests changed this key. Even when they wrote the same value it is a
             # conflict: two increments of 5 both write 6, and one of them is lost.
             conflicts.append(_label(ns, key))
@@ -136,7 +151,7 @@ def rebase(session: Session, newer: Record, codec: Codec, policy: ConflictPolicy
     ours = session.document
     changes = session.changes
     keys = changed_keys(ours, base, changes.keys, changes.whole)
-    merged = merge(ours, base, theirs, keys, changes.meta)
+    merged = merge(ours, base, theirs, keys, changes.meta, changes.ops)
     if merged.conflicts and policy == "raise":
         raise SessionConflict(merged.conflicts)
     session.rebase(merged.document, newer, keys)

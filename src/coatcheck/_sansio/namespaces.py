@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidKey, ReservedNamespace
+from .operations import Kind, OperationMixin
 
 if TYPE_CHECKING:
     from .session import Session
@@ -43,7 +44,7 @@ def check_key(key: object) -> str:
     return key
 
 
-class Namespace(MutableMapping[str, Any]):
+class Namespace(MutableMapping[str, Any], OperationMixin):
     """One application's keys inside a session; see :meth:`Session.namespace`.
 
     It reads the session's document and writes through the two functions the session hands
@@ -86,6 +87,12 @@ class Namespace(MutableMapping[str, Any]):
         if self._delete is None:
             raise ReservedNamespace(self._name)
         self._delete(self._name, key)
+
+    def _operate(self, key: str, kind: Kind, argument: Any) -> Any:
+        # incr(), set_add(), ...: writes, refused on a namespace reserved by someone else.
+        if self._set is None:
+            raise ReservedNamespace(self._name)
+        return self._session._operate(key, kind, argument, self._name)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self._read()

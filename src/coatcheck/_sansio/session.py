@@ -26,6 +26,7 @@ from .ids import new_session_id
 from .lifetime import OwnLifetime
 from .mapping import TrackedDict
 from .namespaces import Namespace, Reservation, check_key
+from .operations import Kind, OperationMixin, operate
 from .ops import Record
 from .timing import Lifetime
 
@@ -34,7 +35,7 @@ __all__ = ["Session"]
 _DEFAULT_LIFETIME = Lifetime(30 * 60, 12 * 60 * 60)
 
 
-class Session(TrackedDict, OwnLifetime):
+class Session(TrackedDict, OwnLifetime, OperationMixin):
     """One client's server-side state: a ``dict[str, Any]`` plus session metadata.
 
     The mapping itself is the default namespace, and it is a real dict: every dict method and
@@ -242,10 +243,7 @@ class Session(TrackedDict, OwnLifetime):
         if value:
             self.mark_modified()
             return
-        changes = self._changes
-        changes.keys.clear()
-        changes.meta.clear()
-        changes.whole = False
+        self._changes.forget()
 
     @property
     def destroyed(self) -> bool:
@@ -271,7 +269,7 @@ class Session(TrackedDict, OwnLifetime):
         if key is None:
             self._changes.whole = True
         else:
-            self._changes.keys.add((DEFAULT, check_key(key)))
+            self._changes.wrote(DEFAULT, check_key(key))
 
     def regenerate(self) -> None:
         """Give the session a new id at save, keeping its data; the old id stops working.
@@ -375,8 +373,15 @@ class Session(TrackedDict, OwnLifetime):
             return
         self._check_writable()
         self.document.data.setdefault(ns, {})[check_key(key)] = value
-        self._changes.keys.add((ns, key))
+        self._changes.wrote(ns, key)
         self.accessed = True
+
+    def _operate(self, key: str, kind: Kind, argument: Any, ns: str = DEFAULT) -> Any:
+        self._check_writable()
+        values = self if ns == DEFAULT else self.document.data.setdefault(ns, {})
+        value = operate(self._changes, values, ns, check_key(key), kind, argument)
+        self.accessed = True
+        return value
 
     def _delete(self, ns: str, key: str) -> None:
         if ns == DEFAULT:
@@ -387,5 +392,5 @@ class Session(TrackedDict, OwnLifetime):
         if values is None:
             raise KeyError(key)
         del values[check_key(key)]
-        self._changes.keys.add((ns, key))
+        self._changes.wrote(ns, key)
         self.accessed = True
