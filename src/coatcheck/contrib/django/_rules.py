@@ -15,9 +15,11 @@ from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
 from ..._sansio.ops import Delete
 from ..._sansio.session import Session
 
-__all__ = ["changed_keys", "delete_flow", "interrupted_error", "lifetime_for"]
+__all__ = ["apply_expiry", "changed_keys", "delete_flow", "interrupted_error", "lifetime_for"]
 
 _NOT_GIVEN: Any = object()
+#: Where SessionBase.set_expiry keeps its value, in the session data.
+EXPIRY = "_session_expiry"
 
 
 def delete_flow(key: str) -> Generator[Delete, object, None]:
@@ -27,6 +29,8 @@ def delete_flow(key: str) -> Generator[Delete, object, None]:
 
 
 def interrupted_error(kind: type[Exception]) -> Exception:
+    """The error Django's callers expect when the record vanished: ``UpdateError`` from
+    ``save()``, Django's ``SessionInterrupted`` (a 400) from ``cycle_key()``."""
     if kind is DjangoSessionInterrupted:
         # The message Django's middleware gives its own UpdateError.
         error: Exception = kind(
@@ -66,3 +70,16 @@ def lifetime_for(expiry: object, created_at: float) -> dict[str, Any] | None:
         # A naive datetime is local time, as Django's timezone.now() is without USE_TZ.
         return {"idle_timeout": None, "absolute_timeout": max(0.0, end.timestamp() - created_at)}
     return None
+
+
+def apply_expiry(session: Session) -> None:
+    """Give ``session`` the coatcheck lifetime its Django ``_session_expiry`` value means, so
+    the store enforces it (only when that changes, which re-sends nothing by itself)."""
+    wanted = lifetime_for(dict.get(session, EXPIRY), session.created_at)
+    own = session.own_lifetime
+    if wanted is None:
+        if own:
+            session.reset_lifetime()
+    elif own != wanted:
+        session.reset_lifetime()
+        session.set_lifetime(**wanted)

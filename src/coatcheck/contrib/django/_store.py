@@ -28,17 +28,17 @@ from django.contrib.sessions.exceptions import (  # type: ignore[import-untyped]
 
 from ..._async.driver import run_async
 from ..._sansio.document import DEFAULT
+from ..._sansio.headers import SaveOutcome
 from ..._sansio.ids import storage_key
 from ..._sansio.session import Session
 from ..._sync.driver import run_sync
 from ...errors import SessionInterrupted
 from ._config import Engine, engine
-from ._rules import changed_keys, delete_flow, interrupted_error, lifetime_for
+from ._rules import apply_expiry, changed_keys, delete_flow, interrupted_error
 
 __all__ = ["SessionStore"]
 
 _NOT_GIVEN: Any = object()
-_EXPIRY = "_session_expiry"
 
 
 # SessionBase comes from Django, which has no type information: Any to mypy.
@@ -58,6 +58,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._engine: Engine | None = None
         self._explicit = False
         self._settled = True
+        # The last save created the record or moved it to a new id: nobody else knows it yet.
+        self._written = False
         super().__init__(session_key)
 
     # -- the data: a coatcheck session --------------------------------------------------
@@ -220,13 +222,19 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         session = self._get_session(no_load=must_create)
         if must_create and session.key is not None:
             raise CreateError
+        created = session.key is None
         self._store(session)
+        if created:
+            self._modified = True  # as SessionBase's create(), which Django's engines call here
 
     async def asave(self, must_create: bool = False) -> None:
         session = await self._aget_session(no_load=must_create)
         if must_create and session.key is not None:
             raise CreateError
+        created = session.key is None
         await self._astore(session)
+        if created:
+            self._modified = True
 
     def delete(self, session_key: str | None = None) -> None:
         """Delete the session ``session_key`` names (by default this one) from the store."""
@@ -312,47 +320,49 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         await self._arelease()
         return {} if session is None else dict(dict.items(session))
 
-    def _prepare(self, session: Session) -> None:
-        """What Django's SessionBase keeps in the data, turned into coatcheck's terms."""
+    def _prepare(self, session: Session) -> bool:
+        """What Django's SessionBase keeps in the data, turned into coatcheck's terms; True
+        when the save will create the record or move it to a new id."""
         if session.key is None:
             session.ensure_id()  # Django stores a saved session even when it is empty
+        elif self._written and not session.changes.content:
+            # Django writes on every save(), so a record deleted since it was created here
+            # raises UpdateError. A touch would not notice; a write of a record no other
+            # request knows yet (its id is new) clobbers nothing.
+            session.mark_modified()
         if self._explicit and session.stored is not None:
             codec = self._current_engine().manager.core.codec
             loaded = codec.decode(session.stored.payload).data.get(DEFAULT, {})
             for key in changed_keys(loaded, session):
                 session.mark_modified(key)
             self._explicit = False
-        expiry = dict.get(session, _EXPIRY)
-        wanted = lifetime_for(expiry, session.created_at)
-        own = session.own_lifetime
-        if wanted is None:
-            if own:
-                session.reset_lifetime()
-        elif own != wanted:
-            session.reset_lifetime()
-            session.set_lifetime(**wanted)
+        apply_expiry(session)
+        return session.key is None or session.regenerate_requested
+
+    def _finish(self, outcome: SaveOutcome, moved: bool) -> None:
+        self._written = moved
+        if outcome.ticket is not None:
+            self._session_key = outcome.ticket
 
     def _store(self, session: Session, interrupted: type[Exception] = UpdateError) -> None:
-        self._prepare(session)
+        moved = self._prepare(session)
         try:
             outcome = self._current_engine().manager.save(session)
         except SessionInterrupted as exc:
             raise interrupted_error(interrupted) from exc
         finally:
             self._settled = True
-        if outcome.ticket is not None:
-            self._session_key = outcome.ticket
+        self._finish(outcome, moved)
 
     async def _astore(self, session: Session, interrupted: type[Exception] = UpdateError) -> None:
-        self._prepare(session)
+        moved = self._prepare(session)
         try:
             outcome = await self._current_engine().async_manager.save(session)
         except SessionInterrupted as exc:
             raise interrupted_error(interrupted) from exc
         finally:
             self._settled = True
-        if outcome.ticket is not None:
-            self._session_key = outcome.ticket
+        self._finish(outcome, moved)
 
     def _release(self) -> None:
         session = self._coatcheck
