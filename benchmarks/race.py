@@ -18,7 +18,9 @@ scope built by hand): Beaker's ``SessionMiddleware``, Flask + Flask-Session, Dja
   increments by design); the ``keys`` case has each worker write keys of its own
   (``w<worker>-<j>``) and ``lost`` counts keys that vanished;
 - ``merge raise+retry``: ``merge_conflict="raise"``, the request is replayed on
-  ``SessionConflict`` (the way to count in merge mode);
+  ``SessionConflict``;
+- ``merge incr``: the increment as an operation, ``session.incr("counter")``, which a merge
+  replays on the newer version (the way to count in merge mode: no lock, no retry loop);
 - ``lock``: a per-session lock from load to save.
 
 ``err`` counts requests that raised (or answered non-200); they are not counted as lost.

@@ -277,6 +277,7 @@ class CoatcheckClient:
         kind: str = "counter",
         policy: str = "last-writer",
         retry: bool = False,
+        incr: bool = False,
     ) -> None:
         from coatcheck import SessionManager
         from coatcheck.stores import MemoryStore, store_from_url
@@ -291,6 +292,7 @@ class CoatcheckClient:
         )
         self.kind = kind
         self.retry = retry
+        self.incr = incr  # session.incr("counter"), an operation that merges
 
     def first(self) -> str:
         return first_visit(self.manager)
@@ -306,6 +308,8 @@ class CoatcheckClient:
                     session = manager.open(cookie)
                     if self.kind == "keys":
                         session[f"w{worker}-{j}"] = j
+                    elif self.incr:
+                        session.incr("counter")
                     else:
                         session["counter"] = session["counter"] + 1
                     manager.save(session)

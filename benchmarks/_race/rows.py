@@ -41,6 +41,7 @@ def coatcheck_rows() -> list[Row]:
         ("none", {"mode": "none"}, "counter"),
         ("merge", {"mode": "merge"}, "counter"),
         ("merge raise+retry", {"mode": "merge", "policy": "raise", "retry": True}, "counter"),
+        ("merge incr", {"mode": "merge", "incr": True}, "counter"),
         ("merge keys", {"mode": "merge", "kind": "keys"}, "keys"),
         ("lock", {"mode": "lock"}, "counter"),
     ]
