@@ -24,6 +24,7 @@ Litestar's backend, and every coatcheck field, is in ``docs/litestar.md``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -61,6 +62,9 @@ __all__ = [
 
 # "Try Again Later" (RFC 6455 registry): the websocket twin of a 503.
 _WS_TRY_AGAIN_LATER = 1013
+_SAVE_FAILED = b"Internal Server Error: the session could not be saved.\n"
+
+log = logging.getLogger("coatcheck")
 
 
 @dataclass
@@ -180,8 +184,7 @@ class _Exchange:
         if self.failed:
             # After a 503 nothing of the application's response may follow it.
             return
-        if message["type"] != "http.response.start" or self.settled:
-            # A second start is Litestar's 500 for an error raised by the save itself.
+        if message["type"] != "http.response.start":
             await self.upstream(message)
             return
         if message["status"] >= 500:
@@ -196,6 +199,15 @@ class _Exchange:
             log_refusal(exc)
             self.failed = True
             await _send_unavailable(self.upstream, exc)
+            return
+        except Exception:
+            # The save refused the session (a value the serializer cannot store, a write in a
+            # read-only route, a merge conflict under "raise"). Litestar's error handling
+            # cannot answer any more (the response counts as started), so the 500 is sent
+            # here, and the error logged with its traceback.
+            log.exception("the session could not be saved; answered 500")
+            self.failed = True
+            await _send_plain(self.upstream, 500, _SAVE_FAILED)
             return
         await self.upstream(message)
 
@@ -241,6 +253,16 @@ async def _send_unavailable(send: Send, exc: StoreError | SessionLocked) -> None
     headers, body = refusal(exc)
     raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
     await send({"type": "http.response.start", "status": 503, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _send_plain(send: Send, status: int, body: bytes) -> None:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

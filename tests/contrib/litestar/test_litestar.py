@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -314,3 +315,70 @@ async def test_aclose_closes_an_owned_store(tmp_path: Path) -> None:
     await config.aclose()
     assert config.manager is not manager  # a new one for a later request
     await config.aclose()
+
+
+@post("/unstorable")
+async def unstorable(request: Request[Any, Any, Any]) -> None:
+    request.session["thing"] = object()
+
+
+@get("/peek", session_mode="read-only")
+async def peek(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return dict(request.session)
+
+
+@post("/poke", session_mode="read-only")
+async def poke(request: Request[Any, Any, Any]) -> None:
+    request.session["poked"] = True
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_unstorable_value_read_only_route(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = CoatcheckSessionConfig(store=f"sqlite:///{tmp_path / 's.db'}", concurrency="lock")
+    app = Litestar(
+        [read, set_data, unstorable, peek, poke],
+        middleware=[config.middleware],
+        on_shutdown=[config.aclose],
+        debug=False,
+    )
+    with TestClient(app, base_url=BASE) as client:
+        client.post("/set", json={"user": "ada"})
+        # Litestar's logging set-up replaces the root handlers (caplog's among them).
+        seen = _Records()
+        logging.getLogger("coatcheck").addHandler(seen)
+        try:
+            assert client.post("/unstorable").status_code == 500
+        finally:
+            logging.getLogger("coatcheck").removeHandler(seen)
+        assert [r.getMessage() for r in seen.records] == [
+            "the session could not be saved; answered 500"
+        ]
+        assert seen.records[0].exc_info is not None  # with its traceback
+        assert client.get("/peek").json() == {"user": "ada"}
+        assert client.post("/poke").status_code == 500  # a read-only session refuses writes
+        # Nothing stuck: the lock of each failed request was released.
+        assert client.get("/").json()["data"] == {"user": "ada"}
+
+
+def test_renew_on_access_renews_on_a_websocket_handshake(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    config = CoatcheckSessionConfig(
+        store=f"sqlite:///{tmp_path / 's.db'}", max_age=600, renew_on_access=True, clock=clock
+    )
+    app = Litestar(HANDLERS, middleware=[config.middleware], on_shutdown=[config.aclose])
+    with TestClient(app, base_url=BASE) as client:
+        client.post("/set", json={"user": "ada"})
+        for _ in range(3):
+            clock.advance(500)
+            with client.websocket_connect("/ws") as socket:
+                assert socket.receive_json() == {"user": "ada"}
+        assert client.get("/").json()["data"] == {"user": "ada"}
