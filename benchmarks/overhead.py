@@ -3,7 +3,8 @@
 
 Run: ``.venv/bin/python benchmarks/overhead.py [--iterations N] [--profile]``
 
-For the WSGI and the ASGI middleware over the memory and the SQLite store, three requests:
+For the WSGI and the ASGI middleware over the memory, the SQLite and the file store, three
+requests:
 
 - ``new session``: no cookie, the app writes (a store create and a Set-Cookie);
 - ``read-only``: the session cookie, the app reads (one load, no write);
@@ -23,7 +24,10 @@ trip, the same cookie and id work), so the core's figure can be read against wha
 interpreter allows.
 
 For SQLite it also traces the SQL one request issues (target for a read-only request: at most
-one SELECT and no write).
+one SELECT and no write). For SQLite and files it compares the two flavours' store calls for a
+read-modify-write (target: the async store within 1.5x of its sync twin), and counts the ASGI
+requests' hand-offs to a worker thread (the loop's default executor, counted): the async store
+runs an operation on the event loop when it cannot wait for a lock or an fsync.
 
 When the peers are installed (``pip install -e '.[bench]'``), the same read-modify-write runs
 through Beaker (WSGI, ``memory``), starsessions (ASGI, ``InMemoryStore``) and, for reference,
@@ -54,6 +58,13 @@ from pathlib import Path
 from typing import Any
 
 from _flavours import ASYNC, SYNC
+from _overhead.blocking import (
+    BLOCKING_STORES,
+    HAND_OFF_REQUESTS,
+    HAND_OFFS,
+    print_async_ratios,
+    time_in_turns,
+)
 from _overhead.peers import print_peers, run_asgi_peers, run_floor, run_wsgi_peers
 from _overhead.serving import (
     asgi_app,
@@ -72,9 +83,11 @@ from coatcheck import AsyncSessionManager, SessionManager
 from coatcheck._sansio.ids import new_session_id, storage_key
 from coatcheck.asgi import SessionMiddleware as ASGIMiddleware
 from coatcheck.stores import (
+    AsyncFileStore,
     AsyncMemoryStore,
     AsyncSQLiteStore,
     Create,
+    FileStore,
     Load,
     MemoryStore,
     SQLiteStore,
@@ -93,10 +106,12 @@ class SQLTrace:
     """Records every statement the store's pooled SQLite connections run."""
 
     def __init__(self, store: Any) -> None:
-        # The pool is private to the store; reaching into it is fine for a measurement, and a
-        # connection opened during the request would show up as an "untraced" count below.
-        self.pool: list[sqlite3.Connection] = store._db._idle
-        self.connections = list(self.pool)
+        # The pools are private to the store; reaching into them is fine for a measurement,
+        # and a connection opened during the request would show up as "untraced" below. (The
+        # inline pool, for the event loop, is absent from versions before it.)
+        db = store._db
+        self.pools: list[list[sqlite3.Connection]] = [db._idle, getattr(db, "_inline_idle", [])]
+        self.connections = [conn for pool in self.pools for conn in pool]
         self.statements: list[str] = []
 
     def __enter__(self) -> SQLTrace:
@@ -107,7 +122,7 @@ class SQLTrace:
     def __exit__(self, *exc: object) -> None:
         for conn in self.connections:
             conn.set_trace_callback(None)
-        self.untraced = [c for c in self.pool if c not in self.connections]
+        self.untraced = [c for p in self.pools for c in p if c not in self.connections]
 
     def summary(self) -> str:
         verbs = [s.split(None, 1)[0].upper() for s in self.statements if s.strip()]
@@ -197,6 +212,15 @@ async def run_asgi(store_name: str, store: Any, n: int, notes: list[str]) -> lis
 
         t_bare, t_mw, t_store = await time_turns(ASYNC, [call_bare, call_mw, store_ops], n)
         rows.append(("ASGI", store_name, scenario, t_bare, t_mw, t_store))
+        if store_name in BLOCKING_STORES:
+            before = HAND_OFFS.count
+            for _ in range(HAND_OFF_REQUESTS):
+                await wrapped(dict(base), receive, send)
+            per_request = (HAND_OFFS.count - before) / HAND_OFF_REQUESTS
+            notes.append(
+                f"ASGI {store_name} {scenario}: {per_request:.2f} thread hand-offs per request"
+                f" (over {HAND_OFF_REQUESTS})"
+            )
         if store_name == "sqlite" and scenario != "new session":
             with SQLTrace(store) as trace:
                 await wrapped(asgi_scope(ticket), receive, send)
@@ -250,6 +274,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     notes: list[str] = []
     rows: list[Row] = []
+    in_turns: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="coatcheck-bench-") as tmp:
         rows += run_wsgi("memory", MemoryStore(), n, notes)
         rows.append(run_floor(new_session_id(), n))
@@ -260,7 +285,14 @@ def main(argv: list[str]) -> int:
         finally:
             sync_sqlite.close()
 
+        sync_files = FileStore(Path(tmp) / "wsgi-files")
+        try:
+            rows += run_wsgi("files", sync_files, n, notes)
+        finally:
+            sync_files.close()
+
         async def asgi_runs() -> list[Row]:
+            asyncio.get_running_loop().set_default_executor(HAND_OFFS)
             result = await run_asgi("memory", AsyncMemoryStore(), n, notes)
             async_sqlite = AsyncSQLiteStore(Path(tmp) / "asgi.db")
             await async_sqlite.create_tables()
@@ -268,6 +300,25 @@ def main(argv: list[str]) -> int:
                 result += await run_asgi("sqlite", async_sqlite, n, notes)
             finally:
                 await async_sqlite.aclose()
+            async_files = AsyncFileStore(Path(tmp) / "asgi-files")
+            try:
+                result += await run_asgi("files", async_files, n, notes)
+            finally:
+                await async_files.aclose()
+            # Both flavours of each on one database or directory, timed in turns.
+            for name, twins in {
+                "sqlite": (SQLiteStore, AsyncSQLiteStore, Path(tmp) / "turns.db"),
+                "files": (FileStore, AsyncFileStore, Path(tmp) / "turns-files"),
+            }.items():
+                sync_kind, async_kind, where = twins
+                sync_store, async_store = sync_kind(where), async_kind(where)
+                if name == "sqlite":
+                    sync_store.create_tables()
+                try:
+                    in_turns[name] = await time_in_turns(sync_store, async_store, n)
+                finally:
+                    sync_store.close()
+                    await async_store.aclose()
             return result
 
         rows += asyncio.run(asgi_runs())
@@ -291,9 +342,12 @@ def main(argv: list[str]) -> int:
         "store = the same store calls made directly; core = added - store;\n"
         "floor = the least any server-side session does per request (floor_middleware)"
     )
-    print("\nSQL one request issues on SQLite (target for read-only: <= 1 SELECT, no write):")
+    print("\nSQL one request issues on SQLite (target for read-only: <= 1 SELECT, no write),")
+    print("and the ASGI requests' hand-offs to a worker thread:")
     for note in notes:
         print("  " + note)
+    print()
+    print_async_ratios(rows, in_turns, tmp)
     print()
     floor = next(t_mw - t_bare for _, name, _, t_bare, t_mw, _ in rows if name == "floor")
     for proto, store_name, scenario, t_bare, t_mw, t_store in rows:

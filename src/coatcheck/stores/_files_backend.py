@@ -24,6 +24,15 @@ valid order. Guard files are shared by the keys with the same first two hex digi
 little parallelism for a critical section of one small write. ``flock`` must be real: use a local
 file system, not NFS.
 
+On the event loop (:attr:`FileDirectory.inline`, used by ``AsyncFileStore`` before it hands an
+operation to a worker thread) run only the operations that call no ``fsync``: ``load`` and
+``unlock``. Their guard is taken with ``LOCK_NB``: when another operation holds it they raise
+``WouldBlock`` before changing anything and run again in the thread, waiting there. The bound:
+**an inline operation waits on no lock and calls no fsync**; it opens, reads and at most writes
+(a lock file, without syncing it) a few small files of a local directory through the page cache.
+Every write of a record syncs, so ``create``, ``update``, ``touch`` and ``delete`` always go to
+the thread, as do ``clear_expired`` and ``stats`` (a scan of the whole directory).
+
 Files are opened and checked by :class:`~coatcheck.stores._files_directory.SafeDirectory`
 (no symlink followed, no FIFO opened, another user's file refused). ``touch`` of a damaged
 record changes nothing and returns ``False``; ``update`` replaces it.
@@ -33,7 +42,10 @@ from __future__ import annotations
 
 import os
 import stat
+from functools import partial
+from typing import NoReturn
 
+from .._flavours import WouldBlock
 from ._files_directory import SafeDirectory, unlink, write_all
 from ._files_format import (
     HEADER_SIZE,
@@ -76,6 +88,7 @@ class FileDirectory:
         self.path = os.path.abspath(os.fspath(directory))
         self.name = name
         self._files = SafeDirectory(self.path, name)
+        self.inline = _Inline(self)
 
     def close(self) -> None:
         """Release the directory descriptor (a later operation opens and checks it again)."""
@@ -92,8 +105,9 @@ class FileDirectory:
 
     # -- the contract ------------------------------------------------------------------------
 
-    def load(self, op: Load) -> LoadResult:
-        """See the store contract; without a lock this opens and reads one file."""
+    def load(self, op: Load, wait: bool = True) -> LoadResult:
+        """See the store contract; without a lock this opens and reads one file. ``wait=False``:
+        :class:`WouldBlock` instead of waiting for the key's guard."""
         key, now, lock = op.key, op.now, op.lock
         check_key(key)
         with self._files.using() as d:
@@ -104,7 +118,7 @@ class FileDirectory:
                 os.stat(key, dir_fd=d, follow_symlinks=False)
             except FileNotFoundError:
                 return None  # no record, no lock: and no guard taken for an unknown key
-            with self._files.guard(d, key[:2]):
+            with self._files.guard(d, key[:2], wait):
                 data = self._files.read(key, d)
                 if data is None:
                     return None
@@ -175,8 +189,8 @@ class FileDirectory:
             os.fsync(d)
             return True
 
-    def unlock(self, op: Unlock) -> None:
-        """Remove the lock file if ``op.token`` holds the lock."""
+    def unlock(self, op: Unlock, wait: bool = True) -> None:
+        """Remove the lock file if ``op.token`` holds the lock (``wait``: as for :meth:`load`)."""
         key, token = op.key, op.token
         check_key(key)
         with self._files.using() as d:
@@ -184,7 +198,7 @@ class FileDirectory:
                 os.stat(key + ".lock", dir_fd=d, follow_symlinks=False)
             except FileNotFoundError:
                 return
-            with self._files.guard(d, key[:2]):
+            with self._files.guard(d, key[:2], wait):
                 self._release(d, key, token)
 
     def delete(self, op: Delete) -> bool:
@@ -275,3 +289,16 @@ class FileDirectory:
                         expired += 1
                     size += max(st.st_size - HEADER_SIZE, 0)
         return StoreStats(live, expired, size)
+
+
+def _fsyncs(op: object) -> NoReturn:
+    raise WouldBlock("the operation calls fsync: a worker thread's work")
+
+
+class _Inline:
+    """:class:`FileDirectory`'s per-session operations for the event loop (module docstring)."""
+
+    def __init__(self, files: FileDirectory) -> None:
+        self.load = partial(files.load, wait=False)
+        self.unlock = partial(files.unlock, wait=False)
+        self.create = self.update = self.touch = self.delete = _fsyncs

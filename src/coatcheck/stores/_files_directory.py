@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .._flavours import WouldBlock
 from ..errors import ConfigurationError, StoreError
 from ._files_format import GUARD_PREFIX, encode_header, mtime_ns
 
@@ -168,13 +169,17 @@ class SafeDirectory:
             os.close(fd)
 
     @contextmanager
-    def guard(self, d: int, stripe: str) -> Iterator[None]:
-        """Hold the exclusive ``flock`` on ``.guard-<stripe>`` (why: ``_files_backend``)."""
+    def guard(self, d: int, stripe: str, wait: bool = True) -> Iterator[None]:
+        """Hold the exclusive ``flock`` on ``.guard-<stripe>`` (why: ``_files_backend``); with
+        ``wait=False``, raise :class:`WouldBlock` at once if someone else holds it."""
         fd = self.open(GUARD_PREFIX + stripe, os.O_RDWR | os.O_CREAT, d)
         if fd is None:  # pragma: no cover - O_CREAT either creates it or raises
             raise self.refuse(GUARD_PREFIX + stripe, "it vanished while being created")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise WouldBlock(f"{GUARD_PREFIX}{stripe} is held") from exc
             yield
         finally:
             os.close(fd)  # also releases the flock

@@ -1,7 +1,9 @@
 """A session store in one SQLite file: the embedded default, safe for several processes.
 
-The SQL and the connection handling live in :mod:`coatcheck.stores._sqlite_backend`; this class only
-hands each operation to a worker thread (``run_blocking``) in the async flavour.
+The SQL and the connection handling live in :mod:`coatcheck.stores._sqlite_backend`; in the async
+flavour this class runs a per-session operation on the event loop when it cannot wait for a lock
+or an ``fsync`` (that module's docstring states the bound) and hands the rest to a worker thread
+(``_blocking.py``).
 """
 
 from __future__ import annotations
