@@ -9,8 +9,10 @@ session cookie; the view adds one), called through Django's ``SessionMiddleware`
 prepared ``WSGIRequest`` (no sockets, no test client, no URL resolving), on:
 
 - ``django db``: ``django.contrib.sessions.backends.db`` on the same database as coatcheck's
-  store: an SQLite file (coatcheck's table in that file) and PostgreSQL (coatcheck's table in
-  the same schema), Django's database routed to it;
+  store: an SQLite file (coatcheck's table in that file; ``sqlite`` with Django's connection
+  as Django configures it, ``synchronous = FULL``, ``sqlite NORMAL`` with the
+  ``synchronous = NORMAL`` coatcheck's store uses) and PostgreSQL (coatcheck's table in the
+  same schema), Django's database routed to it;
 - ``django cache``: ``django.contrib.sessions.backends.cache`` with Django's ``RedisCache``,
   against coatcheck on ``redis://``, the same Redis server;
 - ``coatcheck``: ``SESSION_ENGINE = "coatcheck.contrib.django"`` under Django's own
@@ -75,8 +77,13 @@ def _configure(tmp: Path, tag: str, postgresql: bool, redis: bool) -> None:
     import django
     from django.conf import settings
 
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp / "bench.sqlite3")}
     databases: dict[str, Any] = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp / "bench.sqlite3")}
+        "default": sqlite,
+        # The same file, with the durability coatcheck's SQLite store runs at: in WAL mode,
+        # synchronous = NORMAL syncs at checkpoints only (Django's default, FULL, on every
+        # commit), to show the engines apart from the fsync.
+        "normal": {**sqlite, "OPTIONS": {"init_command": "PRAGMA synchronous = NORMAL"}},
     }
     if postgresql:
         databases["pg"] = {
@@ -187,9 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         _configure(Path(tmp), tag, postgresql, redis)
         # (backend, coatcheck store URL, Django database alias, Django engine and its name)
-        groups = [
-            ("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", "default", "db"),
-        ]
+        sqlite = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        groups = [("sqlite", sqlite, "default", "db"), ("sqlite NORMAL", sqlite, "normal", "db")]
         if postgresql:
             pg = f"postgresql://postgres@127.0.0.1:5432/test?table=bench_{tag}.coatcheck_sessions"
             groups.append(("postgresql", pg, "pg", "db"))
@@ -197,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             url = f"redis://{REDIS[0]}:{REDIS[1]}/0?prefix=bench-coatcheck-{tag}:"
             groups.append(("redis", url, "default", "cache"))
         print(f"median µs per read-modify-write request, {args.iterations} requests each")
-        print(f"{'backend':<11} {'variant':<14} {'µs':>8}")
+        print(f"{'backend':<13} {'variant':<14} {'µs':>8}")
         try:
             for backend, store, alias, kind in groups:
                 with _group(store, alias):
@@ -210,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                     medians = SYNC.run(time_turns(SYNC, ops, args.iterations))
                     figures = dict(zip(variants, medians, strict=True))
                     for name, value in figures.items():
-                        print(f"{backend:<11} {name:<14} {value:>8.1f}")
+                        print(f"{backend:<13} {name:<14} {value:>8.1f}")
                     ratio = figures["coatcheck"] / figures[f"django {kind}"]
-                    print(f"{backend:<11} coatcheck / django {kind} = {ratio:.2f} (target < 1)")
+                    print(f"{backend:<13} coatcheck / django {kind} = {ratio:.2f} (target < 1)")
                     if args.profile:
                         print(_profile(ops[1], min(args.iterations, 2000)))
         finally:
