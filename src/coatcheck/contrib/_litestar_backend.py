@@ -5,7 +5,7 @@ how what the application left in ``scope["session"]`` becomes the coatcheck sess
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
@@ -16,7 +16,13 @@ from litestar.types import Empty, Message, Scope, ScopeSession
 from litestar.utils import get_serializer_from_scope
 from litestar.utils.scope.state import ScopeState
 
-from .._sansio.headers import SaveOutcome, interrupted_outcome, merge_headers, request_mode
+from .._sansio.headers import (
+    SaveOutcome,
+    check_values,
+    interrupted_outcome,
+    merge_headers,
+    request_mode,
+)
 from .._sansio.session import Session
 from ..errors import SessionInterrupted
 
@@ -170,14 +176,20 @@ def _add_headers(message: Message, extra: list[tuple[str, str]]) -> None:
     the list it handed over."""
     if not extra:
         return
-    raw: Iterable[tuple[bytes, bytes]] = message.get("headers") or []  # type: ignore[assignment]
-    decoded = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
-    merged = [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in merge_headers(decoded, extra)
-    ]
+    raw: list[tuple[bytes, bytes]] = list(message.get("headers") or ())  # type: ignore[call-overload]
+    # Only Vary (4 letters) and Cache-Control (13) merge; the length test spares a lower()
+    # per header. The usual response has neither: the session's headers go last, as
+    # merge_headers would put them, without decoding and encoding every header.
+    if any(len(name) in (4, 13) and name.lower() in (b"vary", b"cache-control") for name, _ in raw):
+        decoded = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+        pairs = merge_headers(decoded, extra)
+        raw = []
+    else:
+        check_values(extra)
+        pairs = extra
+    raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
     headers = message.get("headers")
     if isinstance(headers, list):
-        headers[:] = merged
+        headers[:] = raw
     else:
-        message["headers"] = merged  # type: ignore[typeddict-unknown-key]
+        message["headers"] = raw  # type: ignore[typeddict-unknown-key]

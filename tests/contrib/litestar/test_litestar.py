@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar, Request, WebSocket, delete, get, post, websocket
+from litestar import Litestar, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.testing import TestClient
 
@@ -382,3 +382,20 @@ def test_renew_on_access_renews_on_a_websocket_handshake(
             with client.websocket_connect("/ws") as socket:
                 assert socket.receive_json() == {"user": "ada"}
         assert client.get("/").json()["data"] == {"user": "ada"}
+
+
+def test_session_headers_merge_with_the_apps(tmp_path: Path) -> None:
+    @post("/cached")
+    async def cached(request: Request[Any, Any, Any]) -> Response[str]:
+        request.session["seen"] = True
+        headers = {"Vary": "Accept-Encoding", "Cache-Control": "public, max-age=60"}
+        return Response("ok", headers=headers)
+
+    config = CoatcheckSessionConfig(store=f"sqlite:///{tmp_path / 's.db'}")
+    app = Litestar([cached], middleware=[config.middleware], on_shutdown=[config.aclose])
+    with TestClient(app, base_url=BASE) as client:
+        response = client.post("/cached")
+        assert response.headers.get_list("vary") == ["Accept-Encoding, Cookie"]
+        # A response that sets someone's cookie is never kept by a shared cache.
+        assert response.headers["cache-control"] == "no-store"
+        assert response.cookies["session"]
