@@ -82,6 +82,17 @@ def test_flush_deletes_and_starts_over(engine_on: EngineOn, store: str) -> None:
     assert stored(session.session_key) == {"flash": "logged out"}
 
 
+def test_assigning_session_cache_replaces_the_stored_data(engine_on: EngineOn) -> None:
+    # What code written for SessionBase does (SessionBase.cycle_key itself, for one).
+    engine_on("memory://")
+    key = saved(a=1).session_key
+    session = SessionStore(key)
+    session._session_cache = {"b": 2}
+    session.save()
+    assert session.session_key == key
+    assert stored(key) == {"b": 2}
+
+
 def test_save_must_create_and_update_error(engine_on: EngineOn, store: str) -> None:
     engine_on(store)
     session = saved(a=1)

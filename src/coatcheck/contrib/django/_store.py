@@ -75,7 +75,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
     def _session_cache(self, value: dict[str, Any]) -> None:
         # Code written for SessionBase assigns a dict; its keys replace the loaded ones,
         # tracked, so a merge replays the change.
-        session = self._coatcheck if self._coatcheck is not None else self._fresh()
+        session = self._get_session()
         if value is not session:
             session.clear()
             session.update(value)
