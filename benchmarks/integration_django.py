@@ -20,8 +20,9 @@ prepared ``WSGIRequest`` (no sockets, no test client, no URL resolving), on:
   session the request did not save).
 
 Each figure is the median µs of ``--iterations`` requests after a warm-up, the variants of a
-group taking turns request by request (``_overhead.timing.time_turns``), so load from elsewhere
-hits them alike. The ratio printed per group is coatcheck / the Django engine (target < 1).
+group taking turns in blocks of 200 requests (``_overhead.timing.time_turns``), so load from
+elsewhere hits them alike. The ratio printed per group is coatcheck / the Django engine
+(target < 1).
 ``--profile`` adds a cProfile of coatcheck's requests per group (the 25 costliest functions).
 """
 
@@ -49,6 +50,10 @@ REDIS = ("127.0.0.1", 6379)
 POSTGRESQL = ("127.0.0.1", 5432)
 COATCHECK_ENGINE = "coatcheck.contrib.django"
 Op = Callable[[int], object]
+# The variants take turns in blocks of this many requests, not request by request: a request
+# timed right after Django's db engine's pays for the fsync its commit left behind (it cost
+# whichever coatcheck variant came next 60 % of its median); see _overhead.peers.PEER_BLOCK.
+BLOCK = 200
 
 
 class Router:
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                         "coatcheck mw": _middleware(COATCHECK_ENGINE, coatcheck_own=True),
                     }
                     ops = [_request(middleware) for middleware in variants.values()]
-                    medians = SYNC.run(time_turns(SYNC, ops, args.iterations))
+                    medians = SYNC.run(time_turns(SYNC, ops, args.iterations, BLOCK))
                     figures = dict(zip(variants, medians, strict=True))
                     for name, value in figures.items():
                         print(f"{backend:<13} {name:<14} {value:>8.1f}")

@@ -123,6 +123,7 @@ def test_djangos_own_session_tests_pass(kind: str, tmp_path: Path) -> None:
     # is Django's tests, the plugin and cases.py, nothing else.
     command += ["-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", str(SUITE)]
     command += ["--confcutdir", str(SUITE), "-q", f"--junitxml={report}"]
+    command += ["-W", "error"]  # as this project's own tests run (filterwarnings = error)
     command += [f"--deselect=cases.py::{name}" for name in EXCLUDED]
     command.append("cases.py")
     result = subprocess.run(
