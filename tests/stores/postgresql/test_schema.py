@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from coatcheck.errors import ConfigurationError
 from coatcheck.stores import Create, Load, Record, store_from_url
@@ -80,3 +81,39 @@ def test_urls_are_checked_and_names_carry_no_password() -> None:
     built = store_from_url("postgres://app@db.example/main")
     assert isinstance(built, PostgreSQLStore)
     built.close()
+
+
+def test_workers_creating_the_tables_at_once_all_succeed(
+    conninfo: str, table: str, raw: psycopg.Connection[Any]
+) -> None:
+    # Every worker of a server creates the tables on its first request. Without the
+    # advisory lock, two CREATE TABLE IF NOT EXISTS could both find no table and one failed
+    # with UniqueViolation on pg_type_typname_nsp_index.
+    import threading
+
+    for attempt in range(8):
+        name = f"{table}_{attempt}"
+        stores = [PostgreSQLStore.from_url(f"{conninfo}?table={name}") for _ in range(8)]
+        barrier = threading.Barrier(len(stores))
+        errors: list[BaseException] = []
+
+        def create(
+            store: PostgreSQLStore,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                store.create_tables()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(store,)) for store in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for store in stores:
+            store.close()
+        raw.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+        assert errors == []

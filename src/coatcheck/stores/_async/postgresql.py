@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import weakref
+import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -305,9 +306,19 @@ class AsyncPostgreSQLStore:
         )
 
     async def create_tables(self) -> None:
-        """Create the table and its expiry index if they do not exist."""
-        # Without parameters or preparation, psycopg sends the statements as one simple query.
-        await self._run(";".join(self._sql.schema), None, prepare=False)
+        """Create the table and its expiry index if they do not exist.
+
+        Safe to run from several processes at once (every worker of a server creating the
+        tables on its first request): ``CREATE TABLE IF NOT EXISTS`` alone is not, since two
+        of them can both find no table and one then fails on the catalog's unique index
+        (``pg_type_typname_nsp_index``). A transaction-scoped advisory lock, keyed by the
+        table's name, makes them take turns.
+        """
+        lock = zlib.crc32(f"coatcheck:create_tables:{self.table}".encode())
+        statements = [f"SELECT pg_advisory_xact_lock({lock})", *self._sql.schema]
+        # Without parameters or preparation, psycopg sends the statements as one simple
+        # query, which PostgreSQL runs as one transaction: the lock holds to its end.
+        await self._run(";".join(statements), None, prepare=False)
 
     async def drop_tables(self) -> None:
         """Drop the table, if it exists, with every session in it."""
