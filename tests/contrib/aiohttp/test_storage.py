@@ -285,6 +285,14 @@ async def test_the_session_is_aiohttp_sessions_and_coatchecks() -> None:
         session.set_new_identity("chosen")
     session.max_age = 10
     assert session.own_lifetime == {"idle_timeout": 10, "cookie_max_age": 10}
+    assert session.max_age == 10
+    session.max_age = None  # a browser-session cookie; the server still ends it
+    assert session.own_lifetime == {"idle_timeout": 14 * 24 * 3600, "cookie_max_age": None}
+    assert session.max_age is None
+    session.max_age = -5  # expired at once, as aiohttp-session's max_age <= 0
+    assert session.own_lifetime == {"idle_timeout": 0, "cookie_max_age": 0}
+    with pytest.raises(SessionError):
+        session.max_age = 1.5  # type: ignore[assignment]
 
 
 @pytest.mark.parametrize(
