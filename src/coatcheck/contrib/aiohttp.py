@@ -254,7 +254,8 @@ class CoatcheckStorage(aiohttp_session.AbstractStorage):
         if wrote and session.ticket and not any(name == "Set-Cookie" for name, _ in headers):
             # aiohttp-session sets the cookie on every save that writes; coatcheck alone
             # would not re-send an unchanged browser-session cookie.
-            cookie = set_cookie_header(self._cookie, session.ticket, max_age=session.max_age)
+            max_age, _ = lifetime_for(session.max_age)
+            cookie = set_cookie_header(self._cookie, session.ticket, max_age=max_age)
             headers = [("Set-Cookie", cookie), ("Cache-Control", self._cookie.cache_control)]
             headers.append(("Vary", "Cookie"))
         if session.replaces:
