@@ -116,6 +116,18 @@ class AiohttpSession(Session, aiohttp_session.Session):
         cookie, idle = lifetime_for(value)
         self.set_lifetime(idle_timeout=idle, cookie_max_age=cookie)
 
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        """aiohttp-session's inner dict, which code sometimes reads (``json_response(
+        session._mapping)``): here the session itself, so writes through it are tracked."""
+        return self
+
+    @_mapping.setter
+    def _mapping(self, value: dict[str, Any]) -> None:
+        # aiohttp-session replaces its inner dict to empty it; here the content is replaced.
+        self.clear()
+        self.update(value)
+
     def changed(self) -> None:
         """Write the whole session back at the end of the request."""
         self.mark_modified()

@@ -281,6 +281,8 @@ async def test_the_session_is_aiohttp_sessions_and_coatchecks() -> None:
     session = AiohttpSession({"a": 1})
     assert isinstance(session, aiohttp_session.Session)
     assert session.new and session.identity is None and not session.empty
+    session._mapping["b"] = 2  # aiohttp-session's inner dict is the session itself
+    assert session["b"] == 2 and "b" in {key for _, key in session.changes.keys}
     with pytest.raises(SessionError):
         session.set_new_identity("chosen")
     session.max_age = 10
