@@ -26,6 +26,7 @@ properties), so the caller can tell that the storage under test was coatcheck's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -68,6 +69,9 @@ class Glue:
         self.database = folder / "sessions.db"
         self.prefix = f"coatcheck-suite-{uuid.uuid4().hex}:"
         self.storages: list[CoatcheckStorage] = []
+        #: test_encrypted_cookie_storage's key of the app: a cookie made with another one
+        #: stands for a session the app cannot read.
+        self.app_key: Any = None
 
     @property
     def storage(self) -> CoatcheckStorage:
@@ -99,7 +103,8 @@ class Glue:
             max_age = kwargs.get("max_age", args[1] if len(args) > 1 else None)
             storage = self.build(backend, max_age)
             handlers = [("/", handler)]
-        elif self.kind == "cookie":
+        elif self.kind in ("cookie", "encrypted_cookie"):
+            # create_app(handler) / create_app(handler, key)
             storage, handlers = self.build(), [("/", handler)]
         else:
             # test_http_exception / test_response_types: create_app(*(url, handler))
@@ -117,10 +122,18 @@ class Glue:
         assert outcome.ticket is not None
         client.session.cookie_jar.update_cookies({COOKIE: outcome.ticket})
 
+    def storage_class(self, *args: Any, max_age: int | None = None, **kwargs: Any) -> Any:
+        """In place of a storage class a test builds itself (its key ignored)."""
+        return self.build(max_age=max_age)
+
     def make_cookie_sync(self, client: TestClient, *args: Any) -> None:
         # Called without await: the sync manager writes the same SQLite file.
-        storage = self.storage
-        with SessionManager(f"sqlite:///{self.database}", storage.manager.config) as manager:
+        config = self.storage.manager.config
+        if len(args) == 2 and args[0] is not self.app_key:
+            # make_cookie(client, other_fernet, data): a cookie sealed with another key is,
+            # here, a ticket signed with another secret key.
+            config = dataclasses.replace(config, secret_keys=["another" + SECRET])
+        with SessionManager(f"sqlite:///{self.database}", config) as manager:
             manager.store.create_tables()  # type: ignore[attr-defined]
             session = manager.open(None)
             session.update(args[-1])
@@ -202,6 +215,10 @@ async def _coatcheck_storage(
         monkeypatch.setattr(module, "make_cookie", maker)
     if hasattr(module, "load_cookie"):
         monkeypatch.setattr(module, "load_cookie", _glue.load_cookie)
+    if _glue.kind == "encrypted_cookie":
+        # test_fernet_ttl builds its storage itself; make_cookie's key is told apart.
+        monkeypatch.setattr(module, "EncryptedCookieStorage", _glue.storage_class)
+        _glue.app_key = request.getfixturevalue("fernet")
     yield
     request.node.user_properties.append(("coatcheck_storages", len(_glue.storages)))
     request.node.user_properties.append(("coatcheck_sessions", CountingStorage.loaded))

@@ -11,11 +11,12 @@ copy when pytest-mock is not installed: ``from pytest_mock import MockFixture``,
 ``test_redis_storage.py`` for two tests that are deselected here anyway.
 
 Every selected test must pass with coatcheck's storage in use; :data:`EXCLUDED` lists what is
-left out of the files run, and why. Files not run at all: ``test_encrypted_cookie_storage``,
-``test_nacl_storage``, ``test_path_domain`` and ``test_abstract_storage`` read the session
-data out of the cookie's value (where a cookie storage keeps it), or need cryptography /
-PyNaCl for their cookie storages (their fixation replays are the same scenario as the Redis
-and memcached ones run here); ``test_session_dict``, ``test_get_session`` and
+left out of the files run, and why (``test_encrypted_cookie_storage`` needs cryptography,
+in the dev extra). Files not run at all: ``test_path_domain`` and ``test_abstract_storage``
+read the session data out of the cookie's value (where a cookie storage keeps it);
+``test_nacl_storage`` needs PyNaCl, not installed here, for tests that are the encrypted
+cookie storage's again (its fixation replay the same scenario as the three run here);
+``test_session_dict``, ``test_get_session`` and
 ``test_session_middleware`` test aiohttp-session's own ``Session`` class and functions on
 mocked requests, with no storage.
 """
@@ -34,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fetched import sdist
-from tests.support.servers import SERVERS, require_server
+from tests.support.servers import SERVERS, require_server, unavailable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -79,6 +80,17 @@ SELECTED = {
         "test_clear_cookie_on_session_invalidation",
         "test_dont_save_not_requested_session",
     ],
+    "tests/test_encrypted_cookie_storage.py": [
+        "test_invalid_key",
+        "test_str_key",
+        "test_create_new_session_broken_by_format",
+        "test_load_existing_session",
+        "test_load_existing_session_with_fernet",
+        "test_change_session",
+        "test_clear_cookie_on_session_invalidation",
+        "test_encrypted_cookie_session_fixation",
+        "test_fernet_ttl",
+    ],
     "tests/test_http_exception.py": ["test_exceptions"],
     "tests/test_response_types.py": ["test_stream_response"],
 }
@@ -106,6 +118,19 @@ EXCLUDED = {
     ),
     "test_memcached_storage.py::test_load_bad_session": _BAD_VALUE,
     "test_memcached_storage.py::test_create_storage_with_custom_key_factory": _KEY_FACTORY,
+    "test_encrypted_cookie_storage.py::test_invalid_key": (
+        "EncryptedCookieStorage's check of its Fernet key's length"
+    ),
+    "test_encrypted_cookie_storage.py::test_str_key": "EncryptedCookieStorage takes a str key",
+    "test_encrypted_cookie_storage.py::test_change_session": (
+        "decrypts the session data out of the cookie value; coatcheck's cookie holds only "
+        "the signed id"
+    ),
+    "test_encrypted_cookie_storage.py::test_clear_cookie_on_session_invalidation": (
+        "expects the deleting cookie without HttpOnly (aiohttp's del_cookie drops the "
+        "attributes); coatcheck's deletion repeats the cookie's attributes, as RFC 6265 "
+        "matching needs for Path and Domain, HttpOnly included"
+    ),
     "test_cookie_storage.py::test_change_session": (
         "decodes the session data out of the cookie value (json.loads(morsel.value)), where "
         "a cookie storage keeps it; coatcheck's cookie holds only the signed id"
@@ -220,6 +245,15 @@ def test_cookie_http_exception_and_stream_tests_on_sqlite(tmp_path: Path) -> Non
             "tests/test_response_types.py",
         ],
     )
+
+
+def test_encrypted_cookie_tests_on_sqlite(tmp_path: Path) -> None:
+    if importlib.util.find_spec("cryptography") is None:
+        unavailable(
+            "cryptography is not installed (test_encrypted_cookie_storage.py imports Fernet)",
+            "CI=true: the dev extra installs it",
+        )
+    _run(tmp_path, ["tests/test_encrypted_cookie_storage.py"])
 
 
 @pytest.mark.server("redis")
