@@ -66,14 +66,11 @@ def test_all_is_explicit_and_resolves(name: str) -> None:
     module = importlib.import_module(name)
     # Packages that only hold modules export nothing: coatcheck.contrib, and the folders
     # Django's management commands must live in.
-    holder = (
-        name == "coatcheck.contrib"
-        or name
-        in (
-            "coatcheck.contrib.django.management",
-            "coatcheck.contrib.django.management.commands",
-            "coatcheck.contrib.django.models",  # an app's models module, empty: no tables in Django's ORM
-        )
+    holder = name == "coatcheck.contrib" or name in (
+        "coatcheck.contrib.django.management",
+        "coatcheck.contrib.django.management.commands",
+        # An app's models module, empty: the sessions have no table in Django's ORM.
+        "coatcheck.contrib.django.models",
     )
     assert getattr(module, "__all__", None) or holder, name
     for attr in getattr(module, "__all__", ()):

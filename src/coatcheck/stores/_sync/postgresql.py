@@ -108,14 +108,11 @@ class ConnectionFactory(Protocol):
 class PostgreSQLStore:
     """Sessions in one PostgreSQL table, through a psycopg connection pool.
 
-    Pass a ready ``psycopg_pool.ConnectionPool`` (left open by :meth:`close`; its
-    connections that are not in autocommit mode are switched to it for the statement and
-    switched back), or a ``connect`` factory that opens a connection (the store opens one per
-    operation and closes it again: use this when something else, such as PgBouncer, does the
-    pooling), or build the store with :meth:`from_url`, which owns its pools: one per
-    process, and in the asyncio flavour per event loop, so a forked child or a second
-    ``asyncio.run`` opens connections of its own (a pool passed in is the caller's to make
-    in each process).
+    Pass a ready ``psycopg_pool.ConnectionPool`` (left open by :meth:`close`; a
+    connection not in autocommit mode is switched to it for the statement and back), or a
+    ``connect`` factory (a connection per operation: for when PgBouncer or the like pools),
+    or build the store with :meth:`from_url`, which owns its pools: one per process, and per
+    event loop in the asyncio flavour (a pool passed in is the caller's to make per process).
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     ``timeout`` (seconds) is the client-side deadline of every statement and of the wait for
@@ -307,18 +304,14 @@ class PostgreSQLStore:
         )
 
     def create_tables(self) -> None:
-        """Create the table and its expiry index if they do not exist.
-
-        Safe to run from several processes at once (every worker of a server creating the
-        tables on its first request): ``CREATE TABLE IF NOT EXISTS`` alone is not, since two
-        of them can both find no table and one then fails on the catalog's unique index
-        (``pg_type_typname_nsp_index``). A transaction-scoped advisory lock, keyed by the
-        table's name, makes them take turns.
-        """
+        """Create the table and its expiry index if they do not exist; safe from several
+        processes at once (every worker of a server on its first request)."""
+        # Two CREATE TABLE IF NOT EXISTS can both find no table, and one then fails on the
+        # catalog's unique index: an advisory lock keyed by the table makes them take turns.
+        # Sent without parameters, the statements go as one simple query, which PostgreSQL
+        # runs as one transaction: the lock holds to its end.
         lock = zlib.crc32(f"coatcheck:create_tables:{self.table}".encode())
         statements = [f"SELECT pg_advisory_xact_lock({lock})", *self._sql.schema]
-        # Without parameters or preparation, psycopg sends the statements as one simple
-        # query, which PostgreSQL runs as one transaction: the lock holds to its end.
         self._run(";".join(statements), None, prepare=False)
 
     def drop_tables(self) -> None:
@@ -395,14 +388,8 @@ def _name_from_conninfo(conninfo: str | None, table: str) -> str:
     if conninfo is None:
         return f"postgresql://(connection factory)/?table={table}"
     info = conninfo_to_dict(conninfo)
-    return _sql.describe(
-        "postgresql",
-        _str_or_none(info.get("user")),
-        _str_or_none(info.get("host")),
-        _str_or_none(info.get("port")),
-        _str_or_none(info.get("dbname")),
-        table,
-    )
+    user, host, port, db = (_str_or_none(info.get(k)) for k in ("user", "host", "port", "dbname"))
+    return _sql.describe("postgresql", user, host, port, db, table)
 
 
 def _str_or_none(value: object) -> str | None:
