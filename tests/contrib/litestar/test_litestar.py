@@ -1,6 +1,5 @@
-"""coatcheck.contrib.litestar on real stores (SQLite, and Redis marked server): Litestar's
-session API (set_session, clear_session, get_session_id), strict ids, rotation on log in,
-merge of concurrent requests, per-route modes, the failure rules, the TestClient helpers."""
+"""coatcheck.contrib.litestar on SQLite and Redis: Litestar's session API, strict ids,
+rotation, merges, per-route modes, the failure rules, the TestClient helpers."""
 
 from __future__ import annotations
 
@@ -102,9 +101,7 @@ def store_url(kind: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=STORES)
-def config(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock
-) -> CoatcheckSessionConfig:
+def config(request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock) -> Any:
     return CoatcheckSessionConfig(store=store_url(request.param, tmp_path), clock=clock)
 
 
