@@ -149,6 +149,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._modified = True
 
     async def aset(self, key: str, value: Any) -> None:
+        """``session[key] = value`` on the async manager."""
         (await self._aget_session())[key] = value
         self._modified = True
 
@@ -157,21 +158,32 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._modified = True
 
     def pop(self, key: str, default: Any = _NOT_GIVEN) -> Any:
-        return _pop(self, self._get_session(), key, default)
+        """Remove ``key`` and return its value (or ``default``), as ``dict.pop``."""
+        session = self._get_session()
+        self._modified = self._modified or dict.__contains__(session, key)
+        return session.pop(key) if default is _NOT_GIVEN else session.pop(key, default)
 
     async def apop(self, key: str, default: Any = _NOT_GIVEN) -> Any:
-        return _pop(self, await self._aget_session(), key, default)
+        """:meth:`pop` on the async manager."""
+        session = await self._aget_session()
+        self._modified = self._modified or dict.__contains__(session, key)
+        return session.pop(key) if default is _NOT_GIVEN else session.pop(key, default)
 
     def update(self, dict_: Any) -> None:
+        """Set every key of ``dict_``."""
         self._get_session().update(dict_)
         self._modified = True
 
     async def aupdate(self, dict_: Any) -> None:
+        """:meth:`update` on the async manager."""
         (await self._aget_session()).update(dict_)
         self._modified = True
 
     def clear(self) -> None:
-        # Unlike SessionBase, loads first: the removals are this request's changes.
+        """Remove every key; the session stays, with its cookie (log out is :meth:`flush`).
+
+        Unlike SessionBase's, it loads the session first: the removals are this request's
+        changes, which a merge replays."""
         self._get_session().clear()
         self._modified = True
 
@@ -185,6 +197,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         return not manager.open(session_key, read_only=True).is_new
 
     async def aexists(self, session_key: str | None) -> bool:
+        """:meth:`exists` on the async manager."""
         if not session_key:
             return False
         manager = self._current_engine().async_manager
@@ -197,6 +210,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         return self._get_session()
 
     async def aload(self) -> Session:
+        """:meth:`load` on the async manager."""
         await self._arelease()
         self._coatcheck = None
         return await self._aget_session()
@@ -210,6 +224,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._modified = True
 
     async def acreate(self) -> None:
+        """:meth:`create` on the async manager."""
         data = await self._adetach()
         session = self._fresh()
         session.update(data)
@@ -228,6 +243,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             self._modified = True  # as SessionBase's create(), which Django's engines call here
 
     async def asave(self, must_create: bool = False) -> None:
+        """:meth:`save` on the async manager."""
         session = await self._aget_session(no_load=must_create)
         if must_create and session.key is not None:
             raise CreateError
@@ -243,6 +259,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             run_sync(delete_flow(key), self._current_engine().manager.store)
 
     async def adelete(self, session_key: str | None = None) -> None:
+        """:meth:`delete` on the async manager."""
         key = self._storage_key(session_key)
         if key is not None:
             await run_async(delete_flow(key), self._current_engine().async_manager.store)
@@ -254,6 +271,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._after_flush()
 
     async def aflush(self) -> None:
+        """:meth:`flush` on the async manager."""
         await self._arelease()
         await self.adelete()
         self._after_flush()
@@ -265,6 +283,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         self._store(session, interrupted=DjangoSessionInterrupted)
 
     async def acycle_key(self) -> None:
+        """:meth:`cycle_key` on the async manager."""
         session = await self._aget_session()
         self._rotate(session)
         await self._astore(session, interrupted=DjangoSessionInterrupted)
@@ -276,6 +295,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
 
     @classmethod
     async def aclear_expired(cls) -> None:
+        """:meth:`clear_expired` on the async manager."""
         await engine().async_manager.cleanup()
 
     # -- for the middleware --------------------------------------------------------------
@@ -375,12 +395,3 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if session is not None and not self._settled:
             self._settled = True
             await self._current_engine().async_manager.abandon(session)
-
-
-def _pop(store: SessionStore, session: Session, key: str, default: Any) -> Any:
-    # Django's pop: a key that is there counts as a change; a default is a read.
-    if dict.__contains__(session, key):
-        store._modified = True
-    if default is _NOT_GIVEN:
-        return session.pop(key)
-    return session.pop(key, default)
