@@ -158,6 +158,7 @@ class SessionCore(SaveRules):
         user_agent: str | None = None,
         concurrency: ConcurrencyMode | None = None,
         read_only: bool = False,
+        lock_wait: float | None = None,
     ) -> Flow[Session]:
         """:meth:`open_flow` for the session cookie found in a raw ``Cookie`` header.
 
@@ -172,7 +173,29 @@ class SessionCore(SaveRules):
             self.tickets.security_event("ambiguous-cookie", values[0])
             now = self.clock.now()
             return _returning(self.fresh(now, remote_addr, user_agent, True, mode, read_only))
-        return self.open_flow(values[0], remote_addr, user_agent, concurrency, read_only)
+        return self.open_flow(
+            values[0], remote_addr, user_agent, concurrency, read_only, lock_wait=lock_wait
+        )
+
+    def lock_key(
+        self,
+        presented: str | None,
+        concurrency: ConcurrencyMode | None,
+        read_only: bool,
+        *,
+        header: bool = False,
+    ) -> str | None:
+        """The storage key whose lock an open of ``presented`` (a ticket, or with ``header`` a
+        raw ``Cookie`` header) takes, or None when it takes none; logs nothing."""
+        # (An invalid override is not "lock": the open that follows refuses it.)
+        if read_only or (concurrency or self.config.concurrency) != "lock" or not presented:
+            return None
+        if header:
+            values = cookie_values(presented, self.config.cookie.name)
+            if not values or len(set(values)) > 1:
+                return None
+            presented = values[0]
+        return self.tickets.key_of(presented)
 
     def open_flow(
         self,
@@ -181,13 +204,15 @@ class SessionCore(SaveRules):
         user_agent: str | None = None,
         concurrency: ConcurrencyMode | None = None,
         read_only: bool = False,
+        lock_wait: float | None = None,
     ) -> Flow[Session]:
         """Turn what the client presented into a session (Aquarium's strict ``open``).
 
         An unknown, expired, malformed or forged ticket yields a fresh session; no record is
         ever created for an id the client chose. ``concurrency`` overrides the configured mode
         for this request; ``read_only`` promises no writes, so no lock is taken and nothing is
-        saved or touched.
+        saved or touched. ``lock_wait`` is what is left of the configured one (the manager
+        queued the request in its process first).
         """
         mode = self._mode(concurrency)
         now = self.clock.now()
@@ -209,7 +234,7 @@ class SessionCore(SaveRules):
             if not (record is None or isinstance(record, (Record, Damaged))):
                 raise wrong_answer(self.store_name, load, record)
         else:
-            record = yield from self._load_locked(key, now, lock_token, slide)
+            record = yield from self._load_locked(key, now, lock_token, slide, lock_wait)
         if record is None:
             self.tickets.security_event("unknown-id", ticket)
             return self.fresh(now, remote_addr, user_agent, True, mode, read_only)
@@ -296,7 +321,7 @@ class SessionCore(SaveRules):
         return not (config.bind_user_agent and meta.get(AGENT) != agent_digest(user_agent))
 
     def _load_locked(
-        self, key: str, now: float, lock_token: str, slide: Slide | None
+        self, key: str, now: float, lock_token: str, slide: Slide | None, wait: float | None
     ) -> Flow[Record | Damaged | None]:
         """Load a record and take its lock, waiting while another request holds it.
 
@@ -304,7 +329,7 @@ class SessionCore(SaveRules):
         access time, while the lock's expiry follows the clock.
         """
         lock = LockRequest(lock_token, self.config.lock_timeout)
-        patience = Patience(self._monotonic, self.config.lock_wait)
+        patience = Patience(self._monotonic, self.config.lock_wait if wait is None else wait)
         while True:
             op = Load(key, now, lock, slide)
             result = yield op

@@ -58,6 +58,7 @@ class Session(TrackedDict, OwnLifetime, OperationMixin):
         "concurrency",
         "created_at",
         "document",
+        "gate_turn",
         "had_ticket",
         "is_new",
         "key",
@@ -94,8 +95,9 @@ class Session(TrackedDict, OwnLifetime, OperationMixin):
     #: The record as this request last saw it in the store (None for a new session): the
     #: version a save compares against, the stored access time, the base of a merge.
     stored: Record | None
-    #: The lock token held for this session in ``lock`` mode.
+    #: The lock token held in ``lock`` mode, and its turn in the manager's line for the lock.
     lock_token: str | None
+    gate_turn: object | None
     #: True when the client presented a ticket (cookie), valid or not.
     had_ticket: bool
     #: True when the ticket was signed with an older key and should be re-issued.
@@ -163,6 +165,7 @@ class Session(TrackedDict, OwnLifetime, OperationMixin):
         self.slid = slid
         self.concurrency = concurrency
         self.read_only = read_only
+        self.gate_turn = None
         return self
 
     def __new__(cls, data: Any = (), /, **kwargs: Any) -> Session:

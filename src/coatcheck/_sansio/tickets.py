@@ -70,18 +70,33 @@ class Tickets:
         admitted = self._admitted.get(ticket)
         if admitted is not None:
             return admitted
+        judged = self._judge(ticket)
+        if isinstance(judged, str):
+            self.security_event(judged, ticket)
+            return None, False, None
+        return judged
+
+    def key_of(self, ticket: str) -> str | None:
+        """The storage key of a ticket :meth:`admit` would admit, else None. Logs nothing:
+        the open that follows judges the ticket again, and logs a refusal once."""
+        admitted = self._admitted.get(ticket)
+        if admitted is not None:
+            return admitted[2]
+        judged = self._judge(ticket)
+        return None if isinstance(judged, str) else judged[2]
+
+    def _judge(self, ticket: str) -> tuple[str, bool, str] | str:
+        # (id, stale, key), remembered; or the reason code of the refusal.
         session_id = ticket
         stale = False
         if self._signer is not None:
             verified = self._signer.verify(ticket[:MAX_TICKET_LENGTH])
             if verified is None or len(ticket) > MAX_TICKET_LENGTH:
-                self.security_event("bad-signature", ticket)
-                return None, False, None
+                return "bad-signature"
             session_id, newest = verified
             stale = not newest
         if self._id_fullmatch(session_id) is None:
-            self.security_event("malformed-id", ticket)
-            return None, False, None
+            return "malformed-id"
         admitted = (session_id, stale, storage_key(session_id))
         cache = self._admitted
         if len(cache) >= ADMITTED_CACHE:

@@ -7,14 +7,17 @@ The sync ``SessionManager`` is generated from this file by ``scripts/unasync.py`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from .._gates import Gate, Turn
 from .._sansio.config import ConcurrencyMode, SessionConfig
 from .._sansio.core import SessionCore
 from .._sansio.headers import SaveOutcome
 from .._sansio.namespaces import Reservation
+from .._sansio.ops import Flow
 from .._sansio.session import Session
 from ..errors import ConfigurationError
 from ..stores import store_from_url
@@ -54,6 +57,9 @@ class SessionManager:
             slides_on_load=self.store.slides_on_load,
             session_class=session_class,
         )
+        # lock mode: this process's requests for one session queue here, in arrival order,
+        # before asking the store for its lock (coatcheck._gates).
+        self._gate = Gate(self.core.now)
 
     def open(
         self,
@@ -70,8 +76,17 @@ class SessionManager:
         ``concurrency`` overrides the configured mode for this request; ``read_only=True``
         promises no writes (no lock is taken, nothing is saved or touched).
         """
-        flow = self.core.open_flow(cookie_value, remote_addr, user_agent, concurrency, read_only)
-        return run_sync(flow, self.store)
+        key = self.core.lock_key(cookie_value, concurrency, read_only)
+        if key is None:
+            flow = self.core.open_flow(
+                cookie_value, remote_addr, user_agent, concurrency, read_only
+            )
+            return run_sync(flow, self.store)
+        turn, wait = self._queue(key)
+        flow = self.core.open_flow(
+            cookie_value, remote_addr, user_agent, concurrency, read_only, lock_wait=wait
+        )
+        return self._locked_open(flow, turn)
 
     def open_from_cookie_header(
         self,
@@ -86,10 +101,43 @@ class SessionManager:
         (where two different values are refused as ambiguous: see
         :meth:`SessionCore.cookie_open_flow <coatcheck._sansio.core.SessionCore.cookie_open_flow>`).
         """
+        key = self.core.lock_key(cookie_header, concurrency, read_only, header=True)
+        if key is None:
+            flow = self.core.cookie_open_flow(
+                cookie_header, remote_addr, user_agent, concurrency, read_only
+            )
+            return run_sync(flow, self.store)
+        turn, wait = self._queue(key)
         flow = self.core.cookie_open_flow(
-            cookie_header, remote_addr, user_agent, concurrency, read_only
+            cookie_header, remote_addr, user_agent, concurrency, read_only, lock_wait=wait
         )
-        return run_sync(flow, self.store)
+        return self._locked_open(flow, turn)
+
+    def _queue(self, key: str) -> tuple[Turn, float]:
+        """This request's turn at ``key``'s lock, and what is left of its lock_wait."""
+        config = self.config
+        started = time.monotonic()
+        turn = self._gate.enter(key, config.lock_wait, config.lock_timeout)
+        return turn, max(0.0, config.lock_wait - (time.monotonic() - started))
+
+    def _locked_open(self, flow: Flow[Session], turn: Turn) -> Session:
+        try:
+            session = run_sync(flow, self.store)
+        except BaseException:
+            self._gate.leave(turn, self.config.lock_timeout)
+            raise
+        if session.lock_token is None:  # no lock taken after all (a fresh session)
+            self._gate.leave(turn, self.config.lock_timeout)
+        else:
+            session.gate_turn = turn
+        return session
+
+    def _next_turn(self, session: Session) -> None:
+        # The save or abandon released the session's lock: the next request in line goes.
+        turn = session.gate_turn
+        if isinstance(turn, Turn):
+            session.gate_turn = None
+            self._gate.leave(turn, self.config.lock_timeout)
 
     def save(self, session: Session, *, refresh_cookie: bool = False) -> SaveOutcome:
         """Store what the request changed; returns the headers the response needs.
@@ -97,11 +145,17 @@ class SessionManager:
         ``refresh_cookie`` re-sends the cookie of a stored session whose cookie has a max age
         even when nothing changed (Flask's ``SESSION_REFRESH_EACH_REQUEST``).
         """
-        return run_sync(self.core.save_flow(session, refresh_cookie), self.store)
+        try:
+            return run_sync(self.core.save_flow(session, refresh_cookie), self.store)
+        finally:
+            self._next_turn(session)
 
     def abandon(self, session: Session) -> None:
         """Drop the request's changes (e.g. on an error response); releases its lock, if any."""
-        run_sync(self.core.abandon_flow(session), self.store)
+        try:
+            run_sync(self.core.abandon_flow(session), self.store)
+        finally:
+            self._next_turn(session)
 
     def cleanup(self) -> int:
         """Delete every expired session now; returns how many were removed."""
