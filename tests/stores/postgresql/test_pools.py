@@ -77,36 +77,3 @@ def test_a_connection_factory_gets_one_connection_per_operation(
     assert all(conn.closed for conn in made)
     row = raw.execute(sql.SQL("SELECT payload FROM {}").format(sql.Identifier(table))).fetchone()
     assert row == (b"two",)
-
-
-def test_short_event_loops_in_threads_of_their_own_each_finish(conninfo: str, table: str) -> None:
-    # How Django runs its async session methods under tests (asgiref: a loop per call, in a
-    # thread). A connection the pool was still opening when such a loop ended swallowed the
-    # loop's cancellation, and asyncio.run never returned (seen within 15 loops).
-    import asyncio
-    import threading
-
-    store = AsyncPostgreSQLStore.from_url(f"{conninfo}?table={table}")
-    sync = PostgreSQLStore.from_url(f"{conninfo}?table={table}")
-    sync.create_tables()
-
-    async def one(index: int) -> None:
-        assert await store.create(Create(key(index), b"x", NOW, NOW + HOUR, NOW))
-
-    finished: list[int] = []
-
-    def loops() -> None:
-        for index in range(40):
-            runner = threading.Thread(target=asyncio.run, args=(one(index),))
-            runner.start()
-            runner.join(20)
-            if runner.is_alive():
-                return
-            assert sync.load(Load(key(index), NOW)) is not None
-            finished.append(index)
-
-    driver = threading.Thread(target=loops, daemon=True)
-    driver.start()
-    driver.join(120)
-    assert len(finished) == 40
-    sync.close()

@@ -249,11 +249,7 @@ class AsyncPostgreSQLStore:
             if not own.opened:
                 if self._closed:
                     raise psycopg_pool.PoolClosed(f"the store {self.name} is closed")
-                # Waiting for min_size (1) connection first means this request does not also ask
-                # the pool to grow: a connection still opening in the pool's worker when a short
-                # loop ends (asyncio.run, asgiref's async_to_sync) swallowed the loop's cancellation
-                # and hung its shutdown (psycopg_pool 3.3; psycopg#1345).
-                await pool.open(wait=True, timeout=self._wait)  # idempotent: two at once are fine
+                await pool.open()  # idempotent, so two first requests at once are fine
                 own.opened = True
         elif not isinstance(pool, psycopg_pool.AsyncConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be

@@ -250,11 +250,7 @@ class PostgreSQLStore:
             if not own.opened:
                 if self._closed:
                     raise psycopg_pool.PoolClosed(f"the store {self.name} is closed")
-                # Waiting for min_size (1) connection first means this request does not also ask
-                # the pool to grow: a connection still opening in the pool's worker when a short
-                # loop ends (asyncio.run, asgiref's sync_to_sync) swallowed the loop's cancellation
-                # and hung its shutdown (psycopg_pool 3.3; psycopg#1345).
-                pool.open(wait=True, timeout=self._wait)  # idempotent: two at once are fine
+                pool.open()  # idempotent, so two first requests at once are fine
                 own.opened = True
         elif not isinstance(pool, psycopg_pool.ConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be
