@@ -5,6 +5,7 @@ store, the headers, the start-up warning."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from pathlib import Path
@@ -157,7 +158,8 @@ async def test_a_record_that_does_not_decode_gives_a_new_session(
     async with client(make_app(storage)) as c:
         await c.get("/count")
         ticket = c.session.cookie_jar.filter_cookies(c.make_url("/"))[COOKIE].value
-        with sqlite3.connect(tmp_path / "sessions.db") as db:
+        # closing(): sqlite3's own context manager commits but leaves the connection open.
+        with contextlib.closing(sqlite3.connect(tmp_path / "sessions.db")) as db, db:
             tables = [row[0] for row in db.execute("select name from sqlite_master")]
             table = next(name for name in tables if "session" in name)
             db.execute(f"update {table} set payload = ?", (b"garbage",))  # noqa: S608
