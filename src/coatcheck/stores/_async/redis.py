@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from ...errors import ConfigurationError
 from .. import _deadline, _packed
 from .. import _redis_scripts as _scripts
-from .._redis_pools import AsyncOwnPool
+from .._redis_pools import AsyncOwnPool, async_send
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -219,11 +219,11 @@ class AsyncRedisStore:
         connection = await pool.get_connection()
         try:
             try:
-                await connection.send_packed_command(connection.pack_command(*args))
+                await async_send(connection, connection.pack_command(*args))
                 return await connection.read_response()
             except redis.exceptions.ConnectionError:
                 await connection.disconnect()
-                await connection.send_packed_command(connection.pack_command(*args))
+                await async_send(connection, connection.pack_command(*args))
                 return await connection.read_response()
         finally:
             await pool.release(connection)

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from ...errors import ConfigurationError
 from .. import _deadline, _packed
 from .. import _redis_scripts as _scripts
-from .._redis_pools import OwnPool
+from .._redis_pools import OwnPool, sync_send
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -220,11 +220,11 @@ class RedisStore:
         connection = pool.get_connection()
         try:
             try:
-                connection.send_packed_command(connection.pack_command(*args))
+                sync_send(connection, connection.pack_command(*args))
                 return connection.read_response()
             except redis.exceptions.ConnectionError:
                 connection.disconnect()
-                connection.send_packed_command(connection.pack_command(*args))
+                sync_send(connection, connection.pack_command(*args))
                 return connection.read_response()
         finally:
             pool.release(connection)
