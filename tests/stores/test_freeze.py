@@ -106,14 +106,15 @@ async def test_a_frozen_server_fails_each_operation_in_time_async(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "private", [pytest.param("redis", marks=pytest.mark.server("redis"))], indirect=True
+)
 async def test_a_write_larger_than_the_socket_buffers_fails_in_time_async(
     private: FreezableServer, url: str
 ) -> None:
     """The async Redis store puts a command straight into the transport's buffer and waits
     only when the buffer is full (stores._redis_pools.async_send): that wait has the deadline
     too. 32 MB is more than loopback's socket buffers hold, so the send itself must wait."""
-    if not url.startswith("redis:"):
-        pytest.skip("only the Redis store sends without redis-py's send_packed_command")
     store = async_store_from_url(url)
     assert await store.create(Create(key(2), b"x", NOW, NOW + HOUR, NOW))
     large = Update(key(2), b"y" * (32 << 20), NOW, NOW + HOUR, NOW, None)
