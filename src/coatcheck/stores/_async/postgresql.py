@@ -172,17 +172,13 @@ class AsyncPostgreSQLStore:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
         table = str(options.get("table", _sql.DEFAULT_TABLE))
         name = _name_from_conninfo(conninfo, table)
-        store = cls(
-            connect=lambda: psycopg.AsyncConnection.connect(conninfo, autocommit=True),
-            table=table,
-            name=name,
-            timeout=timeout,
-        )
-        store._wait = wait = float(options.get("pool_timeout", timeout))
+        wait = float(options.get("pool_timeout", timeout))
 
         async def connect() -> _Conn:
             return await _postgresql_pool.connect(conninfo, wait)
 
+        store = cls(connect=connect, table=table, name=name, timeout=timeout)
+        store._wait = wait
         store._pool = _pool.AsyncPool(
             connect,
             size=int(options.get("pool_size", 10)),

@@ -173,17 +173,13 @@ class PostgreSQLStore:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
         table = str(options.get("table", _sql.DEFAULT_TABLE))
         name = _name_from_conninfo(conninfo, table)
-        store = cls(
-            connect=lambda: psycopg.Connection.connect(conninfo, autocommit=True),
-            table=table,
-            name=name,
-            timeout=timeout,
-        )
-        store._wait = wait = float(options.get("pool_timeout", timeout))
+        wait = float(options.get("pool_timeout", timeout))
 
         def connect() -> _Conn:
             return _postgresql_pool.connect(conninfo, wait)
 
+        store = cls(connect=connect, table=table, name=name, timeout=timeout)
+        store._wait = wait
         store._pool = _pool.Pool(
             connect,
             size=int(options.get("pool_size", 10)),
