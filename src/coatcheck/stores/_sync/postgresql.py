@@ -150,10 +150,11 @@ class PostgreSQLStore:
 
         Options: ``table``, ``pool_size`` (10), ``timeout`` (5 s: the client-side deadline
         of each statement and of the wait for a pooled connection), ``pool_timeout`` (that
-        wait alone; ``timeout`` unless given), ``statement_timeout`` (seconds, enforced by the
-        server; off unless given, since PgBouncer refuses the startup option it needs). Any
-        other parameter goes to libpq; ``connect_timeout`` defaults to ``timeout`` in whole
-        seconds, at least 2 (libpq's rule). The pool opens on first use.
+        wait alone, and the bound on connecting; ``timeout`` unless given),
+        ``statement_timeout`` (seconds, enforced by the server; off unless given, since
+        PgBouncer refuses the startup option it needs). Any other parameter goes to libpq;
+        ``connect_timeout`` defaults to ``timeout`` in whole seconds, at least 2 (libpq's
+        rule). Connections are opened on first use, by the request that needs one.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
         params = dict(rest)  # values still percent-encoded: libpq decodes them itself
