@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import psycopg
-import psycopg_pool
 import pytest
 from psycopg import sql
 
@@ -75,13 +74,15 @@ async def test_one_dead_connection_clears_the_other_idle_ones(
     )
     await store.create_tables()
     assert await store.create(Create(key(1), b"x", NOW, NOW + HOUR, NOW))
-    pool = store._current_pool()
-    assert isinstance(pool, psycopg_pool.AsyncConnectionPool)
-    while pool.get_stats().get("pool_available", 0) < 3:
+    pool = store._pool
+    assert pool is not None
+    while len(pool.idle_connections()) < 3:
         await asyncio.gather(*(store.load(Load(key(1), NOW)) for _ in range(8)))
+    idle = pool.idle_connections()
     proxy.stop()  # a server restart: every pooled connection dies
     with pytest.raises(store.unavailable_errors):
         await store.load(Load(key(1), NOW))
+    assert pool.idle_connections() == [] and all(conn.closed for conn in idle)
     proxy.start()
     assert isinstance(await store.load(Load(key(1), NOW)), Record)
     await store.aclose()

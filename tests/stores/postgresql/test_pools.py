@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import psycopg
@@ -77,3 +79,47 @@ def test_a_connection_factory_gets_one_connection_per_operation(
     assert all(conn.closed for conn in made)
     row = raw.execute(sql.SQL("SELECT payload FROM {}").format(sql.Identifier(table))).fetchone()
     assert row == (b"two",)
+
+
+def test_short_event_loops_in_threads_of_their_own_each_finish(
+    conninfo: str, table: str, raw: Any
+) -> None:
+    # How Django runs its async session methods under test (asgiref's async_to_sync: a loop
+    # per call, in a thread of its own). With psycopg_pool, a connection its worker was still
+    # opening when such a loop ended swallowed the loop's cancellation, and asyncio.run never
+    # returned (psycopg#1345; seen within 15 loops). The store's own pool opens connections in
+    # the caller's task, so each loop ends when its work does. A loop that hangs fails the
+    # test at its deadline (the threads are daemons, so it cannot block pytest's exit).
+    store = AsyncPostgreSQLStore.from_url(f"{conninfo}?table={table}&pool_size=3")
+    sync = PostgreSQLStore.from_url(f"{conninfo}?table={table}")
+    sync.create_tables()
+
+    async def one(index: int) -> None:
+        # Three at once, so the loop opens several connections, the way a pool grows.
+        created = await asyncio.gather(
+            *(store.create(Create(key(f"{index}-{n}"), b"x", NOW, NOW + HOUR, NOW)) for n in "abc")
+        )
+        assert created == [True, True, True]
+
+    finished: list[int] = []
+    failed: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            asyncio.run(one(index))
+        except BaseException as exc:  # reported in the test's thread
+            failed.append(exc)
+
+    for index in range(40):
+        runner = threading.Thread(target=run, args=(index,), daemon=True)
+        runner.start()
+        runner.join(15)
+        assert not runner.is_alive(), f"asyncio.run of loop {index} did not return in 15 s"
+        assert not failed, failed
+        assert isinstance(sync.load(Load(key(f"{index}-c"), NOW)), Record)
+        finished.append(index)
+    assert len(finished) == 40
+    # Every loop's connections but the last one's were abandoned as the next loop began.
+    assert asyncio.run(store.count(NOW)) == 120
+    asyncio.run(store.aclose())
+    sync.close()

@@ -120,7 +120,7 @@ def check_round_trips(store: PostgreSQLStore, trips: RoundTrips) -> None:
 def test_a_store_from_a_url_takes_one_round_trip_per_operation(
     proxy: TCPProxy, proxied_url: str, raw: Any
 ) -> None:
-    # Through the store's psycopg_pool: a checkout costs no round trip, and nothing is sent
+    # Through the store's own pool: a checkout costs no round trip, and nothing is sent
     # around a statement (no BEGIN, COMMIT or reset).
     store = PostgreSQLStore.from_url(proxied_url)
     store.create_tables()
@@ -132,20 +132,20 @@ def test_a_store_from_a_url_takes_one_round_trip_per_operation(
         "update": lambda: store.update(Update(key("k"), b"q", NOW, NOW + HOUR, NOW, None)),
         "touch": lambda: store.touch(Touch(key("k"), NOW, NOW + HOUR, NOW)),
     }
-    pool = store._current_pool()
-    assert isinstance(pool, psycopg_pool.ConnectionPool)
+    pool = store._pool
+    assert pool is not None
     for name, operation in operations.items():
         # psycopg prepares a statement (a Parse of its own) on its sixth run on each
-        # connection, and the pool hands its connections out in turn.
-        for _ in range(6 * 5):
+        # connection; one caller at a time reuses the same connection.
+        for _ in range(6):
             operation()
-        connections = pool.get_stats()["pool_size"]
-        assert connections <= 5
+        connections = pool.idle_connections()
+        assert len(connections) == 1
         before = proxy.turns
         for _ in range(10):
             operation()
         assert proxy.turns - before == 10, name
-        assert pool.get_stats()["pool_size"] == connections
+        assert pool.idle_connections() == connections
     store.close()
 
 

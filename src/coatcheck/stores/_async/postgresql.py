@@ -10,9 +10,7 @@ tells "locked by another" from "missing".
 from __future__ import annotations
 
 import math
-import weakref
 import zlib
-from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -21,10 +19,8 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ..._flavours import async_owner
 from ...errors import ConfigurationError
 from .. import _deadline, _sql
-from .._owners import PerOwner, forget_fd
 from ..base import (
     LOCKED,
     ClearExpired,
@@ -38,6 +34,7 @@ from ..base import (
     Unlock,
     Update,
 )
+from . import _pool, _postgresql_pool
 
 __all__ = ["AsyncConnectionFactory", "AsyncPostgreSQLStore"]
 
@@ -71,33 +68,6 @@ _URL_OPTIONS: dict[str, type[_sql.Option]] = {
 }
 
 
-class _AsyncOwnPool:
-    """A pool the store made for one owner (:mod:`coatcheck.stores._owners`), and the
-    connections it opened, noted by its ``configure`` hook so they can be abandoned."""
-
-    def __init__(self, make: Callable[[Callable[[_Conn], Any]], _Pool]) -> None:
-        self.conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
-        self.pool = make(self._configure)
-        self.opened = False
-
-    async def _configure(self, conn: _Conn) -> None:
-        self.conns.add(conn)
-
-    def abandon(self) -> None:
-        """Forget the pool of another process or of a closed event loop, sending nothing.
-
-        ``close()`` would send each connection's Terminate, which ends it for the parent too.
-        libpq owns the socket, so its descriptor is pointed at /dev/null first; then
-        ``finish()`` frees the connection and its Terminate goes nowhere. The pool is marked
-        closed, so its finaliser does not try to stop workers that do not exist here.
-        """
-        for conn in list(self.conns):
-            if not conn.closed:
-                forget_fd(conn.pgconn.socket)
-                conn.pgconn.finish()
-        setattr(self.pool, "_closed", True)  # noqa: B010  # psycopg_pool's own flag
-
-
 class AsyncConnectionFactory(Protocol):
     """Anything that opens a new connection when called (``psycopg.AsyncConnection.connect``)."""
 
@@ -105,13 +75,16 @@ class AsyncConnectionFactory(Protocol):
 
 
 class AsyncPostgreSQLStore:
-    """Sessions in one PostgreSQL table, through a psycopg connection pool.
+    """Sessions in one PostgreSQL table, through a pool of psycopg connections.
 
     Pass a ready ``psycopg_pool.AsyncConnectionPool`` (left open by :meth:`aclose`; a
     connection not in autocommit mode is switched to it for the statement and back), or a
     ``connect`` factory (a connection per operation: for when PgBouncer or the like pools),
-    or build the store with :meth:`from_url`, which owns its pools: one per process, and per
-    event loop in the asyncio flavour (a pool passed in is the caller's to make per process).
+    or build the store with :meth:`from_url`, which keeps its connections in coatcheck's own
+    pool (:class:`~coatcheck.stores._async._pool.AsyncPool`, as the MySQL store does): they
+    are opened by the request that needs one, in its own task or thread, with no worker in
+    the background, and kept per process and, in the asyncio flavour, per event loop (a pool
+    passed in is the caller's to make per process and loop).
 
     ``table`` may be ``name`` or ``schema.name``; :meth:`create_tables` creates it.
     ``timeout`` (seconds) is the client-side deadline of every statement and of the wait for
@@ -124,9 +97,15 @@ class AsyncPostgreSQLStore:
         psycopg.OperationalError,
         psycopg_pool.PoolTimeout,
         psycopg_pool.TooManyRequests,
+        _sql.PoolTimeout,
         _deadline.DeadlineExceeded,
     )
-    unsent_errors = (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)  # before sending
+    unsent_errors = (  # failures that come before the statement is sent
+        psycopg_pool.PoolTimeout,
+        psycopg_pool.TooManyRequests,
+        _sql.PoolTimeout,
+        _postgresql_pool.NotConnected,
+    )
 
     def __init__(
         self,
@@ -157,9 +136,8 @@ class AsyncPostgreSQLStore:
             table=sql.Identifier(*parts).as_string(None),
             index=sql.Identifier(parts[-1] + "_expires_idx").as_string(None),
         )
-        # from_url's pools, one per owner; a pool passed in is the caller's to open and close.
-        self._pools: PerOwner[_AsyncOwnPool] | None = None
-        self._closed = False
+        # from_url's pool; a pool passed in is the caller's to open and close.
+        self._pool: _pool.AsyncPool[_Conn] | None = None
         if name is None:
             conninfo = pool.conninfo if pool is not None else None
             name = _name_from_conninfo(conninfo if isinstance(conninfo, str) else None, table)
@@ -171,10 +149,11 @@ class AsyncPostgreSQLStore:
 
         Options: ``table``, ``pool_size`` (10), ``timeout`` (5 s: the client-side deadline
         of each statement and of the wait for a pooled connection), ``pool_timeout`` (that
-        wait alone; ``timeout`` unless given), ``statement_timeout`` (seconds, enforced by the
-        server; off unless given, since PgBouncer refuses the startup option it needs). Any
-        other parameter goes to libpq; ``connect_timeout`` defaults to ``timeout`` in whole
-        seconds, at least 2 (libpq's rule). The pool opens on first use.
+        wait alone, and the bound on connecting; ``timeout`` unless given),
+        ``statement_timeout`` (seconds, enforced by the server; off unless given, since
+        PgBouncer refuses the startup option it needs). Any other parameter goes to libpq;
+        ``connect_timeout`` defaults to ``timeout`` in whole seconds, at least 2 (libpq's
+        rule). Connections are opened on first use, by the request that needs one.
         """
         options, rest = _sql.url_options(url, ("postgresql", "postgres"), _URL_OPTIONS)
         params = dict(rest)  # values still percent-encoded: libpq decodes them itself
@@ -192,41 +171,28 @@ class AsyncPostgreSQLStore:
             conninfo_to_dict(conninfo)  # libpq's own check, so a typo fails here, not later
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(f"invalid PostgreSQL store URL: {exc}") from None
-        max_size = int(options.get("pool_size", 10))
-        pool_timeout = float(options.get("pool_timeout", timeout))
-
-        def make(configure: Callable[[_Conn], Any]) -> _Pool:
-            return psycopg_pool.AsyncConnectionPool(
-                conninfo,
-                kwargs={"autocommit": True},
-                min_size=1,
-                max_size=max_size,
-                timeout=pool_timeout,
-                configure=configure,
-                # A failed connection attempt is not retried on a backoff schedule that can
-                # outlast the outage by minutes; the next request that needs a connection
-                # asks for a new one, so the first request after a recovery succeeds.
-                reconnect_timeout=0.0,
-                open=False,
-                name="coatcheck",
-            )
-
         table = str(options.get("table", _sql.DEFAULT_TABLE))
-        store = cls(
-            connect=lambda: psycopg.AsyncConnection.connect(conninfo, autocommit=True),
-            table=table,
-            name=_name_from_conninfo(conninfo, table),
-            timeout=timeout,
-        )
-        store._wait = pool_timeout
-        store._pools = PerOwner(lambda: _AsyncOwnPool(make), _AsyncOwnPool.abandon)
-        return store
+        name = _name_from_conninfo(conninfo, table)
+        wait = float(options.get("pool_timeout", timeout))
 
-    def _current_pool(self) -> _Pool | None:
-        """The pool of this owner: the one passed in, or from_url's; None with a factory."""
-        if self._pools is not None:
-            return self._pools.get(async_owner()).pool
-        return self._source if isinstance(self._source, psycopg_pool.AsyncConnectionPool) else None
+        async def connect() -> _Conn:
+            return await _postgresql_pool.connect(conninfo, wait)
+
+        store = cls(connect=connect, table=table, name=name, timeout=timeout)
+        store._wait = wait
+        store._pool = _pool.AsyncPool(
+            connect,
+            size=int(options.get("pool_size", 10)),
+            timeout=wait,
+            alive=_postgresql_pool.alive,
+            close=_postgresql_pool.close,
+            abandon=_postgresql_pool.abandon,
+            lost=_postgresql_pool.lost,
+            # A refusal by the server (a lock or statement timeout, say) leaves it usable.
+            usable_after=(psycopg.Error,),
+            closed_error=lambda: psycopg_pool.PoolClosed(f"the store {name} is closed"),
+        )
+        return store
 
     async def _run(
         self,
@@ -238,20 +204,41 @@ class AsyncPostgreSQLStore:
     ) -> tuple[int, Any]:
         """Run one statement in autocommit mode: its row count, and its first row if ``fetch``.
 
-        Every operation's one path, kept short: ``getconn`` (waiting at most ``timeout``), the
-        statement on the connection's own cursor under the watchdog's deadline, ``putconn``
-        (``pool.connection()`` would also commit, and costs more).
+        Every operation's one path, kept short: a connection from the pool (waiting at most
+        ``pool_timeout``), the statement on the connection's own cursor under the watchdog's
+        deadline, the connection back (``pool.connection()`` would also commit, and costs more).
         """
+        own = self._pool
+        if own is None:
+            return await self._run_given(query, params, fetch, binary, prepare)
+        conn = await own.get()
+        token = self._watchdog.arm(conn.pgconn.socket)
+        try:
+            cur = await _cursor(conn).execute(query, params, prepare=prepare, binary=binary)
+            result = cur.rowcount, await cur.fetchone() if fetch else None
+        except BaseException as exc:
+            cut = self._watchdog.disarm(token)
+            await own.failed(conn, exc)  # a cut or dead connection is closed, with the idle ones
+            if cut and isinstance(exc, psycopg.OperationalError):
+                raise self._overdue() from exc
+            raise
+        if self._watchdog.disarm(token):  # cut as its reply came in: not to be used again
+            await own.failed(conn, self._overdue())
+        else:
+            await own.put(conn)
+        return result
+
+    async def _run_given(
+        self,
+        query: str,
+        params: dict[str, Any] | None,
+        fetch: bool,
+        binary: bool,
+        prepare: bool | None,
+    ) -> tuple[int, Any]:
+        """:meth:`_run` on a pool or a connection factory passed in."""
         pool = self._source
-        if self._pools is not None:
-            own = self._pools.get(async_owner())
-            pool = own.pool
-            if not own.opened:
-                if self._closed:
-                    raise psycopg_pool.PoolClosed(f"the store {self.name} is closed")
-                await pool.open()  # idempotent, so two first requests at once are fine
-                own.opened = True
-        elif not isinstance(pool, psycopg_pool.AsyncConnectionPool):
+        if not isinstance(pool, psycopg_pool.AsyncConnectionPool):
             # A factory's connection lives for one statement, so its mode need not be
             # restored; without autocommit, BEGIN and COMMIT would cost two more round trips.
             async with await pool() as conn:
@@ -372,15 +359,10 @@ class AsyncPostgreSQLStore:
         return StoreStats(int(row[0]), int(row[1]), int(row[2]))
 
     async def aclose(self) -> None:
-        """Close the pool, unless it was passed in (pools of other owners are abandoned)."""
-        if self._pools is None:
-            return
-        self._closed = True
-        mine, others = self._pools.take_all(async_owner())
-        for own in others:
-            own.abandon()
-        if mine is not None and mine.opened:
-            await mine.pool.close()
+        """Close the store's own connections (those of other owners are abandoned); a pool
+        passed in stays open."""
+        if self._pool is not None:
+            await self._pool.aclose()
 
 
 def _name_from_conninfo(conninfo: str | None, table: str) -> str:
