@@ -144,9 +144,8 @@ class SyncFloors:
 
     @staticmethod
     async def postgresql(store: Any, table: str, url: str) -> RawPostgreSQL:
-        import psycopg
-
-        conn = psycopg.Connection.connect(store._source.conninfo, autocommit=True)
+        # A private hook (fine for a measurement): a connection as the store's pool opens one.
+        conn = store._source()
         return RawPostgreSQL(conn, table)
 
     @staticmethod
@@ -177,9 +176,7 @@ class AsyncFloors:
 
     @staticmethod
     async def postgresql(store: Any, table: str, url: str) -> AsyncRawPostgreSQL:
-        import psycopg
-
-        conn = await psycopg.AsyncConnection.connect(store._source.conninfo, autocommit=True)
+        conn = await store._source()
         return AsyncRawPostgreSQL(conn, table)
 
     @staticmethod
