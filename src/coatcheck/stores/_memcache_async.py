@@ -60,6 +60,34 @@ async def _one_line(client: aiomcache.Client, conn: Connection, command: bytes) 
     return line[:-2]
 
 
+@acquire
+async def _meta_get(
+    client: aiomcache.Client, conn: Connection, key: bytes
+) -> tuple[bytes, int] | None:
+    """``key``'s value and cas token by a meta get (``mg <key> v c``), or None when absent.
+
+    aiomcache's ``gets`` goes through its multi-key reader (key checks, a dict per reply,
+    flag handling): about as much Python again as the round trip's own. One key's meta get
+    answers ``VA <size> c<token>`` and the value, or ``EN``; anything else is the server's
+    error, reported as aiomcache reports one. A connection the server closed reads an empty
+    line: that raises as in :func:`_one_line`, so the pool drops it.
+    """
+    conn.writer.write(b"mg %b v c\r\n" % key)
+    line = await conn.reader.readline()
+    if line == b"EN\r\n":
+        return None
+    if not line.endswith(b"\r\n"):
+        raise ConnectionResetError("memcached closed the connection")
+    terms = line.split()
+    if len(terms) != 3 or terms[0] != b"VA" or not terms[2].startswith(b"c"):
+        raise ClientException("unexpected reply to a meta get", line[:64])
+    size = int(terms[1])
+    data = await conn.reader.readexactly(size + 2)
+    if data[size:] != b"\r\n":
+        raise ClientException("malformed value in a meta get reply")
+    return data[:size], int(terms[2][1:])
+
+
 class _Client(aiomcache.Client):
     """aiomcache's client with its reply loop fixed for a connection the server closed.
 
@@ -249,10 +277,7 @@ class AsyncMemcacheAdapter:
 
     async def gets(self, key: bytes) -> tuple[bytes, int] | None:
         """The value and its cas token, or ``None``."""
-        value, token = await self._call(self.client.gets, key)
-        if value is None or token is None:
-            return None
-        return value, token
+        return await self._call(_meta_get, self.client, key)
 
     async def add(self, key: bytes, value: bytes, exptime: int) -> bool:
         """Store only if absent; ``False`` when the key exists."""
