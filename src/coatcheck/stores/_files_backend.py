@@ -25,13 +25,15 @@ little parallelism for a critical section of one small write. ``flock`` must be 
 file system, not NFS.
 
 On the event loop (:attr:`FileDirectory.inline`, used by ``AsyncFileStore`` before it hands an
-operation to a worker thread) run only the operations that call no ``fsync``: ``load`` and
-``unlock``. Their guard is taken with ``LOCK_NB``: when another operation holds it they raise
-``WouldBlock`` before changing anything and run again in the thread, waiting there. The bound:
-**an inline operation waits on no lock and calls no fsync**; it opens, reads and at most writes
-(a lock file, without syncing it) a few small files of a local directory through the page cache.
-Every write of a record syncs, so ``create``, ``update``, ``touch`` and ``delete`` always go to
-the thread, as do ``clear_expired`` and ``stats`` (a scan of the whole directory).
+operation to a worker thread) run only the operations that wait for no device: ``load`` and
+``unlock``, and, on a memory-backed file system (tmpfs, ramfs: :mod:`._files_mounts`) where
+``fsync`` returns at once, ``create``, ``update``, ``touch`` and ``delete`` too. Their guard is
+taken with ``LOCK_NB``: when another operation holds it they raise ``WouldBlock`` before
+changing anything and run again in the thread, waiting there. The bound: **an inline operation
+waits on no lock and on no disk**; it opens, reads and writes a few small files of a local
+directory through the page cache. On any other file system every write of a record syncs to
+the disk, so ``create``, ``update``, ``touch`` and ``delete`` go to the thread, as do
+``clear_expired`` and ``stats`` (a scan of the whole directory) everywhere.
 
 Files are opened and checked by :class:`~coatcheck.stores._files_directory.SafeDirectory`
 (no symlink followed, no FIFO opened, another user's file refused). ``touch`` of a damaged
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from functools import partial
 from typing import NoReturn
 
@@ -59,6 +62,7 @@ from ._files_format import (
     encode_lock,
     header_version,
 )
+from ._files_mounts import fsync_is_free
 from .base import (
     LOCKED,
     ClearExpired,
@@ -88,7 +92,7 @@ class FileDirectory:
         self.path = os.path.abspath(os.fspath(directory))
         self.name = name
         self._files = SafeDirectory(self.path, name)
-        self.inline = _Inline(self)
+        self.inline = _Inline(self, writes=fsync_is_free(self.path))
 
     def close(self) -> None:
         """Release the directory descriptor (a later operation opens and checks it again)."""
@@ -153,13 +157,14 @@ class FileDirectory:
             os.fsync(d)
             return True
 
-    def update(self, op: Update) -> int | None:
-        """Compare-and-set under the key's guard; the new version, or None."""
+    def update(self, op: Update, wait: bool = True) -> int | None:
+        """Compare-and-set under the key's guard; the new version, or None (``wait``: as for
+        :meth:`load`)."""
         key, payload, expected_version, unlock = op.key, op.payload, op.expected_version, op.unlock
         accessed_at, expires_at = op.accessed_at, op.expires_at
         check_key(key)
         with self._files.using() as d:
-            with self._files.guard(d, key[:2]):
+            with self._files.guard(d, key[:2], wait):
                 current = self._version(d, key)
                 if current is None:
                     return None
@@ -171,12 +176,12 @@ class FileDirectory:
             os.fsync(d)
             return current + 1
 
-    def touch(self, op: Touch) -> bool:
+    def touch(self, op: Touch, wait: bool = True) -> bool:
         """Rewrite the times (same payload, same version); False when there is no record."""
         key, accessed_at, expires_at, unlock = op.key, op.accessed_at, op.expires_at, op.unlock
         check_key(key)
         with self._files.using() as d:
-            with self._files.guard(d, key[:2]):
+            with self._files.guard(d, key[:2], wait):
                 data = self._files.read(key, d)
                 if data is None:
                     return False
@@ -201,12 +206,12 @@ class FileDirectory:
             with self._files.guard(d, key[:2], wait):
                 self._release(d, key, token)
 
-    def delete(self, op: Delete) -> bool:
+    def delete(self, op: Delete, wait: bool = True) -> bool:
         """Remove the record and its lock (at ``expected_version`` when given); whether removed."""
         key, expected_version = op.key, op.expected_version
         check_key(key)
         with self._files.using() as d:
-            with self._files.guard(d, key[:2]):
+            with self._files.guard(d, key[:2], wait):
                 if expected_version is not None and self._version(d, key) != expected_version:
                     return False
                 removed = unlink(key, d)
@@ -298,7 +303,15 @@ def _fsyncs(op: object) -> NoReturn:
 class _Inline:
     """:class:`FileDirectory`'s per-session operations for the event loop (module docstring)."""
 
-    def __init__(self, files: FileDirectory) -> None:
+    def __init__(self, files: FileDirectory, writes: bool) -> None:
         self.load = partial(files.load, wait=False)
         self.unlock = partial(files.unlock, wait=False)
-        self.create = self.update = self.touch = self.delete = _fsyncs
+        self.create: Callable[[Create], bool] = _fsyncs
+        self.update: Callable[[Update], int | None] = _fsyncs
+        self.touch: Callable[[Touch], bool] = _fsyncs
+        self.delete: Callable[[Delete], bool] = _fsyncs
+        if writes:  # fsync waits for no device here: the writes are as short as a load
+            self.create = files.create  # one link(), no guard to wait for
+            self.update = partial(files.update, wait=False)
+            self.touch = partial(files.touch, wait=False)
+            self.delete = partial(files.delete, wait=False)

@@ -4,8 +4,9 @@
 The operations, their atomic writes and locking are in :mod:`coatcheck.stores._files_backend`
 (its docstring says why they are race-free), the on-disk format in ``_files_format`` and the
 directory's safety checks in ``_files_directory``. In the async flavour, ``load`` and ``unlock``
-run on the event loop unless the key's guard is held, and every other operation (each write
-syncs) in a worker thread (``_blocking.py``; the bound is in ``_files_backend``'s docstring).
+run on the event loop unless the key's guard is held, and so do the writes on a memory-backed
+file system (tmpfs: ``fsync`` waits for no disk there, ``_files_mounts``); every other operation
+runs in a worker thread (``_blocking.py``; the bound is in ``_files_backend``'s docstring).
 """
 
 from __future__ import annotations
