@@ -9,6 +9,7 @@ the two flavours share is written once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
@@ -17,7 +18,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 __all__ = [
+    "AsyncBell",
     "AsyncSlots",
+    "Bell",
     "Owner",
     "Slots",
     "WouldBlock",
@@ -224,6 +227,69 @@ class Slots:
         with self._lock:
             self._closed = True
             self._returned.notify_all()
+
+
+# -- a waiter's doorbell -------------------------------------------------------------------------
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class AsyncBell:
+    """One waiter's doorbell: :meth:`wait` returns at :meth:`ring` (from any thread or event
+    loop) or after its timeout. A ring with nobody waiting is lost: waiters must time out."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._future: asyncio.Future[None] | None = None
+
+    def arm(self) -> None:
+        """Get ready to be rung: call before the state that a ring signals is checked."""
+        self._loop = loop = asyncio.get_running_loop()
+        self._future = loop.create_future()
+
+    async def wait(self, timeout: float) -> None:
+        """Wait for a ring since :meth:`arm`, at most ``timeout`` seconds."""
+        loop, future = self._loop, self._future
+        if loop is None or future is None:
+            return
+        timer = loop.call_later(timeout, _settle, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
+    def ring(self) -> None:
+        """Wake the waiter, if one is waiting."""
+        loop, future = self._loop, self._future
+        if loop is not None and future is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody to wake
+                loop.call_soon_threadsafe(_settle, future)
+
+
+class Bell:
+    """:class:`AsyncBell` for threads."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def arm(self) -> None:
+        """Get ready to be rung (see :class:`AsyncBell`)."""
+        self._event.clear()
+
+    def wait(self, timeout: float) -> None:
+        """Wait for a ring since :meth:`arm`, at most ``timeout`` seconds."""
+        self._event.wait(timeout)
+
+    def ring(self) -> None:
+        """Wake the waiter, if one is waiting."""
+        self._event.set()
 
 
 if sys.version_info >= (3, 11):

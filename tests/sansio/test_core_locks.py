@@ -45,7 +45,8 @@ def test_the_load_takes_the_lock_with_a_fresh_token(clock: FrozenClock) -> None:
     first = store.run(core.open_flow(target.session_id))
     store.expect((where(Load, key=target.key), target.record))
     second = store.run(core.open_flow(target.session_id))
-    assert store.seen[0] == Load(target.key, NOW, LockRequest(first.lock_token or "", 12.5))
+    # Waiting since the open's now: this request has waited nowhere else first.
+    assert store.seen[0] == Load(target.key, NOW, LockRequest(first.lock_token or "", 12.5, NOW))
     assert first.lock_token and second.lock_token and first.lock_token != second.lock_token
     assert first["n"] == 1
 
@@ -56,11 +57,13 @@ def test_a_held_lock_is_polled_with_growing_delays(clock: FrozenClock) -> None:
     delays = [0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05]
     steps: list[object] = []
     for delay in delays:
-        steps += [(Load, LOCKED), Sleep(delay)]
+        steps += [(Load, LOCKED), where(Sleep, seconds=delay, key=target.key)]
     store = ScriptedStore(*steps, (Load, target.record))
     session = store.run(core.open_flow(target.session_id))
     tokens = {op.lock for op in store.seen if isinstance(op, Load)}
-    assert tokens == {LockRequest(session.lock_token or "", 30.0)}  # one token throughout
+    assert tokens == {LockRequest(session.lock_token or "", 30.0, NOW)}  # one token throughout
+    # Each pause names the waiter, so a store that can tell a release may wake it early.
+    assert {op.token for op in store.seen if isinstance(op, Sleep)} == {session.lock_token}
     assert session["n"] == 1
 
 
@@ -83,15 +86,39 @@ def test_a_lock_held_past_lock_wait_raises_session_locked(clock: FrozenClock) ->
     half_a_second = Step(Sleep, then=lambda: monotonic.advance(0.5))
     store = ScriptedStore((Load, LOCKED), half_a_second, (Load, LOCKED), half_a_second)
     store.expect((Load, LOCKED))  # monotonic() is now 101.0: the wait is over
+    store.expect(where(Unlock, key=target.key))  # its claim on the next turn goes
     with pytest.raises(SessionLocked, match=r"held the session lock for over 1\.0 s"):
         store.run(core.open_flow(target.session_id))
+    load = store.seen[0]
+    assert isinstance(load, Load) and load.lock is not None
+    assert store.seen[-1] == Unlock(target.key, load.lock.token)
+
+
+def test_a_store_failing_the_give_up_unlock_still_answers_session_locked(
+    clock: FrozenClock,
+) -> None:
+    core = make_core(clock, concurrency="lock", lock_wait=0)
+    target = stored(core)
+    store = ScriptedStore((Load, LOCKED), Step(Unlock, error=StoreError(STORE, "down")))
+    with pytest.raises(SessionLocked):
+        store.run(core.open_flow(target.session_id))
+
+
+def test_time_queued_in_the_process_counts_as_waiting(clock: FrozenClock) -> None:
+    # The manager passes what is left of lock_wait after its own gate: the rest was waited.
+    core = make_core(clock, concurrency="lock", lock_wait=10.0)
+    target = stored(core)
+    store = ScriptedStore((Load, target.record))
+    store.run(core.open_flow(target.session_id, lock_wait=7.5))
+    load = store.seen[0]
+    assert isinstance(load, Load) and load.lock is not None and load.lock.since == NOW - 2.5
 
 
 def test_lock_wait_zero_gives_up_at_the_first_locked_answer(clock: FrozenClock) -> None:
     core = make_core(clock, concurrency="lock", lock_wait=0)
     target = stored(core)
     with pytest.raises(SessionLocked):
-        run(core.open_flow(target.session_id), (Load, LOCKED))
+        run(core.open_flow(target.session_id), (Load, LOCKED), where(Unlock, key=target.key))
 
 
 def test_no_lock_is_left_behind_when_there_is_no_session(clock: FrozenClock) -> None:

@@ -338,7 +338,7 @@ def test_a_request_may_override_the_concurrency_mode(clock: FrozenClock) -> None
     store = ScriptedStore((where(Load, key=target.key), target.record))
     session = store.run(core.open_flow(target.session_id, concurrency="lock"))
     load = store.seen[0]
-    assert isinstance(load, Load) and load.lock == LockRequest(session.lock_token or "", 30.0)
+    assert isinstance(load, Load) and load.lock == LockRequest(session.lock_token or "", 30.0, NOW)
     assert session.concurrency == "lock"
     assert run(core.open_flow(None, concurrency="none")).concurrency == "none"
     with pytest.raises(ConfigurationError, match="concurrency must be one of"):

@@ -60,7 +60,7 @@ def test_a_locked_load_keeps_the_slide_of_the_open_across_retries(clock: FrozenC
     )
     session = store.run(core.open_flow(target.session_id))
     lock = store.seen[0].lock  # type: ignore[union-attr]
-    assert lock == LockRequest(session.lock_token or "", 30.0)
+    assert lock == LockRequest(session.lock_token or "", 30.0, NOW)
     # Slid already: the save only releases the lock.
     run(core.save_flow(session), Unlock(target.key, session.lock_token or ""))
 

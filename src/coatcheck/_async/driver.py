@@ -74,8 +74,12 @@ async def run_async(flow: Flow[T], store: AsyncStore) -> T:
                     wrote = True
                 elif isinstance(op, ClearExpired):
                     result = await store.clear_expired(op)
-                else:  # Sleep, the one operation that is not the store's: contention back-off
-                    await async_sleep(op.seconds)
+                else:  # Sleep: contention back-off, woken early where the store can tell
+                    wait = getattr(store, "wait_released", None) if op.token else None
+                    if wait is None:
+                        await async_sleep(op.seconds)
+                    else:
+                        await wait(op)
                     result = None
             except Exception as exc:
                 if not wrote and isinstance(op, _WRITES) and not _unsent(store, exc):

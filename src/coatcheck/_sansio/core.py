@@ -10,6 +10,7 @@ because neither contains any logic.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from ..errors import (
     ConfigurationError,
     SessionLocked,
+    StoreError,
 )
 from .config import ConcurrencyMode, SessionConfig, check_mode
 from .contention import Patience
@@ -326,10 +328,15 @@ class SessionCore(SaveRules):
         """Load a record and take its lock, waiting while another request holds it.
 
         ``slide`` stays the one made at the open's ``now`` across retries: it is the session's
-        access time, while the lock's expiry follows the clock.
+        access time, while the lock's expiry follows the clock. ``wait`` is what is left of
+        ``lock_wait`` after this process's own queue (:mod:`coatcheck._gates`); the time spent
+        there counts as waiting for the store's next-in-line order too
+        (:mod:`coatcheck._sansio.line`).
         """
-        lock = LockRequest(lock_token, self.config.lock_timeout)
-        patience = Patience(self._monotonic, self.config.lock_wait if wait is None else wait)
+        limit = self.config.lock_wait if wait is None else wait
+        since = now - (self.config.lock_wait - limit)
+        lock = LockRequest(lock_token, self.config.lock_timeout, since)
+        patience = Patience(self._monotonic, limit)
         while True:
             op = Load(key, now, lock, slide)
             result = yield op
@@ -338,8 +345,13 @@ class SessionCore(SaveRules):
             if result is not LOCKED:
                 raise wrong_answer(self.store_name, op, result)
             if patience.exhausted():
+                # Give up the claim on the next turn, or the waiters behind would wait for
+                # this one until its claim went stale (which is also what happens if the
+                # store fails now: the answer stays SessionLocked).
+                with contextlib.suppress(StoreError):
+                    yield Unlock(key, lock_token)
                 raise SessionLocked(
                     f"another request held the session lock for over {self.config.lock_wait} s"
                 )
-            yield Sleep(patience.pause())
+            yield Sleep(patience.pause(), key, lock_token)
             now = self.clock.now()

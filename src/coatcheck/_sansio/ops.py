@@ -147,10 +147,16 @@ _NUMBERS = (float, int)
 
 @dataclass(frozen=True, slots=True)
 class LockRequest:
-    """Ask ``load`` to take the per-session lock for ``token`` for at most ``ttl`` seconds."""
+    """Ask ``load`` to take the per-session lock for ``token`` for at most ``ttl`` seconds.
+
+    ``since`` is when this request began to wait for the lock, on the caller's clock (None:
+    the load's ``now``): of the requests waiting, the one waiting longest is next in line
+    (:mod:`coatcheck._sansio.line`).
+    """
 
     token: str
     ttl: float
+    since: float | None = None
 
 
 class Slide(NamedTuple):
@@ -247,9 +253,16 @@ class ClearExpired(NamedTuple):
 
 
 class Sleep(NamedTuple):
-    """Wait ``seconds`` before the next operation (contention back-off); no store is asked."""
+    """Wait ``seconds`` before the next operation (contention back-off).
+
+    With ``key`` and ``token`` (a lock waiter's), a store that can tell when that session's
+    lock is released has its ``wait_released(op)`` wait instead, returning as soon as the lock
+    may be ``token``'s to take, at the latest after ``seconds``; any other store is not asked.
+    """
 
     seconds: float
+    key: str | None = None
+    token: str | None = None
 
 
 Operation = Load | Create | Update | Touch | Unlock | Delete | ClearExpired | Sleep

@@ -75,8 +75,12 @@ def run_sync(flow: Flow[T], store: Store) -> T:
                     wrote = True
                 elif isinstance(op, ClearExpired):
                     result = store.clear_expired(op)
-                else:  # Sleep, the one operation that is not the store's: contention back-off
-                    sync_sleep(op.seconds)
+                else:  # Sleep: contention back-off, woken early where the store can tell
+                    wait = getattr(store, "wait_released", None) if op.token else None
+                    if wait is None:
+                        sync_sleep(op.seconds)
+                    else:
+                        wait(op)
                     result = None
             except Exception as exc:
                 if not wrote and isinstance(op, _WRITES) and not _unsent(store, exc):

@@ -29,10 +29,15 @@ memcached) turn ``expires_at - now`` into a TTL of at least one second.
 
     A record whose ``expires_at`` has passed may be returned (the core then deletes it,
     whatever its own timeouts say) or treated as absent (stores with native TTL). With
-    ``lock``, the per-session lock is taken in the same atomic step when it is free, expired,
-    or already held by ``lock.token``, and the record is returned; when another token holds an
-    unexpired lock, ``LOCKED`` is returned and nothing changes. No lock is taken when there is
-    no record.
+    ``lock`` (a :class:`LockRequest`), the per-session lock is taken in the same atomic step
+    when it is free, expired, or already held by ``lock.token``, and the record is returned;
+    when another token holds an unexpired lock, ``LOCKED`` is returned and nothing changes.
+    A store whose ``orders_waiters`` is true serves waiters longest first: beside its holder,
+    each lock keeps the *next* slot (token, since, seen: the waiter that has waited longest),
+    and a free or expired lock is taken only when :func:`coatcheck._sansio.line.decide` says
+    this request's turn has come; the slot changes only as ``decide`` answers, in the same
+    atomic step (a ``LOCKED`` answer may claim it, a taken lock clears it).
+    No lock is taken and no slot claimed when there is no record.
 
     With ``slide`` (a :class:`Slide`), a store whose ``slides_on_load`` is true also does the
     idle timeout's touch in the same atomic step (and round trip): when the record exists, is
@@ -67,7 +72,8 @@ handle=None)) -> int | None``
     version. ``False`` when there is no record (nothing is created). ``unlock`` as for update.
 
 ``unlock(Unlock(key, token)) -> None``
-    Releases the lock when ``token`` holds it; otherwise does nothing.
+    Releases the lock when ``token`` holds it, and (where ``orders_waiters``) empties the
+    *next* slot when ``token`` holds that: a waiter that gives up. Otherwise does nothing.
 
 ``delete(Delete(key, expected_version=None, handle=None)) -> bool``
     Removes the record and its lock; ``True`` when a record was removed. Idempotent: deleting
@@ -91,6 +97,11 @@ Two more methods serve the ``coatcheck`` command, not the session rules:
 
 ``aclose()`` / ``close()``
     Releases connections the store opened itself; a client passed in by the caller is left open.
+
+A store may also have ``wait_released(Sleep(seconds, key, token)) -> None``: wait at most
+``seconds`` (plus its own deadline), returning early once the lock on ``key`` may be free for
+``token`` (released, say, while ``token`` holds the *next* slot). Returning early without a
+release is allowed: the caller loads again either way. Without it, the caller sleeps.
 
 Every store also has ``name`` (a description for error messages, never with a password),
 ``slides_on_load`` (a class attribute: whether ``load`` honours ``slide``) and
@@ -120,6 +131,7 @@ from .._sansio.ops import (
     Locked,
     LockRequest,
     Record,
+    Sleep,
     Slide,
     StoreStats,
     Touch,
@@ -139,6 +151,7 @@ __all__ = [
     "LockRequest",
     "Locked",
     "Record",
+    "Sleep",
     "Slide",
     "Store",
     "StoreOperations",

@@ -6,6 +6,8 @@ import heapq
 import threading
 from dataclasses import dataclass
 
+from ..._flavours import AsyncBell
+from ..._sansio.line import Next, decide
 from ..._sansio.tuples import build
 from ..base import (
     LOCKED,
@@ -15,6 +17,7 @@ from ..base import (
     Load,
     LoadResult,
     Record,
+    Sleep,
     StoreStats,
     Touch,
     Unlock,
@@ -36,6 +39,7 @@ class _Entry:
     expires_at: float
     lock_token: str | None = None
     lock_expires: float = 0.0
+    next: Next | None = None  # the longest waiter for the lock (coatcheck._sansio.line)
 
 
 class AsyncMemoryStore:
@@ -47,6 +51,7 @@ class AsyncMemoryStore:
 
     unavailable_errors: tuple[type[BaseException], ...] = ()
     slides_on_load = True
+    orders_waiters = True
 
     def __init__(self) -> None:
         self.name = "memory://"
@@ -56,6 +61,8 @@ class AsyncMemoryStore:
         # Extending a deadline (what nearly every update and touch does) pushes nothing: the
         # old pair is re-pushed with the new deadline only when it comes due.
         self._heap: list[tuple[float, str]] = []
+        # The doorbells of waiters in wait_released, by token: a release rings the next one's.
+        self._bells: dict[str, AsyncBell] = {}
 
     @classmethod
     def from_url(cls, url: str) -> AsyncMemoryStore:
@@ -90,11 +97,9 @@ class AsyncMemoryStore:
             if entry is None:
                 return None
             if lock is not None:
-                if (
-                    entry.lock_token is not None
-                    and entry.lock_token != lock.token
-                    and entry.lock_expires > now
-                ):
+                holder = entry.lock_token if entry.lock_expires > now else None
+                took, entry.next = decide(holder, entry.next, lock, now)
+                if not took:
                     return LOCKED
                 entry.lock_token, entry.lock_expires = lock.token, now + lock.ttl
             if (
@@ -135,7 +140,7 @@ class AsyncMemoryStore:
                 self._push(expires_at, key)
             entry.expires_at = expires_at
             if op.unlock is not None and entry.lock_token == op.unlock:
-                entry.lock_token = None
+                self._release(entry)
             return entry.version
 
     async def touch(self, op: Touch) -> bool:
@@ -149,14 +154,46 @@ class AsyncMemoryStore:
                 self._push(expires_at, key)
             entry.expires_at = expires_at
             if op.unlock is not None and entry.lock_token == op.unlock:
-                entry.lock_token = None
+                self._release(entry)
             return True
 
     async def unlock(self, op: Unlock) -> None:
         with self._lock:
             entry = self._entries.get(op.key)
-            if entry is not None and entry.lock_token == op.token:
-                entry.lock_token = None
+            if entry is None:
+                return
+            if entry.lock_token == op.token:
+                self._release(entry)
+            elif entry.next is not None and entry.next.token == op.token:
+                entry.next = None  # a waiter that gives up its place
+
+    def _release(self, entry: _Entry) -> None:
+        # Under self._lock: the lock is free; the waiter whose turn it is hears it at once.
+        entry.lock_token = None
+        if entry.next is not None:
+            bell = self._bells.pop(entry.next.token, None)
+            if bell is not None:
+                bell.ring()
+
+    async def wait_released(self, op: Sleep) -> None:
+        """Wait at most ``op.seconds`` for the lock on ``op.key`` to be released while
+        ``op.token`` is next in line (or for it to be free already)."""
+        token = op.token
+        if token is None or op.key is None:
+            return
+        bell = AsyncBell()
+        bell.arm()
+        with self._lock:
+            entry = self._entries.get(op.key)
+            if entry is None or entry.lock_token is None:
+                return
+            self._bells[token] = bell
+        try:
+            await bell.wait(op.seconds)
+        finally:
+            with self._lock:
+                if self._bells.get(token) is bell:
+                    del self._bells[token]
 
     async def delete(self, op: Delete) -> bool:
         key, expected_version = op.key, op.expected_version
@@ -167,6 +204,8 @@ class AsyncMemoryStore:
             ):
                 return False
             del self._entries[key]
+            if entry.next is not None:
+                self._release(entry)  # the waiter loads at once, and finds no record
             return True
 
     async def clear_expired(self, op: ClearExpired) -> int:

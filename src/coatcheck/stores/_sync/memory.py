@@ -7,6 +7,8 @@ import heapq
 import threading
 from dataclasses import dataclass
 
+from ..._flavours import Bell
+from ..._sansio.line import Next, decide
 from ..._sansio.tuples import build
 from ..base import (
     LOCKED,
@@ -16,6 +18,7 @@ from ..base import (
     Load,
     LoadResult,
     Record,
+    Sleep,
     StoreStats,
     Touch,
     Unlock,
@@ -37,6 +40,7 @@ class _Entry:
     expires_at: float
     lock_token: str | None = None
     lock_expires: float = 0.0
+    next: Next | None = None  # the longest waiter for the lock (coatcheck._sansio.line)
 
 
 class MemoryStore:
@@ -48,6 +52,7 @@ class MemoryStore:
 
     unavailable_errors: tuple[type[BaseException], ...] = ()
     slides_on_load = True
+    orders_waiters = True
 
     def __init__(self) -> None:
         self.name = "memory://"
@@ -57,6 +62,8 @@ class MemoryStore:
         # Extending a deadline (what nearly every update and touch does) pushes nothing: the
         # old pair is re-pushed with the new deadline only when it comes due.
         self._heap: list[tuple[float, str]] = []
+        # The doorbells of waiters in wait_released, by token: a release rings the next one's.
+        self._bells: dict[str, Bell] = {}
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStore:
@@ -91,11 +98,9 @@ class MemoryStore:
             if entry is None:
                 return None
             if lock is not None:
-                if (
-                    entry.lock_token is not None
-                    and entry.lock_token != lock.token
-                    and entry.lock_expires > now
-                ):
+                holder = entry.lock_token if entry.lock_expires > now else None
+                took, entry.next = decide(holder, entry.next, lock, now)
+                if not took:
                     return LOCKED
                 entry.lock_token, entry.lock_expires = lock.token, now + lock.ttl
             if (
@@ -136,7 +141,7 @@ class MemoryStore:
                 self._push(expires_at, key)
             entry.expires_at = expires_at
             if op.unlock is not None and entry.lock_token == op.unlock:
-                entry.lock_token = None
+                self._release(entry)
             return entry.version
 
     def touch(self, op: Touch) -> bool:
@@ -150,14 +155,46 @@ class MemoryStore:
                 self._push(expires_at, key)
             entry.expires_at = expires_at
             if op.unlock is not None and entry.lock_token == op.unlock:
-                entry.lock_token = None
+                self._release(entry)
             return True
 
     def unlock(self, op: Unlock) -> None:
         with self._lock:
             entry = self._entries.get(op.key)
-            if entry is not None and entry.lock_token == op.token:
-                entry.lock_token = None
+            if entry is None:
+                return
+            if entry.lock_token == op.token:
+                self._release(entry)
+            elif entry.next is not None and entry.next.token == op.token:
+                entry.next = None  # a waiter that gives up its place
+
+    def _release(self, entry: _Entry) -> None:
+        # Under self._lock: the lock is free; the waiter whose turn it is hears it at once.
+        entry.lock_token = None
+        if entry.next is not None:
+            bell = self._bells.pop(entry.next.token, None)
+            if bell is not None:
+                bell.ring()
+
+    def wait_released(self, op: Sleep) -> None:
+        """Wait at most ``op.seconds`` for the lock on ``op.key`` to be released while
+        ``op.token`` is next in line (or for it to be free already)."""
+        token = op.token
+        if token is None or op.key is None:
+            return
+        bell = Bell()
+        bell.arm()
+        with self._lock:
+            entry = self._entries.get(op.key)
+            if entry is None or entry.lock_token is None:
+                return
+            self._bells[token] = bell
+        try:
+            bell.wait(op.seconds)
+        finally:
+            with self._lock:
+                if self._bells.get(token) is bell:
+                    del self._bells[token]
 
     def delete(self, op: Delete) -> bool:
         key, expected_version = op.key, op.expected_version
@@ -168,6 +205,8 @@ class MemoryStore:
             ):
                 return False
             del self._entries[key]
+            if entry.next is not None:
+                self._release(entry)  # the waiter loads at once, and finds no record
             return True
 
     def clear_expired(self, op: ClearExpired) -> int:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pytest
 
+from .line_contract import AsyncLineContract
 from .lock_contract import AsyncLockContract
 from .record_contract import AsyncRecordContract
 
 __all__ = ["AsyncStoreContract"]
 
 
-class AsyncStoreContract(AsyncRecordContract, AsyncLockContract):
+class AsyncStoreContract(AsyncRecordContract, AsyncLockContract, AsyncLineContract):
     """Every contract test, for an asyncio store.
 
     Needs a ``store`` fixture (function scope) yielding an empty store that no other test

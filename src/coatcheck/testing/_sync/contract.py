@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import pytest
 
+from .line_contract import LineContract
 from .lock_contract import LockContract
 from .record_contract import RecordContract
 
 __all__ = ["StoreContract"]
 
 
-class StoreContract(RecordContract, LockContract):
+class StoreContract(RecordContract, LockContract, LineContract):
     """Every contract test, for an asyncio store.
 
     Needs a ``store`` fixture (function scope) yielding an empty store that no other test
