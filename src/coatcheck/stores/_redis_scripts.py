@@ -12,6 +12,7 @@ import math
 import struct
 from typing import NamedTuple
 
+from .._sansio.line import STALE_AFTER
 from . import _packed
 from .base import Slide
 
@@ -108,29 +109,48 @@ return value
 """
 )
 
-# KEYS: record, lock. ARGV: token, now (packed double), lock expiry (text), lock PX, [slide, PX].
-# Returns the stored value ({value} when it slid), 0 when another token holds an unexpired
-# lock (nothing changes), nil without a record.
+# KEYS: record, lock, next. ARGV: token, now (packed double), lock expiry (text), lock PX,
+# since (packed double), [slide, PX]. Returns the stored value ({value} when it slid), 0 when
+# the lock is not this token's to take (held, or free while a longer waiter is next), nil
+# without a record. The next key holds the longest waiter (coatcheck._sansio.line.decide):
+# packed since and seen, then its token; its PX only clears debris, staleness is by ``seen``.
 LOAD_LOCKED = script(
     """
 local value = redis.call('GET', KEYS[1])
 if not value then return false end"""
     + _NO_TTL
-    + """
+    + f"""
 local now = struct.unpack('>d', ARGV[2])
 local mine = ARGV[3] .. ' ' .. ARGV[1]
+local holder = false
 -- Usually the lock is free (the last request released it), and SET NX takes it at once.
 if not redis.call('SET', KEYS[2], mine, 'PX', ARGV[4], 'NX') then
   local held = redis.call('GET', KEYS[2])
   local sep = string.find(held, ' ', 1, true)
-  if sep and string.sub(held, sep + 1) ~= ARGV[1]
-      and tonumber(string.sub(held, 1, sep - 1)) > now then
+  if sep and tonumber(string.sub(held, 1, sep - 1)) > now then
+    holder = string.sub(held, sep + 1)
+  end
+end
+if holder ~= ARGV[1] then
+  local since = struct.unpack('>d', ARGV[5])
+  local nxt = redis.call('GET', KEYS[3])
+  if nxt and string.len(nxt) > 16 then
+    local nsince, nseen = struct.unpack('>dd', nxt)
+    if string.sub(nxt, 17) ~= ARGV[1] and nseen > now - {STALE_AFTER!r}
+        and since >= nsince then
+      if not holder then redis.call('DEL', KEYS[2]) end  -- SET NX took it: not ours to keep
+      return 0
+    end
+  end
+  if holder then
+    redis.call('SET', KEYS[3], ARGV[5] .. ARGV[2] .. ARGV[1], 'PX', 60000)
     return 0
   end
-  redis.call('SET', KEYS[2], mine, 'PX', ARGV[4])
+  if nxt then redis.call('DEL', KEYS[3]) end
 end
-if not ARGV[5] then return value end"""
-    + _slide("value", "now", "ARGV[5]", "ARGV[6]")
+redis.call('SET', KEYS[2], mine, 'PX', ARGV[4])
+if not ARGV[6] then return value end"""
+    + _slide("value", "now", "ARGV[6]", "ARGV[7]")
     + """
 return value
 """
@@ -172,8 +192,8 @@ return 1
 """
 )
 
-# KEYS: record, lock. ARGV: expected version or ''. Deletes both keys, with an expected version
-# only when the record is stored at it (a rotation retiring the record it copied). Returns 1
+# KEYS: record, lock, next. ARGV: expected version or ''. Deletes all three, with an expected
+# version only when the record is stored at it (a rotation retiring the record it copied). Returns 1
 # when the record was removed. Any version means any value, even of another type: a destroy
 # must work on whatever the key holds.
 RETIRE = script(
@@ -187,13 +207,21 @@ if ARGV[1] ~= '' then
   end
 end
 local removed = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return removed
 """
 )
 
-# KEYS: lock. ARGV: token.
-UNLOCK = script(_release("KEYS[1]", "ARGV[1]") + "\nreturn 0\n")
+# KEYS: lock, next. ARGV: token. Releases the lock this token holds, or gives up its claim on
+# the next turn.
+UNLOCK = script(
+    _release("KEYS[1]", "ARGV[1]")
+    + """
+local nxt = redis.call('GET', KEYS[2])
+if nxt and string.sub(nxt, 17) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 0
+"""
+)
 
 
 # Script arguments go as bytes, which redis-py sends untouched: its encoder tests every other

@@ -98,8 +98,9 @@ class AsyncRedisStore:
     the server restarted), never after a timeout.
 
     Each record is one string under ``{prefix}{<key>}`` (layout in :mod:`coatcheck.stores._packed`)
-    and its lock is ``{prefix}{<key>}:lock``; the braces make the session key the Cluster hash
-    tag, so a record and its lock share a slot and one script can touch both. Every operation is
+    and its lock is ``{prefix}{<key>}:lock``, the longest waiter for it (``orders_waiters``)
+    ``{prefix}{<key>}:next``; the braces make the session key the Cluster hash tag, so a
+    record and its lock share a slot and one script can touch all three. Every operation is
     one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script (EVALSHA)
     where a compare-and-set needs it. ``load`` with a ``slide`` is a script too, which also does
     the idle timeout's touch (times and TTL) when the record is stale, so a read that must slide
@@ -107,6 +108,7 @@ class AsyncRedisStore:
     """
 
     slides_on_load = True
+    orders_waiters = True
     unavailable_errors: tuple[type[BaseException], ...] = (
         redis.exceptions.ConnectionError,
         redis.exceptions.TimeoutError,
@@ -263,10 +265,11 @@ class AsyncRedisStore:
                 _scripts.DOUBLE.pack(now),
                 b"%r" % (now + lock.ttl),
                 b"%d" % max(1, math.ceil(lock.ttl * 1000)),
+                _scripts.DOUBLE.pack(now if lock.since is None else lock.since),
             ]
             if slide is not None:
                 args += (_scripts.slide_arg(slide), _scripts.px(slide.expires_at, now))
-            value = await self._eval(_scripts.LOAD_LOCKED, 2, k, k + b":lock", *args)
+            value = await self._eval(_scripts.LOAD_LOCKED, 3, k, k + b":lock", k + b":next", *args)
             if value == 0:
                 return LOCKED
         elif slide is not None:
@@ -324,12 +327,13 @@ class AsyncRedisStore:
         return bool(await self._eval(_scripts.TOUCH, 2, k, k + b":lock", times, px, token))
 
     async def unlock(self, op: Unlock) -> None:
-        await self._eval(_scripts.UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
+        k = self._key(op.key)
+        await self._eval(_scripts.UNLOCK, 2, k + b":lock", k + b":next", op.token.encode())
 
     async def delete(self, op: Delete) -> bool:
         k = self._key(op.key)
         expected = b"" if op.expected_version is None else b"%d" % op.expected_version
-        return bool(await self._eval(_scripts.RETIRE, 2, k, k + b":lock", expected))
+        return bool(await self._eval(_scripts.RETIRE, 3, k, k + b":lock", k + b":next", expected))
 
     async def clear_expired(self, op: ClearExpired) -> int:
         """Redis drops expired keys itself."""

@@ -99,8 +99,9 @@ class RedisStore:
     the server restarted), never after a timeout.
 
     Each record is one string under ``{prefix}{<key>}`` (layout in :mod:`coatcheck.stores._packed`)
-    and its lock is ``{prefix}{<key>}:lock``; the braces make the session key the Cluster hash
-    tag, so a record and its lock share a slot and one script can touch both. Every operation is
+    and its lock is ``{prefix}{<key>}:lock``, the longest waiter for it (``orders_waiters``)
+    ``{prefix}{<key>}:next``; the braces make the session key the Cluster hash tag, so a
+    record and its lock share a slot and one script can touch all three. Every operation is
     one round trip: plain ``GET``/``SET NX``/``DEL`` where that is enough, a Lua script (EVALSHA)
     where a compare-and-set needs it. ``load`` with a ``slide`` is a script too, which also does
     the idle timeout's touch (times and TTL) when the record is stale, so a read that must slide
@@ -108,6 +109,7 @@ class RedisStore:
     """
 
     slides_on_load = True
+    orders_waiters = True
     unavailable_errors: tuple[type[BaseException], ...] = (
         redis.exceptions.ConnectionError,
         redis.exceptions.TimeoutError,
@@ -264,10 +266,13 @@ class RedisStore:
                 _scripts.DOUBLE.pack(now),
                 b"%r" % (now + lock.ttl),
                 b"%d" % max(1, math.ceil(lock.ttl * 1000)),
+                _scripts.DOUBLE.pack(now if lock.since is None else lock.since),
             ]
             if slide is not None:
                 args += (_scripts.slide_arg(slide), _scripts.px(slide.expires_at, now))
-            value = self._eval(_scripts.LOAD_LOCKED, 2, k, k + b":lock", *args)
+            value = self._eval(
+                _scripts.LOAD_LOCKED, 3, k, k + b":lock", k + b":next", *args
+            )
             if value == 0:
                 return LOCKED
         elif slide is not None:
@@ -325,12 +330,15 @@ class RedisStore:
         return bool(self._eval(_scripts.TOUCH, 2, k, k + b":lock", times, px, token))
 
     def unlock(self, op: Unlock) -> None:
-        self._eval(_scripts.UNLOCK, 1, self._key(op.key) + b":lock", op.token.encode())
+        k = self._key(op.key)
+        self._eval(_scripts.UNLOCK, 2, k + b":lock", k + b":next", op.token.encode())
 
     def delete(self, op: Delete) -> bool:
         k = self._key(op.key)
         expected = b"" if op.expected_version is None else b"%d" % op.expected_version
-        return bool(self._eval(_scripts.RETIRE, 2, k, k + b":lock", expected))
+        return bool(
+            self._eval(_scripts.RETIRE, 3, k, k + b":lock", k + b":next", expected)
+        )
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Redis drops expired keys itself."""
