@@ -266,7 +266,30 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", help="only rows whose 'library variant store' contains this"
     )
     parser.add_argument("--skip-table", action="store_true", help="only the uncontended costs")
+    parser.add_argument(
+        "--contention",
+        metavar="N,M,HOLD_MS,WAIT_S",
+        help="only the lock contention scenario: N processes x M requests holding the lock"
+        " HOLD_MS each, with lock_wait WAIT_S (e.g. 16,10,50,2)",
+    )
+    parser.add_argument(
+        "--stores",
+        default="redis,postgresql,mysql,sqlite,file,memcached",
+        help="stores of the contention scenario",
+    )
     args = parser.parse_args(argv)
+    if args.contention:
+        from _race.contention import contention
+
+        n, m, hold, wait = args.contention.split(",")
+        workdir = Path(tempfile.mkdtemp(prefix="coatcheck-race-"))
+        try:
+            contention(
+                args.stores.split(","), workdir, int(n), int(m), float(hold) / 1000, float(wait)
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     if args.requests is None:
         args.requests = 100 if args.quick else 500
     # Uncontended timing: many short rounds, modes taking turns, beat the VM's drift.
