@@ -270,9 +270,7 @@ class RedisStore:
             ]
             if slide is not None:
                 args += (_scripts.slide_arg(slide), _scripts.px(slide.expires_at, now))
-            value = self._eval(
-                _scripts.LOAD_LOCKED, 3, k, k + b":lock", k + b":next", *args
-            )
+            value = self._eval(_scripts.LOAD_LOCKED, 3, k, k + b":lock", k + b":next", *args)
             if value == 0:
                 return LOCKED
         elif slide is not None:
@@ -336,9 +334,7 @@ class RedisStore:
     def delete(self, op: Delete) -> bool:
         k = self._key(op.key)
         expected = b"" if op.expected_version is None else b"%d" % op.expected_version
-        return bool(
-            self._eval(_scripts.RETIRE, 3, k, k + b":lock", k + b":next", expected)
-        )
+        return bool(self._eval(_scripts.RETIRE, 3, k, k + b":lock", k + b":next", expected))
 
     def clear_expired(self, op: ClearExpired) -> int:
         """Redis drops expired keys itself."""
